@@ -1,0 +1,1 @@
+"""Asterisk Manager Interface: pure framing, and the asyncio client at the edge."""

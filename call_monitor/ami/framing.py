@@ -1,0 +1,212 @@
+"""AMI framing without I/O: bytes in, messages out; actions out as bytes.
+
+The Asterisk Manager Interface sends one banner line (``Asterisk Call Manager/x.y.z``),
+then messages: ``Key: Value`` lines ending in CRLF, each message closed by an empty line.
+
+The framer never raises on input. Whatever bytes arrive, in whatever chunks, it returns
+the same sequence of :class:`Banner`, :class:`AmiMessage` and :class:`FramingError`
+items, so a caller counts the errors and goes on. Text is decoded per whole message:
+decoding per TCP chunk would break a Korean caller name whose UTF-8 bytes straddle
+two chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+
+BANNER_PREFIX = "Asterisk Call Manager/"
+_TERMINATOR = b"\r\n\r\n"
+_EOL = b"\r\n"
+DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024
+_MAX_BANNER = 512
+
+
+@dataclass(frozen=True, slots=True)
+class Banner:
+    """The first line the server sends; ``version`` is the AMI protocol version."""
+
+    version: str
+
+
+@dataclass(frozen=True, slots=True)
+class FramingError:
+    """Input that could not be framed as a message; it was skipped and should be counted."""
+
+    reason: str
+    size: int = field(default=0, compare=False)  # bytes skipped, as far as seen so far
+
+
+@dataclass(frozen=True, slots=True)
+class AmiMessage:
+    """One AMI message.
+
+    ``headers`` maps each key to its first value, in arrival order. Keys that occur more
+    than once (``ChanVariable``, ``Output``) keep every value in ``repeated``.
+    """
+
+    headers: dict[str, str]
+    repeated: dict[str, tuple[str, ...]] | None = None
+    invalid_utf8: bool = False
+
+    @property
+    def event(self) -> str | None:
+        return self.headers.get("Event")
+
+    @property
+    def response(self) -> str | None:
+        return self.headers.get("Response")
+
+    @property
+    def action_id(self) -> str | None:
+        return self.headers.get("ActionID")
+
+    def get(self, key: str, default: str = "") -> str:
+        return self.headers.get(key, default)
+
+    def get_all(self, key: str) -> tuple[str, ...]:
+        if self.repeated is not None and key in self.repeated:
+            return self.repeated[key]
+        value = self.headers.get(key)
+        return () if value is None else (value,)
+
+
+Frame = Banner | AmiMessage | FramingError
+
+
+def parse_message(raw: bytes) -> AmiMessage | FramingError:
+    """Parse the bytes of one message (without its closing empty line)."""
+    try:
+        text = raw.decode("utf-8")
+        invalid_utf8 = False
+    except UnicodeDecodeError:
+        # Keep the message (a Hangup must not be lost over a caller name), mark it.
+        text = raw.decode("utf-8", errors="replace")
+        invalid_utf8 = True
+    headers: dict[str, str] = {}
+    repeated: dict[str, list[str]] | None = None
+    for line in text.split("\r\n"):
+        colon = line.find(":")
+        if colon <= 0:
+            return FramingError("line without 'Key:'", len(raw))
+        key = line[:colon]
+        value = line[colon + 1 :]
+        if value.startswith(" "):
+            value = value[1:]
+        if key in headers:
+            if repeated is None:
+                repeated = {}
+            repeated.setdefault(key, [headers[key]]).append(value)
+        else:
+            headers[key] = value
+    frozen = None if repeated is None else {k: tuple(v) for k, v in repeated.items()}
+    return AmiMessage(headers, frozen, invalid_utf8)
+
+
+@dataclass(slots=True)
+class FramerStats:
+    messages: int = 0
+    errors: int = 0
+    dropped: int = 0
+
+
+@dataclass(slots=True)
+class AmiFramer:
+    """Incremental AMI framer.
+
+    ``ignore_events`` names events dropped by their first line, before they are decoded
+    (``VarSet``, ``Newexten``, ``CEL`` ... carry nothing a monitor needs on a ``read=all``
+    connection). ``expect_banner`` is true for a fresh connection.
+    """
+
+    expect_banner: bool = True
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    ignore_events: Collection[str] = ()
+    stats: FramerStats = field(default_factory=FramerStats)
+    _buffer: bytearray = field(default_factory=bytearray)
+    _scan_from: int = 0
+    _skipping: bool = False
+    _ignored_lines: frozenset[bytes] = frozenset()
+
+    def __post_init__(self) -> None:
+        self._ignored_lines = frozenset(f"Event: {name}".encode() for name in self.ignore_events)
+
+    def feed(self, data: bytes) -> list[Frame]:
+        """Add received bytes; return every frame completed by them."""
+        self._buffer += data
+        frames: list[Frame] = []
+        if self.expect_banner and not self._take_banner(frames):
+            return frames
+        buf = self._buffer
+        start = 0
+        while True:
+            end = buf.find(_TERMINATOR, max(start, self._scan_from))
+            if end < 0:
+                break
+            self._scan_from = 0
+            if self._skipping:
+                self._skipping = False
+            else:
+                self._frame_one(bytes(buf[start:end]), frames)
+            start = end + 4
+        if start:
+            del buf[:start]
+        # Resume the next search where a terminator could still begin.
+        self._scan_from = max(0, len(buf) - 3)
+        if len(buf) > self.max_message_bytes:
+            if not self._skipping:
+                self._error(frames, "message larger than the limit", len(buf))
+                self._skipping = True
+            del buf[: len(buf) - 3]
+            self._scan_from = 0
+        return frames
+
+    def _take_banner(self, frames: list[Frame]) -> bool:
+        eol = self._buffer.find(_EOL, 0, _MAX_BANNER + 2)
+        if eol < 0:
+            if len(self._buffer) > _MAX_BANNER:
+                self.expect_banner = False
+                self._error(frames, "no AMI banner", len(self._buffer))
+            return False
+        line = bytes(self._buffer[:eol]).decode("utf-8", errors="replace")
+        del self._buffer[: eol + 2]
+        self.expect_banner = False
+        if line.startswith(BANNER_PREFIX):
+            frames.append(Banner(line[len(BANNER_PREFIX) :]))
+        else:
+            self._error(frames, "no AMI banner", eol)
+        return True
+
+    def _frame_one(self, raw: bytes, frames: list[Frame]) -> None:
+        if not raw:
+            return  # stray empty line between messages: harmless
+        if len(raw) > self.max_message_bytes:
+            self._error(frames, "message larger than the limit", len(raw))
+            return
+        if self._ignored_lines:
+            eol = raw.find(_EOL)
+            if (raw if eol < 0 else raw[:eol]) in self._ignored_lines:
+                self.stats.dropped += 1
+                return
+        parsed = parse_message(raw)
+        if isinstance(parsed, FramingError):
+            self.stats.errors += 1
+        else:
+            self.stats.messages += 1
+        frames.append(parsed)
+
+    def _error(self, frames: list[Frame], reason: str, size: int) -> None:
+        self.stats.errors += 1
+        frames.append(FramingError(reason, size))
+
+
+def encode_action(action: str, action_id: str, headers: Iterable[tuple[str, str]] = ()) -> bytes:
+    """Serialise an action. Values with CR or LF are refused: they would inject headers."""
+    lines = [("Action", action), ("ActionID", action_id), *headers]
+    out = []
+    for key, value in lines:
+        if not key or any(c in key for c in ":\r\n") or "\r" in value or "\n" in value:
+            raise ValueError(f"AMI header {key!r} has a character that would break framing")
+        out.append(f"{key}: {value}\r\n")
+    out.append("\r\n")
+    return "".join(out).encode("utf-8")

@@ -1,0 +1,1 @@
+"""Calls: the pure correlator that turns AMI events into call records."""

@@ -1,0 +1,104 @@
+"""What the correlator concludes about a call: plain data, no behaviour beyond derived values.
+
+Times are epoch seconds taken from the events' own ``Timestamp`` header, never a clock.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+Direction = Literal["inbound", "outbound", "internal", "unknown"]
+HangupSide = Literal["caller", "staff", "unknown"]
+MissedReason = Literal["no_answer", "caller_abandoned", "busy", "unavailable", "failed"]
+TransferKind = Literal["blind", "attended"]
+
+
+@dataclass(slots=True)
+class Transfer:
+    """One transfer of the customer by a staff member to a colleague."""
+
+    kind: TransferKind
+    started_at: float  # Hold, BlindTransfer or the transfer feature, whichever came first
+    from_ext: str | None
+    to_ext: str | None = None
+    completed: bool = False
+    target_rang_at: float | None = None
+    target_answered_at: float | None = None
+    connected_at: float | None = None  # the customer is talking with the colleague
+
+    @property
+    def wait_seconds(self) -> float | None:
+        if self.connected_at is None:
+            return None
+        return round(self.connected_at - self.started_at, 6)
+
+    @property
+    def target_ring_seconds(self) -> float | None:
+        if self.target_rang_at is None or self.target_answered_at is None:
+            return None
+        return round(self.target_answered_at - self.target_rang_at, 6)
+
+
+@dataclass(slots=True)
+class CallRecord:
+    """One call, from the first channel of a ``Linkedid`` to the last hang-up."""
+
+    linkedid: str
+    started_at: float
+    direction: Direction = "unknown"
+    caller: str = ""  # the customer's number (inbound) or the staff extension (outbound)
+    caller_name: str = ""
+    dialed: str = ""  # what was dialled: an extension, group, queue or external number
+    staff: str | None = None  # outbound/internal: the staff extension that placed the call
+    ring_started_at: float | None = None  # the first staff phone (or the customer) rang
+    answered_at: float | None = None
+    answered_by: str | None = None  # extension; the customer's number for outbound calls
+    picked_up: bool = False  # answered by a colleague through call pickup
+    rang: list[str] = field(default_factory=list)  # extensions that rang, in order
+    ended_at: float | None = None
+    missed: bool = False
+    missed_reason: MissedReason | None = None
+    hangup_first: HangupSide = "unknown"
+    incomplete: bool = False  # the monitor did not see the whole call
+    transfers: list[Transfer] = field(default_factory=list)
+
+    @property
+    def ring_seconds(self) -> float | None:
+        """Seconds from the first ring to the answer (or to the end, if never answered)."""
+        if self.ring_started_at is None:
+            return None
+        stop = self.answered_at if self.answered_at is not None else self.ended_at
+        if stop is None:
+            return None
+        return round(max(0.0, stop - self.ring_started_at), 6)
+
+    @property
+    def answered(self) -> bool:
+        return self.answered_at is not None
+
+
+@dataclass(frozen=True, slots=True)
+class CallStarted:
+    """A new call appeared (first channel of a new ``Linkedid``)."""
+
+    linkedid: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallAnswered:
+    """The call was answered: live boards may show it before the call ends."""
+
+    record: CallRecord
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class CallEnded:
+    """Every channel of the call has hung up (or the call was closed after a gap)."""
+
+    record: CallRecord
+
+
+Fact = CallStarted | CallAnswered | CallEnded

@@ -1,0 +1,1 @@
+"""The charter's clauses as pure rules over call records."""

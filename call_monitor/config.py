@@ -1,0 +1,154 @@
+"""Configuration: a TOML file, every setting also by environment variable.
+
+Environment variables are ``CALLMON_<SECTION>__<KEY>`` (for example
+``CALLMON_AMI__HOST=pbx.example``, ``CALLMON_STORE__URL=postgresql+asyncpg://...``) and win
+over the file. The AMI secret comes from ``CALLMON_AMI__SECRET`` or from the file named by
+``ami.secret_file``; it is a ``SecretStr`` so it is never printed or logged.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+CONFIG_ENV = "CALLMON_CONFIG"
+
+
+class AmiSettings(BaseModel):
+    """Where the PBX is. With no ``host``, ``run`` refuses and ``demo`` plays recordings."""
+
+    host: str | None = None
+    port: int = 5038
+    username: str = "callmon"
+    secret: SecretStr | None = None
+    secret_file: Path | None = None
+    connect_timeout_seconds: float = 5.0
+    action_timeout_seconds: float = 10.0
+    ping_interval_seconds: float = 20.0
+    ping_timeout_seconds: float = 5.0
+    reconnect_initial_seconds: float = 0.5
+    reconnect_max_seconds: float = 30.0
+    # read=all streams are mostly these; dropping them by their first line saves work.
+    ignore_events: list[str] = Field(
+        default_factory=lambda: ["VarSet", "Newexten", "CEL", "Cdr", "RTCPSent", "RTCPReceived"]
+    )
+
+    def resolved_secret(self) -> SecretStr:
+        if self.secret is not None:
+            return self.secret
+        if self.secret_file is not None:
+            return SecretStr(self.secret_file.read_text(encoding="utf-8").strip())
+        raise ValueError("no AMI secret: set CALLMON_AMI__SECRET or ami.secret_file")
+
+
+class CharterSettings(BaseModel):
+    """Thresholds of the charter clauses; the defaults are the charter's own."""
+
+    definitions_version: str = "2026.1"
+    ring_on_seconds: float = 1.0  # Korean ring cadence: 1 s on, 2 s off
+    ring_off_seconds: float = 2.0
+    max_rings_p1: int = 2  # P1: answered within 2 rings
+    apology_from_ring: int = 3  # P2: apology expected when answered on ring 3 or later
+    transfer_limit_seconds: float = 10.0  # P4 / P5
+    count_internal_calls: bool = False
+
+    @property
+    def ring_period_seconds(self) -> float:
+        return self.ring_on_seconds + self.ring_off_seconds
+
+
+class StaffEntry(BaseModel):
+    name: str
+    department: str
+
+
+class DepartmentEntry(BaseModel):
+    direct_number: str | None = None
+
+
+class DirectorySettings(BaseModel):
+    """Who is who: extensions to staff and departments, and which side is the public."""
+
+    staff: dict[str, StaffEntry] = Field(default_factory=dict)
+    departments: dict[str, DepartmentEntry] = Field(default_factory=dict)
+    public_endpoints: list[str] = Field(default_factory=list)
+    public_contexts: list[str] = Field(default_factory=list)
+    # Dialled numbers that ring a group or queue, owned by a department (missed calls).
+    groups: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _departments_known(self) -> DirectorySettings:
+        for staff in self.staff.values():
+            self.departments.setdefault(staff.department, DepartmentEntry())
+        return self
+
+
+def default_directory() -> DirectorySettings:
+    """The PBX of the shipped recordings (used by ``demo`` and by ``replay`` without config)."""
+    return DirectorySettings(
+        staff={
+            "201": StaffEntry(name="Kim Staff", department="민원여권과"),
+            "202": StaffEntry(name="Lee Staff", department="민원여권과"),
+            "203": StaffEntry(name="Park Staff", department="총무과"),
+            "204": StaffEntry(name="Choi Staff", department="감사담당관"),
+        },
+        departments={
+            "민원여권과": DepartmentEntry(direct_number="02-450-1435"),
+            "총무과": DepartmentEntry(direct_number="02-450-7132"),
+            "감사담당관": DepartmentEntry(direct_number="02-450-7083"),
+        },
+        public_endpoints=["pstn"],
+        public_contexts=["from-pstn"],
+        groups={"600": "민원여권과", "700": "민원여권과", "710": "민원여권과"},
+    )
+
+
+class StoreSettings(BaseModel):
+    url: str = "sqlite+aiosqlite:///var/call-monitor.sqlite3"
+    batch_size: int = 200
+    flush_interval_seconds: float = 1.0
+
+
+class WebSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = 8089
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CALLMON_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    ami: AmiSettings = Field(default_factory=AmiSettings)
+    charter: CharterSettings = Field(default_factory=CharterSettings)
+    directory: DirectorySettings = Field(default_factory=default_directory)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file, which arrives as init arguments.
+        return (env_settings, init_settings)
+
+
+def load_settings(config_file: Path | None = None) -> Settings:
+    """Load settings from ``config_file`` (or ``$CALLMON_CONFIG``), then the environment."""
+    path = config_file or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    values: dict[str, Any] = {}
+    if path is not None:
+        with path.open("rb") as fh:
+            values = tomllib.load(fh)
+    return Settings(**values)

@@ -35,7 +35,7 @@ class AmiSettings(BaseModel):
     reconnect_max_seconds: float = 30.0
     # read=all streams are mostly these; dropping them by their first line saves work.
     ignore_events: list[str] = Field(
-        default_factory=lambda: ["VarSet", "Newexten", "CEL", "Cdr", "RTCPSent", "RTCPReceived"]
+        default_factory=lambda: ["VarSet", "Newexten", "Cdr", "RTCPSent", "RTCPReceived"]
     )
 
     def resolved_secret(self) -> SecretStr:

@@ -67,8 +67,8 @@ def rings_heard(ring_seconds: float, charter: CharterSettings) -> int:
 
 
 def call_department(record: CallRecord, directory: Directory) -> str | None:
-    """The department a call belongs to: who answered, else who was dialled."""
-    for extension in (record.answered_by, record.staff, record.dialed):
+    """The department a call belongs to: who answered, else who placed or was dialled."""
+    for extension in (record.answered_by, record.staff, record.dialed, *record.rang):
         department = directory.department_of(extension)
         if department is not None:
             return department
@@ -81,11 +81,21 @@ def judge(record: CallRecord, charter: CharterSettings, directory: Directory) ->
         record.direction == "inbound"
         or (record.direction == "internal" and charter.count_internal_calls)
     )
-    ring_seconds = record.ring_seconds if record.answered else None
+    # Rings are reported for missed calls too (how long the caller waited); P1 and P2
+    # are judged on answered calls only.
+    # The staff side answers only on inbound and internal calls; an outbound call's
+    # answer and hang-up are the customer's, so P1, P2 and P7 are not asked of it.
+    staff_answers = record.direction in ("inbound", "internal")
+    ring_seconds = record.ring_seconds
     rings = None if ring_seconds is None else rings_heard(ring_seconds, charter)
-    p1_met = None if rings is None else rings <= charter.max_rings_p1
-    apology = None if rings is None else rings >= charter.apology_from_ring
-    p7_met = None if record.hangup_first == "unknown" else record.hangup_first == "caller"
+    answered_rings = rings if record.answered and staff_answers else None
+    p1_met = None if answered_rings is None else answered_rings <= charter.max_rings_p1
+    apology = None if answered_rings is None else answered_rings >= charter.apology_from_ring
+    p7_met = (
+        None
+        if record.hangup_first == "unknown" or not staff_answers
+        else record.hangup_first == "caller"
+    )
     transfers = tuple(_judge_transfer(t, charter, directory) for t in record.transfers)
 
     checks: list[Check] = []

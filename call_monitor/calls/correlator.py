@@ -1,0 +1,642 @@
+"""The call correlator: AMI events in, call facts out. Pure: no I/O, no clock.
+
+Channels are followed by ``Uniqueid`` and grouped into calls by ``Linkedid`` (kept by
+Asterisk across transfers, Local channels and pickups). One handler per event type, in
+the ``_HANDLERS`` table at the bottom. Times come only from the events' ``Timestamp``
+header, so a recording replays into the same records every time.
+
+Roles of a call's channels:
+- the *originator* is the first channel (``Uniqueid == Linkedid``): the customer's trunk
+  channel for an inbound call, a staff phone for an outbound or internal call;
+- the *customer* is the party the charter protects: the originator of inbound and internal
+  calls, the dialled trunk channel of an outbound call;
+- every other non-Local channel is a *phone* that can ring and answer.
+
+A handler that raises rejects that one event (a fact says so); the other calls go on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from call_monitor.ami.framing import AmiMessage
+from call_monitor.ami.stream import Resync, StreamItem
+from call_monitor.calls.model import (
+    CallAnswered,
+    CallEnded,
+    CallRecord,
+    CallStarted,
+    Fact,
+    MissedReason,
+    Transfer,
+)
+
+STATE_RINGING = "5"
+STATE_UP = "6"
+# A call with no event for this long (event time) is closed as incomplete: its end was lost.
+MAX_IDLE_SECONDS = 4 * 3600.0
+_SWEEP_EVERY_SECONDS = 60.0
+# Key presses closer than this belong to one run (a feature code and the number after it).
+DTMF_RUN_GAP_SECONDS = 3.0
+# A run of key presses that ended this recently before a transfer started it.
+DTMF_RUN_RECENT_SECONDS = 10.0
+
+_DIAL_FAILURES: dict[str, MissedReason] = {
+    "BUSY": "busy",
+    "CHANUNAVAIL": "unavailable",
+    "CONGESTION": "unavailable",
+    "NOANSWER": "no_answer",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """Which side of the PBX is the public (trunks): from the directory configuration."""
+
+    public_endpoints: frozenset[str] = frozenset()
+    public_contexts: frozenset[str] = frozenset()
+
+    def is_public(self, endpoint: str, context: str) -> bool:
+        return endpoint in self.public_endpoints or context in self.public_contexts
+
+
+@dataclass(frozen=True, slots=True)
+class EventRejected:
+    """An event the correlator could not use: counted and logged by the shell."""
+
+    event: str
+    reason: str
+
+
+Output = Fact | EventRejected
+
+
+def endpoint_of(channel_name: str) -> str:
+    """``PJSIP/201-0000002b`` -> ``201``; ``Local/202@staff-00000004;1`` -> ``202@staff``."""
+    _, _, rest = channel_name.partition("/")
+    rest = rest.split(";", 1)[0]
+    dash = rest.rfind("-")
+    return rest[:dash] if dash > 0 else rest
+
+
+@dataclass(slots=True)
+class Channel:
+    uniqueid: str
+    name: str
+    endpoint: str
+    context: str
+    caller_num: str
+    public: bool
+    local: bool
+    call: CallState
+    rang_at: float | None = None
+    answered_at: float | None = None
+    bridge: str | None = None
+    held_since: float | None = None
+    hangup_requested: bool = False
+    dtmf_run_started: float | None = None  # first digit of the latest run of key presses
+    last_dtmf_at: float | None = None
+
+    def transfer_started(self, ts: float) -> float:
+        """When this staff member started a transfer seen at ``ts``: the first key of the
+        feature code (``*2``, ``##``) if one was just typed, else the Hold, else ``ts``."""
+        started = ts
+        if self.held_since is not None:
+            started = min(started, self.held_since)
+        if (
+            self.dtmf_run_started is not None
+            and self.last_dtmf_at is not None
+            and ts - self.last_dtmf_at <= DTMF_RUN_RECENT_SECONDS
+        ):
+            started = min(started, self.dtmf_run_started)
+        return started
+
+    @property
+    def extension(self) -> str | None:
+        """The staff extension of a phone channel."""
+        if self.public or self.local:
+            return None
+        return self.endpoint
+
+
+@dataclass(slots=True)
+class CallState:
+    record: CallRecord
+    originator: str  # uniqueid
+    channels: dict[str, Channel] = field(default_factory=dict)
+    customer: str | None = None  # uniqueid of the customer's channel
+    dial_attempted: bool = False
+    dial_failure: MissedReason | None = None
+    caller_gave_up: bool = False
+    last_event_at: float = 0.0
+    open_transfer: Transfer | None = None  # a transfer waiting for its target to answer
+    consultation: set[str] = field(default_factory=set)  # channels of an attended transfer
+
+
+@dataclass(slots=True)
+class CorrelatorStats:
+    events: int = 0
+    rejected: int = 0
+    calls_started: int = 0
+    calls_ended: int = 0
+    incomplete_closed: int = 0
+
+
+class Correlator:
+    """Feed it stream items with :meth:`step`; it returns the facts each one produced."""
+
+    def __init__(self, topology: Topology) -> None:
+        self.topology = topology
+        self.stats = CorrelatorStats()
+        self._calls: dict[str, CallState] = {}  # linkedid -> call
+        self._channels: dict[str, Channel] = {}  # uniqueid -> channel
+        self._by_name: dict[str, str] = {}  # channel name -> uniqueid
+        self._bridges: dict[str, set[str]] = {}  # bridge id -> uniqueids
+        self._last_sweep = 0.0
+        self._last_ts = 0.0  # the newest event time seen: the correlator's only clock
+
+    # -- public -------------------------------------------------------------------------
+
+    @property
+    def calls_in_progress(self) -> int:
+        return len(self._calls)
+
+    def step(self, item: StreamItem) -> list[Output]:
+        if isinstance(item, AmiMessage):
+            return self._event(item)
+        if isinstance(item, Resync):
+            return self._resync(item.channels)
+        # LinkUp / LinkDown change nothing by themselves: the Resync after a reconnect
+        # tells which calls survived the gap.
+        return []
+
+    def close_all(self) -> list[Output]:
+        """End of input (a replay's last byte): what is still open was not seen to end."""
+        out: list[Output] = []
+        for call in list(self._calls.values()):
+            self._finish(call, out, incomplete=True)
+        return out
+
+    # -- events -------------------------------------------------------------------------
+
+    def _event(self, msg: AmiMessage) -> list[Output]:
+        name = msg.event or ""
+        handler = _HANDLERS.get(name)
+        if handler is None:
+            return []
+        self.stats.events += 1
+        out: list[Output] = []
+        try:
+            ts = float(msg.headers["Timestamp"])
+        except (KeyError, ValueError):
+            self.stats.rejected += 1
+            return [EventRejected(name, "no valid Timestamp header")]
+        self._last_ts = max(self._last_ts, ts)
+        try:
+            handler(self, msg, ts, out)
+        except (KeyError, ValueError) as exc:
+            self.stats.rejected += 1
+            out.append(EventRejected(name, f"{type(exc).__name__}: {exc}"))
+        if ts - self._last_sweep > _SWEEP_EVERY_SECONDS:
+            self._sweep(ts, out)
+        return out
+
+    def _channel(self, msg: AmiMessage, ts: float, out: list[Output]) -> Channel:
+        """The channel an event is about, created if its Newchannel was never seen."""
+        uniqueid = msg.headers["Uniqueid"]
+        channel = self._channels.get(uniqueid)
+        if channel is None:
+            channel = self._new_channel(msg, ts, out, seen_start=False)
+        channel.call.last_event_at = ts
+        return channel
+
+    def _new_channel(
+        self, msg: AmiMessage, ts: float, out: list[Output], *, seen_start: bool, prefix: str = ""
+    ) -> Channel:
+        h = msg.headers
+        uniqueid = h[prefix + "Uniqueid"]
+        linkedid = h.get(prefix + "Linkedid") or uniqueid
+        name = h[prefix + "Channel"]
+        call = self._calls.get(linkedid)
+        if call is None:
+            record = CallRecord(linkedid=linkedid, started_at=ts, incomplete=not seen_start)
+            call = CallState(record=record, originator=linkedid, last_event_at=ts)
+            self._calls[linkedid] = call
+            self.stats.calls_started += 1
+            out.append(CallStarted(linkedid, ts))
+        elif not seen_start:
+            call.record.incomplete = True
+        endpoint = endpoint_of(name)
+        context = h.get(prefix + "Context", "")
+        channel = Channel(
+            uniqueid=uniqueid,
+            name=name,
+            endpoint=endpoint,
+            context=context,
+            caller_num=h.get(prefix + "CallerIDNum", ""),
+            public=self.topology.is_public(endpoint, context),
+            local=name.startswith("Local/"),
+            call=call,
+        )
+        self._channels[uniqueid] = channel
+        self._by_name[name] = uniqueid
+        call.channels[uniqueid] = channel
+        if uniqueid == call.originator:
+            self._set_originator(
+                call, channel, h.get(prefix + "Exten", ""), h.get(prefix + "CallerIDName", "")
+            )
+        return channel
+
+    def _set_originator(self, call: CallState, channel: Channel, exten: str, name: str) -> None:
+        record = call.record
+        record.caller = channel.caller_num
+        record.caller_name = name
+        record.dialed = exten
+        if channel.public:
+            record.direction = "inbound"
+            call.customer = channel.uniqueid
+        elif not channel.local:
+            record.direction = "internal"  # until it dials the public side
+            record.staff = channel.extension
+            call.customer = channel.uniqueid
+
+    def on_newchannel(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        if msg.headers["Uniqueid"] not in self._channels:
+            self._new_channel(msg, ts, out, seen_start=True)
+
+    def on_newstate(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        channel = self._channel(msg, ts, out)
+        state = msg.headers.get("ChannelState")
+        if channel.local or channel.uniqueid == channel.call.originator:
+            return
+        if state == STATE_RINGING:
+            self._ringing(channel, ts)
+        elif state == STATE_UP:
+            if channel.rang_at is None and channel.answered_at is None:
+                self._ringing(channel, ts)  # answered without a Ringing state (auto-answer)
+            self._answered(channel, ts, out)
+
+    def _ringing(self, channel: Channel, ts: float) -> None:
+        if channel.rang_at is not None:
+            return
+        channel.rang_at = ts
+        call = channel.call
+        record = call.record
+        if channel.public and record.direction == "internal":
+            record.direction = "outbound"
+            call.customer = channel.uniqueid
+            record.staff = record.staff or call.channels[call.originator].extension
+        if record.answered_at is None:
+            call.dial_attempted = True
+            if record.ring_started_at is None or ts < record.ring_started_at:
+                record.ring_started_at = ts
+            if channel.extension is not None and channel.extension not in record.rang:
+                record.rang.append(channel.extension)
+        elif call.open_transfer is not None and call.open_transfer.target_rang_at is None:
+            call.open_transfer.target_rang_at = ts
+            call.open_transfer.to_ext = call.open_transfer.to_ext or channel.extension
+
+    def _answered(self, channel: Channel, ts: float, out: list[Output]) -> None:
+        if channel.answered_at is not None:
+            return
+        channel.answered_at = ts
+        call = channel.call
+        record = call.record
+        if record.answered_at is None:
+            record.answered_at = ts
+            record.answered_by = channel.extension
+            out.append(CallAnswered(record, ts))
+            return
+        transfer = call.open_transfer
+        if transfer is not None and transfer.target_answered_at is None:
+            transfer.target_answered_at = ts
+            transfer.to_ext = channel.extension or transfer.to_ext
+            if transfer.kind == "blind":
+                transfer.connected_at = ts
+                transfer.completed = True
+                call.open_transfer = None
+
+    def on_dialbegin(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        if "DestUniqueid" not in msg.headers:
+            return
+        dest = self._channels.get(msg.headers["DestUniqueid"])
+        if dest is None:
+            dest = self._new_channel(msg, ts, out, seen_start=True, prefix="Dest")
+        call = dest.call
+        call.last_event_at = ts
+        if "Uniqueid" not in msg.headers:
+            return  # dialled by an application (Originate): no caller channel
+        caller = self._channel(msg, ts, out)
+        if dest.public and call.record.direction == "internal":
+            call.record.direction = "outbound"
+            call.customer = dest.uniqueid
+            call.record.dialed = call.record.dialed or msg.headers.get("DialString", "")
+        if call.record.answered_at is None:
+            call.dial_attempted = True
+            return
+        if caller.uniqueid != call.customer and dest.extension is not None:
+            # After the answer, someone other than the customer dials a colleague: the
+            # consultation leg of an attended transfer (Atxfer/*2 dial through Local).
+            self._start_attended(call, dest, ts)
+
+    def _start_attended(self, call: CallState, dest: Channel, ts: float) -> None:
+        if call.open_transfer is not None:
+            return
+        transferer = self._current_staff_channel(call)
+        transfer = Transfer(
+            kind="attended",
+            started_at=transferer.transfer_started(ts) if transferer else ts,
+            from_ext=transferer.extension if transferer else None,
+            to_ext=dest.extension,
+        )
+        call.record.transfers.append(transfer)
+        call.open_transfer = transfer
+        call.consultation.add(dest.uniqueid)
+
+    def _current_staff_channel(self, call: CallState) -> Channel | None:
+        """The staff phone now talking with (or holding) the customer."""
+        customer = call.channels.get(call.customer or "")
+        if customer is not None and customer.bridge is not None:
+            for uid in self._bridges.get(customer.bridge, ()):
+                peer = self._channels.get(uid)
+                if peer is not None and peer.extension is not None:
+                    return peer
+        held = [c for c in call.channels.values() if c.held_since is not None and c.extension]
+        if held:
+            return held[-1]
+        return None
+
+    def on_dialend(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        status = msg.headers.get("DialStatus", "")
+        dest = self._channels.get(msg.headers.get("DestUniqueid", ""))
+        if dest is None:
+            return
+        call = dest.call
+        call.last_event_at = ts
+        failure = _DIAL_FAILURES.get(status)
+        if failure is None:
+            return
+        if call.record.answered_at is None:
+            # BUSY or unavailable outweigh a plain no-answer from another member.
+            if call.dial_failure is None or failure != "no_answer":
+                call.dial_failure = failure
+        elif call.open_transfer is not None and dest.uniqueid in self._transfer_targets(call):
+            call.open_transfer = None  # the colleague did not answer: transfer failed
+
+    def _transfer_targets(self, call: CallState) -> set[str]:
+        return {c.uniqueid for c in call.channels.values() if c.rang_at is not None}
+
+    def on_hangup_request(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        channel = self._channel(msg, ts, out)
+        channel.hangup_requested = True
+        call = channel.call
+        record = call.record
+        if record.hangup_first != "unknown":
+            return
+        if channel.uniqueid == call.customer:
+            if record.answered_at is None:
+                call.caller_gave_up = True
+            record.hangup_first = "caller"
+        elif record.answered_at is not None and self._bridged_with_customer(channel):
+            record.hangup_first = "staff"
+
+    def _bridged_with_customer(self, channel: Channel) -> bool:
+        customer = channel.call.customer
+        if channel.bridge is None or customer is None:
+            return False
+        return customer in self._bridges.get(channel.bridge, ())
+
+    def on_hangup(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        channel = self._channels.get(msg.headers["Uniqueid"])
+        if channel is None:
+            return  # a channel we never saw: nothing to close
+        call = channel.call
+        call.last_event_at = ts
+        self._drop_channel(channel)
+        if call.open_transfer is not None and channel.uniqueid in call.consultation:
+            call.open_transfer = None  # consultation ended without a transfer
+        if not call.channels:
+            call.record.ended_at = ts
+            self._finish(call, out, incomplete=call.record.incomplete)
+
+    def _drop_channel(self, channel: Channel) -> None:
+        self._channels.pop(channel.uniqueid, None)
+        if self._by_name.get(channel.name) == channel.uniqueid:
+            del self._by_name[channel.name]
+        channel.call.channels.pop(channel.uniqueid, None)
+        if channel.bridge is not None:
+            self._leave_bridge(channel)
+
+    def on_bridge_enter(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        channel = self._channel(msg, ts, out)
+        bridge = msg.headers["BridgeUniqueid"]
+        if channel.bridge is not None:
+            self._leave_bridge(channel)
+        channel.bridge = bridge
+        self._bridges.setdefault(bridge, set()).add(channel.uniqueid)
+
+    def on_bridge_leave(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        channel = self._channel(msg, ts, out)
+        if channel.bridge == msg.headers.get("BridgeUniqueid"):
+            self._leave_bridge(channel)
+
+    def _leave_bridge(self, channel: Channel) -> None:
+        members = self._bridges.get(channel.bridge or "")
+        if members is not None:
+            members.discard(channel.uniqueid)
+            if not members:
+                del self._bridges[channel.bridge or ""]
+        channel.bridge = None
+
+    def on_hold(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        channel = self._channel(msg, ts, out)
+        if channel.held_since is None:
+            channel.held_since = ts
+
+    def on_unhold(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        self._channel(msg, ts, out).held_since = None
+
+    def on_dtmf(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        if msg.headers.get("Direction", "Received") != "Received":
+            return
+        self._key_pressed(self._channel(msg, ts, out), ts)
+
+    def on_cel(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        # CEL reaches a read=call user that gets no DTMF events: its DTMF record is the
+        # only sign of a transfer feature code on such a link.
+        if msg.headers.get("EventName") != "DTMF":
+            return
+        channel = self._channels.get(msg.headers["UniqueID"])
+        if channel is not None:
+            self._key_pressed(channel, ts)
+
+    @staticmethod
+    def _key_pressed(channel: Channel, ts: float) -> None:
+        if channel.last_dtmf_at is None or ts - channel.last_dtmf_at > DTMF_RUN_GAP_SECONDS:
+            channel.dtmf_run_started = ts
+        channel.last_dtmf_at = ts
+
+    def on_blind_transfer(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        h = msg.headers
+        if h.get("Result") != "Success":
+            return
+        transferer = self._by_channel_name(h.get("TransfererChannel", ""))
+        transferee = self._by_channel_name(h.get("TransfereeChannel", ""))
+        anchor = transferee or transferer
+        if anchor is None:
+            raise ValueError("BlindTransfer for channels never seen")
+        call = anchor.call
+        call.last_event_at = ts
+        transfer = Transfer(
+            kind="blind",
+            started_at=transferer.transfer_started(ts) if transferer else ts,
+            from_ext=transferer.extension if transferer else None,
+            to_ext=h.get("Extension") or None,
+        )
+        call.record.transfers.append(transfer)
+        call.open_transfer = transfer
+
+    def on_attended_transfer(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        h = msg.headers
+        if h.get("Result") != "Success":
+            return
+        transferee = self._by_channel_name(h.get("TransfereeChannel", ""))
+        first = self._by_channel_name(h.get("OrigTransfererChannel", ""))
+        second = self._by_channel_name(h.get("SecondTransfererChannel", ""))
+        anchor = transferee or first
+        if anchor is None:
+            raise ValueError("AttendedTransfer for channels never seen")
+        call = anchor.call
+        call.last_event_at = ts
+        if second is not None and second.call is not call:
+            # The phone made its own consultation call (SIP REFER/Replaces): merge it.
+            self._absorb(call, second.call)
+        transfer = call.open_transfer
+        if transfer is None or transfer.kind != "attended":
+            transferer = first or second
+            target = self._by_channel_name(h.get("TransferTargetChannel", ""))
+            transfer = Transfer(
+                kind="attended",
+                started_at=transferer.transfer_started(ts) if transferer else ts,
+                from_ext=transferer.extension if transferer else None,
+                to_ext=target.extension if target else None,
+            )
+            call.record.transfers.append(transfer)
+        transfer.completed = True
+        transfer.connected_at = ts
+        call.open_transfer = None
+        call.consultation.clear()
+
+    def on_pickup(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        picker = self._channel(msg, ts, out)
+        target = self._by_channel_name(msg.headers.get("TargetChannel", ""))
+        if target is None:
+            raise ValueError("Pickup of a channel never seen")
+        call = target.call
+        if picker.call is not call:
+            self._absorb(call, picker.call)
+        record = call.record
+        if record.answered_at is None:
+            picker.answered_at = ts
+            record.answered_at = ts
+            record.answered_by = picker.extension
+            record.picked_up = True
+            out.append(CallAnswered(record, ts))
+
+    def _absorb(self, into: CallState, other: CallState) -> None:
+        """Move ``other``'s channels into ``into``; ``other`` was a step of this call."""
+        for channel in list(other.channels.values()):
+            channel.call = into
+            into.channels[channel.uniqueid] = channel
+        other.channels.clear()
+        self._calls.pop(other.record.linkedid, None)
+
+    def _by_channel_name(self, name: str) -> Channel | None:
+        uniqueid = self._by_name.get(name)
+        return None if uniqueid is None else self._channels.get(uniqueid)
+
+    # -- link gaps ----------------------------------------------------------------------
+
+    def _resync(self, listed: Iterable[AmiMessage]) -> list[Output]:
+        """After a reconnect: close calls that ended during the gap, adopt the ones still up."""
+        out: list[Output] = []
+        up: dict[str, AmiMessage] = {}
+        for msg in listed:
+            uniqueid = msg.headers.get("Uniqueid")
+            if uniqueid:
+                up[uniqueid] = msg
+        for call in list(self._calls.values()):
+            vanished = [c for c in call.channels.values() if c.uniqueid not in up]
+            for channel in vanished:
+                self._drop_channel(channel)
+            if vanished:
+                call.record.incomplete = True
+            if not call.channels:
+                self._finish(call, out, incomplete=True)
+        for uniqueid, msg in up.items():
+            if uniqueid in self._channels:
+                continue
+            try:
+                channel = self._new_channel(msg, self._last_ts, out, seen_start=False)
+            except KeyError as exc:
+                self.stats.rejected += 1
+                out.append(EventRejected("CoreShowChannel", f"missing {exc}"))
+                continue
+            if msg.headers.get("BridgeId"):
+                channel.bridge = msg.headers["BridgeId"]
+                self._bridges.setdefault(channel.bridge, set()).add(uniqueid)
+        return out
+
+    def _sweep(self, now: float, out: list[Output]) -> None:
+        self._last_sweep = now
+        for call in list(self._calls.values()):
+            if now - call.last_event_at > MAX_IDLE_SECONDS:
+                for channel in list(call.channels.values()):
+                    self._drop_channel(channel)
+                self._finish(call, out, incomplete=True)
+
+    # -- the end of a call ----------------------------------------------------------------
+
+    def _finish(self, call: CallState, out: list[Output], *, incomplete: bool) -> None:
+        self._calls.pop(call.record.linkedid, None)
+        for channel in list(call.channels.values()):
+            self._drop_channel(channel)
+        record = call.record
+        record.incomplete = incomplete
+        unanswered = record.answered_at is None and record.direction in ("inbound", "internal")
+        if unanswered and call.dial_attempted and not incomplete:
+            record.missed = True
+            if call.caller_gave_up:
+                record.missed_reason = "caller_abandoned"
+            else:
+                record.missed_reason = call.dial_failure or "no_answer"
+        self.stats.calls_ended += 1
+        if incomplete:
+            self.stats.incomplete_closed += 1
+        out.append(CallEnded(record))
+
+
+_Handler = Callable[[Correlator, AmiMessage, float, list[Output]], None]
+
+_HANDLERS: dict[str, _Handler] = {
+    "Newchannel": Correlator.on_newchannel,
+    "Newstate": Correlator.on_newstate,
+    "DialBegin": Correlator.on_dialbegin,
+    "DialEnd": Correlator.on_dialend,
+    "HangupRequest": Correlator.on_hangup_request,
+    "Hangup": Correlator.on_hangup,
+    "BridgeEnter": Correlator.on_bridge_enter,
+    "BridgeLeave": Correlator.on_bridge_leave,
+    "Hold": Correlator.on_hold,
+    "Unhold": Correlator.on_unhold,
+    "BlindTransfer": Correlator.on_blind_transfer,
+    "AttendedTransfer": Correlator.on_attended_transfer,
+    "Pickup": Correlator.on_pickup,
+    "DTMFBegin": Correlator.on_dtmf,
+    "DTMFEnd": Correlator.on_dtmf,
+    "CEL": Correlator.on_cel,
+}
+
+# The events the correlator reads; a framer may drop every other one unparsed.
+EVENTS_USED: frozenset[str] = frozenset(_HANDLERS)

@@ -37,6 +37,8 @@ STATE_UP = "6"
 # A call with no event for this long (event time) is closed as incomplete: its end was lost.
 MAX_IDLE_SECONDS = 4 * 3600.0
 _SWEEP_EVERY_SECONDS = 60.0
+# Ended calls and hung-up channels remembered so late events cannot resurrect them.
+_TOMBSTONES = 50_000
 # Key presses closer than this belong to one run (a feature code and the number after it).
 DTMF_RUN_GAP_SECONDS = 3.0
 # A run of key presses that ended this recently before a transfer started it.
@@ -154,6 +156,7 @@ class Correlator:
         self._by_name: dict[str, str] = {}  # channel name -> uniqueid
         self._bridges: dict[str, set[str]] = {}  # bridge id -> uniqueids
         self._last_sweep = 0.0
+        self._gone: dict[str, None] = {}  # ended linkedids and hung-up uniqueids, oldest first
         self._last_ts = 0.0  # the newest event time seen: the correlator's only clock
 
     # -- public -------------------------------------------------------------------------
@@ -217,6 +220,8 @@ class Correlator:
         h = msg.headers
         uniqueid = h[prefix + "Uniqueid"]
         linkedid = h.get(prefix + "Linkedid") or uniqueid
+        if uniqueid in self._gone or linkedid in self._gone:
+            raise ValueError("event after its channel or call ended")
         name = h[prefix + "Channel"]
         call = self._calls.get(linkedid)
         if call is None:
@@ -262,7 +267,8 @@ class Correlator:
             call.customer = channel.uniqueid
 
     def on_newchannel(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
-        if msg.headers["Uniqueid"] not in self._channels:
+        uniqueid = msg.headers["Uniqueid"]
+        if uniqueid not in self._channels:
             self._new_channel(msg, ts, out, seen_start=True)
 
     def on_newstate(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
@@ -420,7 +426,13 @@ class Correlator:
             call.record.ended_at = ts
             self._finish(call, out, incomplete=call.record.incomplete)
 
+    def _bury(self, key: str) -> None:
+        self._gone[key] = None
+        if len(self._gone) > _TOMBSTONES:
+            del self._gone[next(iter(self._gone))]
+
     def _drop_channel(self, channel: Channel) -> None:
+        self._bury(channel.uniqueid)
         self._channels.pop(channel.uniqueid, None)
         if self._by_name.get(channel.name) == channel.uniqueid:
             del self._by_name[channel.name]
@@ -579,9 +591,9 @@ class Correlator:
                 continue
             try:
                 channel = self._new_channel(msg, self._last_ts, out, seen_start=False)
-            except KeyError as exc:
+            except (KeyError, ValueError) as exc:
                 self.stats.rejected += 1
-                out.append(EventRejected("CoreShowChannel", f"missing {exc}"))
+                out.append(EventRejected("CoreShowChannel", f"{type(exc).__name__}: {exc}"))
                 continue
             if msg.headers.get("BridgeId"):
                 channel.bridge = msg.headers["BridgeId"]
@@ -600,6 +612,7 @@ class Correlator:
 
     def _finish(self, call: CallState, out: list[Output], *, incomplete: bool) -> None:
         self._calls.pop(call.record.linkedid, None)
+        self._bury(call.record.linkedid)
         for channel in list(call.channels.values()):
             self._drop_channel(channel)
         record = call.record

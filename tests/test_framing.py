@@ -1,0 +1,130 @@
+"""The AMI framer: real recordings, edge cases, and properties over any bytes and chunking."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from call_monitor.ami.framing import (
+    AmiFramer,
+    AmiMessage,
+    Banner,
+    Frame,
+    FramingError,
+    encode_action,
+)
+from tests.recordings import RECORDINGS
+
+BANNER = b"Asterisk Call Manager/11.0.0\r\n"
+ALL_RECORDINGS = sorted(RECORDINGS.glob("*.ami"))
+
+
+def frame_in_chunks(data: bytes, cuts: list[int], **kwargs: object) -> list[Frame]:
+    framer = AmiFramer(**kwargs)  # type: ignore[arg-type]
+    frames: list[Frame] = []
+    last = 0
+    for cut in sorted(set(cuts)):
+        frames += framer.feed(data[last:cut])
+        last = cut
+    frames += framer.feed(data[last:])
+    return frames
+
+
+@pytest.mark.parametrize("path", ALL_RECORDINGS, ids=lambda p: p.name)
+def test_recordings_frame_without_errors(path: object) -> None:
+    data = RECORDINGS.joinpath(str(path)).read_bytes()
+    framer = AmiFramer()
+    frames = framer.feed(data)
+    assert frames[0] == Banner("11.0.0")
+    assert framer.stats.errors == 0
+    assert framer.stats.messages == data.count(b"\r\n\r\n")
+    assert all(isinstance(f, AmiMessage) for f in frames[1:])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_recording_is_chunking_invariant(data: st.DataObject) -> None:
+    path = data.draw(st.sampled_from(ALL_RECORDINGS[:8]))
+    raw = path.read_bytes()
+    cuts = data.draw(st.lists(st.integers(0, len(raw)), max_size=300))
+    assert frame_in_chunks(raw, cuts) == AmiFramer().feed(raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=3000), st.lists(st.integers(0, 3000), max_size=40))
+def test_any_bytes_frame_or_count_an_error_whatever_the_chunking(
+    payload: bytes, cuts: list[int]
+) -> None:
+    data = BANNER + payload
+    whole = AmiFramer(max_message_bytes=512)
+    expected = whole.feed(data)
+    assert frame_in_chunks(data, cuts, max_message_bytes=512) == expected
+    for frame in expected:
+        assert isinstance(frame, Banner | AmiMessage | FramingError)
+    assert whole.stats.errors == sum(isinstance(f, FramingError) for f in expected)
+
+
+def test_korean_name_split_across_chunks_survives() -> None:
+    name = "홍길동 민원인"
+    data = BANNER + f"Event: Newchannel\r\nCallerIDName: {name}\r\n\r\n".encode()
+    split = data.index(name.encode()) + 1  # inside the first Hangul syllable's bytes
+    frames = frame_in_chunks(data, [split])
+    message = frames[1]
+    assert isinstance(message, AmiMessage)
+    assert message.get("CallerIDName") == name
+    assert message.invalid_utf8 is False
+
+
+def test_repeated_and_empty_headers_are_kept() -> None:
+    data = BANNER + (
+        b"Event: Newchannel\r\nAccountCode: \r\nChanVariable: a=1\r\n"
+        b"ChanVariable: b=2\r\nExten:\r\n\r\n"
+    )
+    [_, message] = AmiFramer().feed(data)
+    assert isinstance(message, AmiMessage)
+    assert message.get("AccountCode", "missing") == ""
+    assert message.get("Exten", "missing") == ""
+    assert message.get_all("ChanVariable") == ("a=1", "b=2")
+    assert message.get("ChanVariable") == "a=1"
+
+
+def test_invalid_utf8_is_kept_and_marked() -> None:
+    data = BANNER + b"Event: Hangup\r\nCallerIDName: \xff\xfe\r\nUniqueid: 1.1\r\n\r\n"
+    [_, message] = AmiFramer().feed(data)
+    assert isinstance(message, AmiMessage)
+    assert message.invalid_utf8 is True
+    assert message.get("Uniqueid") == "1.1"
+
+
+def test_oversized_message_is_one_error_and_the_next_message_frames() -> None:
+    big = b"Event: X\r\n" + b"Pad: " + b"x" * 5000 + b"\r\n\r\n"
+    data = BANNER + big + b"Event: Ok\r\n\r\n"
+    for cuts in ([], list(range(0, len(data), 7))):
+        frames = frame_in_chunks(data, cuts, max_message_bytes=1024)
+        assert [type(f) for f in frames] == [Banner, FramingError, AmiMessage]
+
+
+def test_line_without_colon_is_an_error_not_a_crash() -> None:
+    frames = AmiFramer().feed(BANNER + b"Event: X\r\ngarbage line\r\n\r\nEvent: Y\r\n\r\n")
+    assert isinstance(frames[1], FramingError)
+    assert isinstance(frames[2], AmiMessage)
+    assert frames[2].event == "Y"
+
+
+def test_missing_banner_is_an_error() -> None:
+    frames = AmiFramer().feed(b"HTTP/1.1 200 OK\r\n\r\n")
+    assert isinstance(frames[0], FramingError)
+
+
+def test_ignored_events_are_dropped_unparsed() -> None:
+    framer = AmiFramer(ignore_events=["VarSet"])
+    frames = framer.feed(BANNER + b"Event: VarSet\r\nX: 1\r\n\r\nEvent: Hangup\r\n\r\n")
+    assert [f.event for f in frames if isinstance(f, AmiMessage)] == ["Hangup"]
+    assert framer.stats.dropped == 1
+
+
+def test_encode_action_refuses_header_injection() -> None:
+    assert encode_action("Ping", "p-1") == b"Action: Ping\r\nActionID: p-1\r\n\r\n"
+    with pytest.raises(ValueError, match="break framing"):
+        encode_action("Login", "l-1", [("Username", "x\r\nAction: Originate")])

@@ -58,7 +58,7 @@ def test_a_bad_event_is_rejected_and_other_calls_go_on() -> None:
     bad = AmiMessage({"Event": "Newstate", "Timestamp": "not a time", "Uniqueid": "x"})
     no_uid = AmiMessage({"Event": "Hangup", "Timestamp": "1.0"})
     items: list[StreamItem] = [bad, no_uid, *good]
-    correlator, out = run(items)
+    _, out = run(items)
     assert sum(isinstance(o, EventRejected) for o in out) == 2
     [ended] = [o for o in out if isinstance(o, CallEnded)]
     assert ended.record.answered_by == "201"

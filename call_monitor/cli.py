@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from call_monitor import service
 from call_monitor.calls.correlator import EventRejected
 from call_monitor.config import Settings, load_settings
 from call_monitor.pipeline import JudgedCall, replay
@@ -67,10 +68,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # migration chatter at start
     if args.command == "replay":
         return _replay(args.files, settings, args.json, args.lang)
-    from call_monitor import service  # the I/O shell; replay does not need it
-
     if args.command == "run":
         return asyncio.run(service.run(settings, lang=args.lang))
     return asyncio.run(service.demo(settings, speed=args.speed, once=args.once, lang=args.lang))

@@ -1,0 +1,426 @@
+"""Prometheus metrics of the monitor, each instance with its own registry.
+
+Rules kept here, and checked by the tests:
+
+- names start with ``callmon_``, use base units (seconds) and counters end in ``_total``;
+- every label value comes from a bounded set: a configured department or extension (through
+  :meth:`Directory.department_label` / :meth:`Directory.staff_label`, else ``"unknown"``),
+  a clause, a result, a direction ... never a phone number, a channel, a caller name or a
+  ``Linkedid``;
+- every label combination exists from the start, at zero, so a board shows 0 rather than
+  "no data" and ``rate()`` sees the first increment.
+
+Two ways values arrive, one place each:
+
+- per finished call, :meth:`CallMetrics.observe_call` (calls, rings, charter checks,
+  transfers, hang-up order);
+- read at scrape time from the components that already count (the AMI link, the
+  correlator, the store, the live call table), through ``watch_*`` providers. Their counts
+  must be cumulative over the life of the process (not reset on reconnect).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from typing import Protocol, TypeVar
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from call_monitor import __version__
+from call_monitor.calls.model import CallRecord
+from call_monitor.charter.rules import CallVerdict, Check
+from call_monitor.directory import UNKNOWN, Directory
+
+log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+
+CHECK_CLAUSES = ("P1", "P2", "P4", "P5", "P7")
+RESULTS = ("met", "breached")
+DIRECTIONS = ("inbound", "outbound", "internal", "unknown")
+OUTCOMES = ("answered", "missed", "incomplete")
+RING_OUTCOMES = ("answered", "missed")
+MISSED_REASONS = ("no_answer", "caller_abandoned", "busy", "unavailable", "failed", UNKNOWN)
+HANGUP_SIDES = ("caller", "staff", "unknown")
+TRANSFER_KINDS = ("blind", "attended")
+TRANSFER_RESULTS = ("met", "breached", "not_judged")
+
+ANSWER_RING_BUCKETS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+RING_SECONDS_BUCKETS = (1.0, 2.0, 3.0, 4.5, 6.0, 9.0, 12.0, 15.0, 20.0, 30.0, 60.0)
+TRANSFER_WAIT_BUCKETS = (1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0)
+
+
+class LinkStatsView(Protocol):
+    """What the AMI client counts (cumulative over the process, across reconnects)."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    @property
+    def events(self) -> int: ...
+
+    @property
+    def framing_errors(self) -> int: ...
+
+    @property
+    def reconnects(self) -> int: ...
+
+
+class CorrelatorStatsView(Protocol):
+    """What the correlator counts (``CorrelatorStats``): events it could not use."""
+
+    @property
+    def rejected(self) -> int: ...
+
+
+class StoreStatsView(Protocol):
+    """What the store writer counts (``WriterStats``): failed batches, evicted calls."""
+
+    @property
+    def failures(self) -> int: ...
+
+    @property
+    def dropped(self) -> int: ...
+
+
+def _bounded(value: str | None, allowed: tuple[str, ...], default: str = UNKNOWN) -> str:
+    return value if value is not None and value in allowed else default
+
+
+def _result(met: bool) -> str:
+    return "met" if met else "breached"
+
+
+class _WatchedCollector:
+    """Values read at scrape time from the pipeline's own counters.
+
+    A provider that raises is logged and its metrics are left out of that scrape; the rest
+    of the scrape still succeeds.
+    """
+
+    def __init__(self) -> None:
+        self.link: Callable[[], LinkStatsView] | None = None
+        self.correlator: Callable[[], CorrelatorStatsView] | None = None
+        self.store: Callable[[], StoreStatsView] | None = None
+        self.in_progress: Callable[[], int] | None = None
+
+    @staticmethod
+    def _families() -> dict[str, GaugeMetricFamily | CounterMetricFamily]:
+        return {
+            "in_progress": GaugeMetricFamily(
+                "callmon_calls_in_progress",
+                "Calls currently up on the PBX, as the monitor sees them.",
+            ),
+            "connected": GaugeMetricFamily(
+                "callmon_ami_connected", "1 while the AMI connection is up and logged in, else 0."
+            ),
+            "events": CounterMetricFamily(
+                "callmon_ami_events", "AMI events received from the PBX."
+            ),
+            "framing": CounterMetricFamily(
+                "callmon_ami_framing_errors",
+                "AMI messages that could not be framed or decoded (oversized, bad headers).",
+            ),
+            "reconnects": CounterMetricFamily(
+                "callmon_ami_reconnects", "AMI connections re-established after a loss."
+            ),
+            "malformed": CounterMetricFamily(
+                "callmon_ami_malformed_events",
+                "AMI events the correlator received but could not use (missing or bad fields).",
+            ),
+            "store_failures": CounterMetricFamily(
+                "callmon_store_write_failures",
+                "Batches of call records the store failed to write (kept and retried).",
+            ),
+            "store_dropped": CounterMetricFamily(
+                "callmon_store_dropped_calls",
+                "Calls evicted unwritten because the store's queue was full (lost).",
+            ),
+        }
+
+    def describe(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
+        return list(self._families().values())
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        families = self._families()
+
+        in_progress = self._read("calls in progress", self.in_progress)
+        if self.in_progress is None:
+            families["in_progress"].add_metric([], 0.0)
+        elif in_progress is not None:
+            families["in_progress"].add_metric([], float(in_progress))
+
+        link = self._read("AMI link", self.link)
+        if self.link is None:
+            for key in ("connected", "events", "framing", "reconnects"):
+                families[key].add_metric([], 0.0)
+        elif link is not None:
+            families["connected"].add_metric([], 1.0 if link.connected else 0.0)
+            families["events"].add_metric([], float(link.events))
+            families["framing"].add_metric([], float(link.framing_errors))
+            families["reconnects"].add_metric([], float(link.reconnects))
+
+        correlator = self._read("correlator", self.correlator)
+        if self.correlator is None:
+            families["malformed"].add_metric([], 0.0)
+        elif correlator is not None:
+            families["malformed"].add_metric([], float(correlator.rejected))
+
+        store = self._read("store", self.store)
+        if self.store is None:
+            families["store_failures"].add_metric([], 0.0)
+            families["store_dropped"].add_metric([], 0.0)
+        elif store is not None:
+            families["store_failures"].add_metric([], float(store.failures))
+            families["store_dropped"].add_metric([], float(store.dropped))
+
+        for family in families.values():
+            if family.samples:
+                yield family
+
+    @staticmethod
+    def _read(what: str, provider: Callable[[], _T] | None) -> _T | None:
+        if provider is None:
+            return None
+        try:
+            return provider()
+        except Exception:
+            log.exception("metrics: reading %s stats failed; left out of this scrape", what)
+            return None
+
+
+class CallMetrics:
+    """The monitor's metrics, on a registry of their own (tests create several)."""
+
+    def __init__(
+        self,
+        directory: Directory,
+        registry: CollectorRegistry | None = None,
+        *,
+        definitions_version: str = "",
+    ) -> None:
+        self.directory = directory
+        self.registry = registry if registry is not None else CollectorRegistry()
+        reg = self.registry
+        departments = [*directory.departments, UNKNOWN]
+        extensions = [*directory.extensions, UNKNOWN]
+
+        self.calls = Counter(
+            "callmon_calls",
+            "Finished calls by direction and outcome (missed: never answered; incomplete: "
+            "the monitor did not see the whole call).",
+            ["direction", "outcome", "department"],
+            registry=reg,
+        )
+        self.missed_calls = Counter(
+            "callmon_missed_calls",
+            "Calls that rang staff and were never answered, by why.",
+            ["direction", "department", "reason"],
+            registry=reg,
+        )
+        self.answer_rings = Histogram(
+            "callmon_answer_rings",
+            "Ring on which customer calls were answered (P1: within 2 rings).",
+            ["department"],
+            buckets=ANSWER_RING_BUCKETS,
+            registry=reg,
+        )
+        self.ring_duration = Histogram(
+            "callmon_ring_duration_seconds",
+            "Customer calls: seconds from the first staff phone ringing to the answer "
+            "(answered) or to the caller giving up (missed).",
+            ["department", "outcome"],
+            buckets=RING_SECONDS_BUCKETS,
+            registry=reg,
+        )
+        self.apology_expected = Counter(
+            "callmon_apology_expected_calls",
+            "Customer calls answered on ring 3 or later, where P2 expects an apology.",
+            ["department"],
+            registry=reg,
+        )
+        self.charter_checks = Counter(
+            "callmon_charter_checks",
+            "Charter clauses judged on customer calls, by department and result.",
+            ["clause", "department", "result"],
+            registry=reg,
+        )
+        self.staff_charter_checks = Counter(
+            "callmon_staff_charter_checks",
+            "Charter clauses judged on customer calls, by staff extension and result.",
+            ["clause", "staff", "result"],
+            registry=reg,
+        )
+        self.transfer_wait = Histogram(
+            "callmon_transfer_wait_seconds",
+            "Customer's wait from the start of a transfer to talking with the colleague "
+            "(P4/P5: under 10 s), by the transferring staff member's department.",
+            ["department"],
+            buckets=TRANSFER_WAIT_BUCKETS,
+            registry=reg,
+        )
+        self.transfers = Counter(
+            "callmon_transfers",
+            "Transfers of customers by kind (attended: the colleague was briefed) and P4 "
+            "result (not_judged: no transfer target was seen).",
+            ["kind", "department", "result"],
+            registry=reg,
+        )
+        self.hangup_first = Counter(
+            "callmon_hangup_first",
+            "Answered customer calls by which side hung up first (P7: the caller).",
+            ["department", "side"],
+            registry=reg,
+        )
+        self.resync_incomplete = Counter(
+            "callmon_resync_incomplete_calls",
+            "Calls closed without the monitor seeing all of them (AMI gap); not judged.",
+            registry=reg,
+        )
+        self.staff_info = Gauge(
+            "callmon_staff_info",
+            "The department of each known staff extension (always 1), for joins.",
+            ["staff", "department"],
+            registry=reg,
+        )
+        self.build_info = Info(
+            "callmon_build", "Version of call-monitor and of the charter definitions.", registry=reg
+        )
+        self.build_info.info(
+            {"version": __version__, "definitions_version": definitions_version or UNKNOWN}
+        )
+        self._watched = _WatchedCollector()
+        reg.register(self._watched)
+
+        # Every series exists from the start, at zero.
+        for department in departments:
+            for direction in DIRECTIONS:
+                for outcome in OUTCOMES:
+                    self.calls.labels(direction, outcome, department)
+                for reason in MISSED_REASONS:
+                    self.missed_calls.labels(direction, department, reason)
+            self.answer_rings.labels(department)
+            for ring_outcome in RING_OUTCOMES:
+                self.ring_duration.labels(department, ring_outcome)
+            self.apology_expected.labels(department)
+            for clause in CHECK_CLAUSES:
+                for result in RESULTS:
+                    self.charter_checks.labels(clause, department, result)
+            self.transfer_wait.labels(department)
+            for kind in TRANSFER_KINDS:
+                for transfer_result in TRANSFER_RESULTS:
+                    self.transfers.labels(kind, department, transfer_result)
+            for side in HANGUP_SIDES:
+                self.hangup_first.labels(department, side)
+        for extension in extensions:
+            for clause in CHECK_CLAUSES:
+                for result in RESULTS:
+                    self.staff_charter_checks.labels(clause, extension, result)
+        for extension in directory.extensions:
+            department = directory.department_label(directory.department_of(extension))
+            self.staff_info.labels(extension, department).set(1)
+
+    # -- scrape-time sources -------------------------------------------------------------
+
+    def watch_link(self, provider: Callable[[], LinkStatsView]) -> None:
+        """AMI link: ``callmon_ami_connected``, ``_events_total``, ``_framing_errors_total``,
+        ``_reconnects_total``. Replaces any earlier provider."""
+        self._watched.link = provider
+
+    def watch_correlator(self, provider: Callable[[], CorrelatorStatsView]) -> None:
+        """Correlator: ``callmon_ami_malformed_events_total`` (e.g. ``lambda: c.stats``)."""
+        self._watched.correlator = provider
+
+    def watch_store(self, provider: Callable[[], StoreStatsView]) -> None:
+        """Store writer: ``callmon_store_write_failures_total``,
+        ``callmon_store_dropped_calls_total`` (e.g. ``lambda: writer.stats``)."""
+        self._watched.store = provider
+
+    def watch_calls_in_progress(self, provider: Callable[[], int]) -> None:
+        """Live call table: ``callmon_calls_in_progress``."""
+        self._watched.in_progress = provider
+
+    # -- per call ----------------------------------------------------------------------
+
+    def observe_call(self, record: CallRecord, verdict: CallVerdict) -> None:
+        """Count one finished call (once per call, when it has ended)."""
+        directory = self.directory
+        department = directory.department_label(verdict.department)
+        direction = _bounded(record.direction, DIRECTIONS)
+        if record.incomplete:
+            self.calls.labels(direction, "incomplete", department).inc()
+            self.resync_incomplete.inc()
+            return
+
+        self.calls.labels(direction, "answered" if record.answered else "missed", department).inc()
+        if record.missed and not record.answered:
+            reason = _bounded(record.missed_reason, MISSED_REASONS)
+            self.missed_calls.labels(direction, department, reason).inc()
+
+        if not verdict.judged:
+            return
+        # Below: customer calls, the ones the charter is measured on.
+        ring_seconds = record.ring_seconds
+        if record.answered:
+            if verdict.rings is not None:
+                self.answer_rings.labels(department).observe(verdict.rings)
+            if ring_seconds is not None:
+                self.ring_duration.labels(department, "answered").observe(ring_seconds)
+            if verdict.apology_expected:
+                self.apology_expected.labels(department).inc()
+            side = _bounded(record.hangup_first, HANGUP_SIDES)
+            self.hangup_first.labels(department, side).inc()
+        elif ring_seconds is not None:
+            self.ring_duration.labels(department, "missed").observe(ring_seconds)
+
+        for transfer, transfer_verdict in zip(record.transfers, verdict.transfers, strict=False):
+            transfer_department = directory.department_label(
+                directory.department_of(transfer.from_ext) or verdict.department
+            )
+            if transfer_verdict.wait_seconds is not None:
+                self.transfer_wait.labels(transfer_department).observe(
+                    transfer_verdict.wait_seconds
+                )
+            result = (
+                "not_judged"
+                if transfer_verdict.p4_met is None
+                else _result(transfer_verdict.p4_met)
+            )
+            kind = _bounded(transfer.kind, TRANSFER_KINDS, default="blind")
+            self.transfers.labels(kind, transfer_department, result).inc()
+
+        self.observe_checks(verdict.checks)
+
+    def observe_checks(self, checks: Iterable[Check]) -> None:
+        """Count judged clauses: those of :func:`judge`, and later the checklist's (P2)."""
+        for check in checks:
+            clause = _bounded(check.clause, CHECK_CLAUSES, default="")
+            if not clause:
+                continue
+            result = _result(check.met)
+            department = self.directory.department_label(check.department)
+            self.charter_checks.labels(clause, department, result).inc()
+            staff = self.directory.staff_label(check.staff)
+            self.staff_charter_checks.labels(clause, staff, result).inc()
+
+    # -- exposition --------------------------------------------------------------------
+
+    def render(self) -> bytes:
+        """The Prometheus text format (0.0.4) of this registry."""
+        return generate_latest(self.registry)
+
+
+__all__ = [
+    "CallMetrics",
+    "CorrelatorStatsView",
+    "LinkStatsView",
+    "StoreStatsView",
+]

@@ -1,0 +1,220 @@
+"""The daemon: one TaskGroup holding the AMI link, the pipeline, the store and the web app.
+
+Shutdown (SIGTERM, SIGINT, or ``stop``) cancels the link first, then hands every item
+already received to the pipeline, then flushes the store: nothing received is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import SecretStr
+
+from call_monitor.ami.client import AmiClient
+from call_monitor.ami.playback import PlaybackServer, chain, recording_path, script_for
+from call_monitor.ami.stream import StreamItem
+from call_monitor.calls.correlator import EventRejected
+from call_monitor.config import Settings
+from call_monitor.metrics import CallMetrics
+from call_monitor.pipeline import JudgedCall, Pipeline
+from call_monitor.store.engine import create_engine
+from call_monitor.store.schema import upgrade
+from call_monitor.store.writer import StoreWriter
+from call_monitor.summary import describe
+from call_monitor.web.app import create_app, serve
+
+log = logging.getLogger(__name__)
+
+QUEUE_SIZE = 10_000
+DEMO_SCENARIOS = [
+    "a_answer_1ring",
+    "c_answer_3rings_breach",
+    "e_blind_transfer",
+    "f1_attended_transfer_2s",
+    "g1_staff_hangs_up_first",
+    "h1_ring_group",
+    "h2_queue_ringall",
+    "i1_group_pickup",
+    "m_caller_abandons_while_ringing",
+    "d_missed_then_callback",
+    "p_internal_call",
+    "j_burst_50",
+]
+
+
+class _Stop(Exception):
+    """Raised inside the TaskGroup to end it on a signal."""
+
+
+@dataclass
+class Daemon:
+    """The running parts, exposed for tests and the demo's summary."""
+
+    settings: Settings
+    secret: SecretStr
+    on_call: Callable[[JudgedCall], None] | None = None
+    queue: asyncio.Queue[StreamItem] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    stop_event: asyncio.Event = field(default_factory=asyncio.Event)
+    web_started: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.pipeline = Pipeline(self.settings)
+        self.client = AmiClient(self.settings.ami, self.secret, self.queue)
+        self.metrics = CallMetrics(
+            self.pipeline.directory, definitions_version=self.settings.charter.definitions_version
+        )
+        self.metrics.watch_link(lambda: _LinkView(self.client))
+        self.metrics.watch_correlator(lambda: self.pipeline.correlator.stats)
+        self.metrics.watch_calls_in_progress(lambda: self.pipeline.correlator.calls_in_progress)
+        self.engine = create_engine(self.settings.store.url)
+        self.writer = StoreWriter(self.engine, self.settings.store)
+        self.metrics.watch_store(lambda: self.writer.stats)
+        self.app = create_app(self.metrics, ready=lambda: self.client.connected)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    async def run(self, *extra: Coroutine[Any, Any, None]) -> None:
+        """Run until stopped; ``extra`` coroutines run supervised alongside (the demo's)."""
+        await upgrade(self.settings.store.url)
+        try:
+            async with asyncio.TaskGroup() as group:
+                for coroutine in extra:
+                    group.create_task(coroutine)
+                group.create_task(self._until_stopped(), name="stop")
+                group.create_task(self.client.run(), name="ami")
+                group.create_task(self._consume(), name="pipeline")
+                group.create_task(self.writer.run(), name="store")
+                group.create_task(
+                    serve(
+                        self.app,
+                        self.settings.web.host,
+                        self.settings.web.port,
+                        started=self.web_started,
+                    ),
+                    name="web",
+                )
+        except* _Stop:
+            log.info("stopping")
+        finally:
+            self._drain()
+            await self.writer.close()
+            await self.engine.dispose()
+
+    async def _until_stopped(self) -> None:
+        await self.stop_event.wait()
+        raise _Stop
+
+    async def _consume(self) -> None:
+        while True:
+            item = await self.queue.get()
+            self._handle(item)
+
+    def _drain(self) -> None:
+        """Items the link received before the stop still reach the pipeline and the store."""
+        while not self.queue.empty():
+            self._handle(self.queue.get_nowait())
+
+    def _handle(self, item: StreamItem) -> None:
+        outputs = self.pipeline.feed(item)
+        for output in outputs:
+            if isinstance(output, EventRejected):
+                log.debug("event %s not used: %s", output.event, output.reason)
+        for judged in self.pipeline.finished(outputs):
+            self.metrics.observe_call(judged.record, judged.verdict)
+            self.writer.submit(judged.record, judged.verdict)
+            if self.on_call is not None:
+                self.on_call(judged)
+
+
+@dataclass(frozen=True)
+class _LinkView:
+    client: AmiClient
+
+    @property
+    def connected(self) -> bool:
+        return self.client.connected
+
+    @property
+    def events(self) -> int:
+        return self.client.stats.events
+
+    @property
+    def framing_errors(self) -> int:
+        return self.client.stats.framing_errors
+
+    @property
+    def reconnects(self) -> int:
+        return self.client.stats.reconnects
+
+
+def _install_signals(daemon: Daemon) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, daemon.stop)
+
+
+async def run(settings: Settings, *, lang: str = "ko") -> int:
+    if not settings.ami.host:
+        print(
+            "call-monitor: no PBX configured (ami.host / CALLMON_AMI__HOST); "
+            "try `call-monitor demo`",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        secret = settings.ami.resolved_secret()
+    except (OSError, ValueError) as exc:
+        print(f"call-monitor: {exc}", file=sys.stderr)
+        return 2
+    daemon = Daemon(settings, secret, on_call=lambda c: log.info("%s", describe(c, lang)))
+    _install_signals(daemon)
+    await daemon.run()
+    return 0
+
+
+async def demo(settings: Settings, *, speed: float, once: bool, lang: str) -> int:
+    """Recorded calls over a real local AMI socket into the real daemon."""
+    # One continuous link: the recordings follow each other with a short pause.
+    script = [chain(script_for(recording_path(f"{name}.ami") for name in DEMO_SCENARIOS))]
+    playback_speed = speed if speed > 0 else float("inf")
+    async with PlaybackServer(
+        script, speed=playback_speed, loop=not once, username="demo", secret="demo"
+    ) as server:
+        ami = settings.ami.model_copy(
+            update={
+                "host": "127.0.0.1",
+                "port": server.port,
+                "username": "demo",
+                "reconnect_initial_seconds": 0.1,
+                "reconnect_max_seconds": 1.0,
+            }
+        )
+        settings = settings.model_copy(update={"ami": ami})
+        daemon = Daemon(settings, SecretStr("demo"), on_call=lambda c: print(describe(c, lang)))
+        _install_signals(daemon)
+        web = f"http://{settings.web.host}:{settings.web.port}"
+        print(
+            f"call-monitor demo: AMI playback on 127.0.0.1:{server.port}, "
+            f"metrics {web}/metrics, store {settings.store.url}",
+            flush=True,
+        )
+        await daemon.run(*([_stop_when_played(server, daemon)] if once else []))
+    return 0
+
+
+async def _stop_when_played(server: PlaybackServer, daemon: Daemon) -> None:
+    await server.finished
+    # Stop once the link has been quiet for a moment and the pipeline has caught up: there
+    # is no event for "the peer sent its last byte and we read it".
+    seen = -1
+    while seen != daemon.client.stats.events or not daemon.queue.empty():
+        seen = daemon.client.stats.events
+        await asyncio.sleep(0.5)
+    daemon.stop()

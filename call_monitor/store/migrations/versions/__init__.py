@@ -1,0 +1,1 @@
+"""Alembic revisions of the store schema (Alembic itself skips this file)."""

@@ -1,0 +1,438 @@
+"""Batched, idempotent, never-dropping writes of finished calls and their verdicts.
+
+:meth:`StoreWriter.submit` is synchronous and cheap: it turns the call into rows at once (a
+snapshot, immune to later changes of the record) and queues them by ``linkedid``; a call
+submitted again before it is written replaces the queued one. :meth:`StoreWriter.run` writes
+the queue in batches of ``batch_size`` calls, each batch in one transaction, every
+``flush_interval_seconds`` or as soon as a batch is full. A call is written as an upsert
+(``INSERT ... ON CONFLICT (linkedid) DO UPDATE`` on SQLite and PostgreSQL) after deleting its
+child rows, so writing the same call twice leaves one call. A failed batch stays queued (the
+failure is logged with its traceback and counted in :attr:`StoreWriter.stats`) and is retried
+with exponential backoff; :meth:`StoreWriter.close` writes what is left. The one exception:
+a call the database refuses for its data (an integrity or data error, say a NUL character in
+PostgreSQL text) would block every later write, so it is written alone, and if still refused
+it is set aside in :attr:`StoreWriter.rejected`, logged with its rows and counted, while
+the rest of the batch goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import delete, insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.base import ReadOnlyColumnCollection
+from sqlalchemy.sql.elements import KeyedColumnElement
+
+from call_monitor.calls.model import CallRecord
+from call_monitor.charter.rules import CallVerdict
+from call_monitor.config import StoreSettings
+from call_monitor.store.engine import create_engine
+from call_monitor.store.models import (
+    CHILD_TABLES,
+    call_rang_table,
+    calls_table,
+    from_epoch,
+    transfers_table,
+    verdicts_table,
+)
+from call_monitor.store.reading import count_calls, load_call
+
+__all__ = ["StoreWriter", "WriterStats", "count_calls", "create_engine", "load_call"]
+
+log = logging.getLogger(__name__)
+
+Row = dict[str, Any]
+MAX_REJECTED = 1000
+# Keeps DELETE ... WHERE linkedid IN (...) well under every backend's bound-parameter limit.
+_IN_CHUNK = 500
+
+
+@dataclass(slots=True)
+class WriterStats:
+    """Counters of a :class:`StoreWriter` (for logs and metrics)."""
+
+    submitted: int = 0  # submit() calls
+    written: int = 0  # calls written (a rewrite of the same call counts again)
+    flushes: int = 0  # batches committed
+    failures: int = 0  # batches that failed (and stayed queued)
+    consecutive_failures: int = 0
+    dropped: int = 0  # calls evicted because the queue passed max_pending
+    rejected: int = 0  # calls the database refused (bad data): set aside, not retried
+    last_error: str | None = None
+    last_flush_monotonic: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _CallRows:
+    call: Row
+    rang: list[Row] = field(default_factory=list)
+    transfers: list[Row] = field(default_factory=list)
+    verdicts: list[Row] = field(default_factory=list)
+
+
+def call_rows(record: CallRecord, verdict: CallVerdict) -> _CallRows:
+    """The rows of one call: ``calls``, ``call_rang``, ``transfers`` and ``verdicts``."""
+    if verdict.linkedid != record.linkedid:
+        raise ValueError(
+            f"verdict of {verdict.linkedid!r} submitted with the record of {record.linkedid!r}"
+        )
+    if len(verdict.transfers) != len(record.transfers):
+        raise ValueError(
+            f"call {record.linkedid!r}: {len(record.transfers)} transfers but "
+            f"{len(verdict.transfers)} transfer verdicts"
+        )
+    linkedid = record.linkedid
+    call: Row = {
+        "linkedid": linkedid,
+        "direction": record.direction,
+        "caller": record.caller,
+        "caller_name": record.caller_name,
+        "dialed": record.dialed,
+        "staff": record.staff,
+        "department": verdict.department,
+        "started_at": from_epoch(record.started_at),
+        "ring_started_at": from_epoch(record.ring_started_at),
+        "answered_at": from_epoch(record.answered_at),
+        "answered_by": record.answered_by,
+        "picked_up": record.picked_up,
+        "ended_at": from_epoch(record.ended_at),
+        "missed": record.missed,
+        "missed_reason": record.missed_reason,
+        "hangup_first": record.hangup_first,
+        "incomplete": record.incomplete,
+        "ring_seconds": record.ring_seconds,
+        "definitions_version": verdict.definitions_version,
+        "judged": verdict.judged,
+        "rings": verdict.rings,
+        "p1_met": verdict.p1_met,
+        "apology_expected": verdict.apology_expected,
+        "p7_met": verdict.p7_met,
+    }
+    rang = [
+        {"linkedid": linkedid, "position": position, "extension": extension}
+        for position, extension in enumerate(record.rang)
+    ]
+    transfers = [
+        {
+            "linkedid": linkedid,
+            "position": position,
+            "kind": transfer.kind,
+            "from_ext": transfer.from_ext,
+            "to_ext": transfer.to_ext,
+            "completed": transfer.completed,
+            "started_at": from_epoch(transfer.started_at),
+            "target_rang_at": from_epoch(transfer.target_rang_at),
+            "target_answered_at": from_epoch(transfer.target_answered_at),
+            "connected_at": from_epoch(transfer.connected_at),
+            "wait_seconds": transfer.wait_seconds,
+            "target_ring_seconds": transfer.target_ring_seconds,
+            "other_department": judged.other_department,
+            "p4_met": judged.p4_met,
+        }
+        for position, (transfer, judged) in enumerate(
+            zip(record.transfers, verdict.transfers, strict=True)
+        )
+    ]
+    ordinals: dict[str, int] = {}
+    verdicts: list[Row] = []
+    for check in verdict.checks:
+        position = ordinals.get(check.clause, 0)
+        ordinals[check.clause] = position + 1
+        verdicts.append(
+            {
+                "linkedid": linkedid,
+                "clause": check.clause,
+                "position": position,
+                "definitions_version": verdict.definitions_version,
+                "met": check.met,
+                "staff": check.staff,
+                "department": check.department,
+            }
+        )
+    return _CallRows(call, rang, transfers, verdicts)
+
+
+class StoreWriter:
+    """Queues finished calls and writes them in batches; see the module docstring.
+
+    ``max_pending`` bounds the queue (default: the larger of 100 000 and 100 batches): past
+    it, the oldest queued call is evicted, logged and counted in ``stats.dropped``. Only a
+    database down for very long gets there; a failed batch is otherwise never dropped.
+    Retries start after ``retry_initial_seconds`` (default: the flush interval, at least
+    0.1 s) and double up to ``retry_max_seconds``.
+    """
+
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        settings: StoreSettings,
+        *,
+        max_pending: int | None = None,
+        retry_initial_seconds: float | None = None,
+        retry_max_seconds: float = 30.0,
+    ) -> None:
+        self._engine = engine
+        self._batch_size = max(1, settings.batch_size)
+        self._interval = max(0.01, settings.flush_interval_seconds)
+        self._max_pending = (
+            max_pending if max_pending is not None else max(100_000, 100 * self._batch_size)
+        )
+        if self._max_pending < 1:
+            raise ValueError("max_pending must be at least 1")
+        self._retry_initial = (
+            retry_initial_seconds if retry_initial_seconds is not None else max(0.1, self._interval)
+        )
+        self._retry_max = max(retry_max_seconds, self._retry_initial)
+        self._pending: dict[str, _CallRows] = {}
+        self._rejected: dict[str, _CallRows] = {}
+        self._lock = asyncio.Lock()
+        self._wake = asyncio.Event()  # a batch is full, or closing
+        self._stop = asyncio.Event()  # closing
+        self._closed = False
+        self.stats = WriterStats()
+
+    @property
+    def pending(self) -> int:
+        """Calls queued and not yet written."""
+        return len(self._pending)
+
+    @property
+    def rejected(self) -> list[str]:
+        """Linkedids of the calls the database refused (newest last, at most 1000)."""
+        return list(self._rejected)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def submit(self, record: CallRecord, verdict: CallVerdict) -> None:
+        """Queue a finished call and its verdict. Never blocks, never awaits.
+
+        Raises ``ValueError`` if the verdict is not the record's, ``RuntimeError`` after
+        :meth:`close`.
+        """
+        if self._closed:
+            raise RuntimeError(f"store writer closed; call {record.linkedid!r} not queued")
+        rows = call_rows(record, verdict)
+        # Re-queue at the end: the newest version of a call is the one written.
+        self._pending.pop(record.linkedid, None)
+        self._rejected.pop(record.linkedid, None)
+        self._pending[record.linkedid] = rows
+        self.stats.submitted += 1
+        while len(self._pending) > self._max_pending:
+            evicted = next(iter(self._pending))
+            del self._pending[evicted]
+            self.stats.dropped += 1
+            log.error(
+                "store queue full (%d calls): call %r dropped without being written",
+                self._max_pending,
+                evicted,
+            )
+        if len(self._pending) >= self._batch_size:
+            self._wake.set()
+
+    async def flush(self) -> None:
+        """Write every call queued so far, ``batch_size`` calls per transaction.
+
+        On failure the unwritten calls stay queued, the failure is logged and counted, and
+        the exception propagates.
+        """
+        async with self._lock:
+            keys = list(self._pending)
+            for start in range(0, len(keys), self._batch_size):
+                batch = [
+                    (key, self._pending[key])
+                    for key in keys[start : start + self._batch_size]
+                    if key in self._pending
+                ]
+                if batch:
+                    await self._flush_batch(batch)
+
+    async def _flush_batch(self, batch: list[tuple[str, _CallRows]]) -> None:
+        try:
+            await self._write(self._engine, [rows for _, rows in batch])
+        except Exception as exc:
+            if not is_data_error(exc):
+                self._count_failure(exc, len(batch))
+                raise
+            if len(batch) == 1:
+                self._reject(*batch[0], exc)
+                return
+            # One call the database refuses must not hold back the others: one by one.
+            log.warning(
+                "store refused a batch of %d calls (%s); writing them one by one",
+                len(batch),
+                type(exc).__name__,
+            )
+            for item in batch:
+                await self._flush_batch([item])
+            return
+        for key, rows in batch:
+            # A newer version submitted meanwhile stays queued.
+            if self._pending.get(key) is rows:
+                del self._pending[key]
+        self.stats.written += len(batch)
+        self.stats.flushes += 1
+        self.stats.consecutive_failures = 0
+        self.stats.last_flush_monotonic = time.monotonic()
+
+    def _count_failure(self, exc: Exception, size: int) -> None:
+        self.stats.failures += 1
+        self.stats.consecutive_failures += 1
+        self.stats.last_error = f"{type(exc).__name__}: {exc}"
+        log.error(
+            "store write of %d calls failed (attempt %d in a row); %d calls kept queued",
+            size,
+            self.stats.consecutive_failures,
+            len(self._pending),
+            exc_info=exc,
+        )
+
+    def _reject(self, key: str, rows: _CallRows, exc: Exception) -> None:
+        self.stats.rejected += 1
+        self.stats.last_error = f"{type(exc).__name__}: {exc}"
+        if self._pending.get(key) is not rows:
+            # Resubmitted meanwhile: the newer version gets its own chance.
+            log.error("store refused call %r; a newer version is queued", key, exc_info=exc)
+            return
+        del self._pending[key]
+        self._rejected[key] = rows
+        while len(self._rejected) > MAX_REJECTED:
+            del self._rejected[next(iter(self._rejected))]
+        log.error("store refused call %r: set aside, not retried", key, exc_info=exc)
+
+    @staticmethod
+    async def _write(engine: AsyncEngine, calls: Sequence[_CallRows]) -> None:
+        async with engine.begin() as conn:
+            linkedids = [rows.call["linkedid"] for rows in calls]
+            for chunk in _chunks(linkedids, _IN_CHUNK):
+                for table in CHILD_TABLES:
+                    await conn.execute(delete(table).where(table.c.linkedid.in_(chunk)))
+            await _upsert_calls(conn, [rows.call for rows in calls])
+            for table, rows_of in (
+                (call_rang_table, [row for rows in calls for row in rows.rang]),
+                (transfers_table, [row for rows in calls for row in rows.transfers]),
+                (verdicts_table, [row for rows in calls for row in rows.verdicts]),
+            ):
+                if rows_of:
+                    await conn.execute(insert(table), rows_of)
+
+    async def run(self) -> None:
+        """Write batches until :meth:`close`; failed batches are retried with backoff.
+
+        Run it as a task; it returns once :meth:`close` is called (``close`` writes the
+        rest). Cancelling it is safe: an interrupted batch stays queued.
+        """
+        backoff = 0.0
+        while not self._stop.is_set():
+            if backoff:
+                await _wait(self._stop, backoff)
+            elif len(self._pending) < self._batch_size:
+                await _wait(self._wake, self._interval)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            if not self._pending:
+                continue
+            try:
+                await self.flush()
+            except Exception:
+                backoff = min(max(2 * backoff, self._retry_initial), self._retry_max)
+                log.warning("store: retrying in %.1f s (%d calls queued)", backoff, self.pending)
+            else:
+                backoff = 0.0
+
+    async def close(self, give_up_after: float | None = 30.0) -> None:
+        """Stop :meth:`run` and write everything queued, retrying for ``give_up_after`` seconds.
+
+        If the database stays unreachable the last error propagates and the calls stay in
+        the queue (``pending``); a later :meth:`flush` can still write them.
+        """
+        self._closed = True
+        self._stop.set()
+        self._wake.set()
+        deadline = None if give_up_after is None else time.monotonic() + give_up_after
+        backoff = self._retry_initial
+        while True:
+            try:
+                await self.flush()
+            except Exception:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    log.error("store closed with %d calls NOT written", self.pending)
+                    raise
+                delay = backoff if remaining is None else min(backoff, remaining)
+                await asyncio.sleep(delay)
+                backoff = min(2 * backoff, self._retry_max)
+            else:
+                return
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """Whether the database refused the data itself (retrying the same rows cannot help).
+
+    Integrity and data errors (SQLSTATE classes 22 and 23, for example a NUL character in
+    PostgreSQL text) and failures to bind a value; not lost connections or missing tables.
+    """
+    if isinstance(exc, IntegrityError | DataError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return False
+        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        return isinstance(code, str) and code[:2] in ("22", "23")
+    return isinstance(exc, StatementError)
+
+
+async def _upsert_calls(conn: AsyncConnection, rows: list[Row]) -> None:
+    dialect = conn.dialect.name
+    if dialect == "sqlite":
+        lite = sqlite.insert(calls_table)
+        await conn.execute(
+            lite.on_conflict_do_update(index_elements=["linkedid"], set_=_updates(lite.excluded)),
+            rows,
+        )
+    elif dialect == "postgresql":
+        pg = postgresql.insert(calls_table)
+        await conn.execute(
+            pg.on_conflict_do_update(index_elements=["linkedid"], set_=_updates(pg.excluded)),
+            rows,
+        )
+    else:
+        # Any other backend: replace the rows (one transaction: no window without them).
+        for chunk in _chunks([row["linkedid"] for row in rows], _IN_CHUNK):
+            await conn.execute(delete(calls_table).where(calls_table.c.linkedid.in_(chunk)))
+        await conn.execute(insert(calls_table), rows)
+
+
+def _updates(excluded: ReadOnlyColumnCollection[str, KeyedColumnElement[Any]]) -> Row:
+    """``SET column = excluded.column`` for every column but the key."""
+    return {
+        column.name: excluded[column.name]
+        for column in calls_table.columns
+        if not column.primary_key
+    }
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    """Wait for ``event`` at most ``seconds``."""
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        pass
+
+
+def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk

@@ -1,0 +1,156 @@
+"""The web app factory, and a uvicorn runner that lives inside the daemon's event loop.
+
+Routes:
+
+- ``GET /metrics``: Prometheus text format (OpenMetrics when the scraper asks for it), served
+  directly, not through ``make_asgi_app`` (mounted at ``/metrics`` it redirects to
+  ``/metrics/``);
+- ``GET /healthz``: the process answers;
+- ``GET /readyz``: 200 while the AMI link is up, else 503.
+
+Later features (supervisor checklist, callbacks, exports) come in as routers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Callable, Generator, Iterable
+from typing import Any
+
+import uvicorn
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import JSONResponse
+from prometheus_client.exposition import choose_encoder
+
+from call_monitor import __version__
+from call_monitor.metrics import CallMetrics
+
+log = logging.getLogger(__name__)
+
+GRACEFUL_SHUTDOWN_SECONDS = 5
+
+
+def create_app(
+    metrics: CallMetrics,
+    ready: Callable[[], bool],
+    *,
+    routers: Iterable[APIRouter] = (),
+) -> FastAPI:
+    """Build the app; ``ready`` says whether the AMI link is up (read on each request)."""
+    app = FastAPI(
+        title="call-monitor",
+        version=__version__,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+    )
+    app.state.metrics = metrics
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics(request: Request) -> Response:
+        # Rendered in the event loop, not a worker thread: the scrape-time providers read
+        # the pipeline's state, which only the loop touches. A scrape takes milliseconds.
+        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        return Response(content=encoder(metrics.registry), media_type=content_type)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz() -> JSONResponse:
+        if ready():
+            return JSONResponse({"status": "ready"})
+        return JSONResponse({"status": "not ready", "reason": "AMI not connected"}, status_code=503)
+
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+class _Server(uvicorn.Server):
+    """uvicorn that leaves signals to the daemon and tells when it listens."""
+
+    def __init__(self, config: uvicorn.Config, started: asyncio.Event | None) -> None:
+        super().__init__(config)
+        self._started_event = started
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        # The daemon owns SIGINT/SIGTERM; it stops us by cancelling the task.
+        yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self._started_event is not None and not self.should_exit:
+            self._started_event.set()
+
+
+async def _bind(host: str, port: int) -> socket.socket:
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    if not infos:
+        raise OSError(f"cannot resolve {host!r}")
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def _run(server: _Server, sock: socket.socket) -> None:
+    try:
+        await server.serve(sockets=[sock])
+    except SystemExit as exc:  # uvicorn exits the process on a failed lifespan startup
+        raise RuntimeError(f"web server failed to start (exit code {exc.code})") from exc
+
+
+async def serve(
+    app: Any,
+    host: str,
+    port: int,
+    *,
+    started: asyncio.Event | None = None,
+) -> None:
+    """Serve ``app`` on ``host:port`` in the running event loop until cancelled.
+
+    Binding errors (port in use, bad address) raise ``OSError`` here. On cancellation the
+    server stops accepting, lets open requests finish (at most
+    ``GRACEFUL_SHUTDOWN_SECONDS``), and the cancellation propagates, so it fits in an
+    ``asyncio.TaskGroup``. ``started`` is set once the socket is listening.
+    """
+    config = uvicorn.Config(
+        app,
+        log_config=None,  # leave the daemon's logging alone
+        access_log=False,
+        lifespan="auto",
+        ws="none",
+        server_header=False,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
+    )
+    sock = await _bind(host, port)
+    server = _Server(config, started)
+    task = asyncio.create_task(_run(server, sock), name=f"web {host}:{port}")
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        server.should_exit = True
+        try:
+            await task
+        except asyncio.CancelledError:
+            server.force_exit = True
+            task.cancel()
+            raise
+        except Exception:
+            log.exception("web server failed while shutting down")
+        raise
+    finally:
+        sock.close()

@@ -1,0 +1,555 @@
+"""CallMetrics: counts per call, bounded labels, series at zero, scrape-time sources."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+
+from call_monitor.calls.correlator import CorrelatorStats
+from call_monitor.calls.model import CallRecord, Transfer
+from call_monitor.charter.rules import Check, judge
+from call_monitor.config import CharterSettings, default_directory
+from call_monitor.directory import Directory
+from call_monitor.metrics import CHECK_CLAUSES, CallMetrics
+from call_monitor.store import WriterStats
+
+DIRECTORY = Directory(default_directory())
+CHARTER = CharterSettings()
+MINWON = "민원여권과"
+CHONGMU = "총무과"
+EVIL_NUMBER = '=cmd|"/C calc"!A0'
+EVIL_NAME = '홍길동\n{evil="1"}'
+
+
+def inbound(
+    *,
+    linkedid: str = "1795848104.1",
+    caller: str = "01012345678",
+    caller_name: str = "Customer",
+    dialed: str = "201",
+    ring_seconds: float | None = 1.0,
+    answered_by: str | None = "201",
+    hangup_first: str = "caller",
+    transfers: list[Transfer] | None = None,
+    missed_reason: str | None = None,
+    incomplete: bool = False,
+    direction: str = "inbound",
+) -> CallRecord:
+    start = 1_795_848_100.0
+    ring_at = start + 0.5
+    answered_at = None
+    if answered_by is not None and ring_seconds is not None:
+        answered_at = ring_at + ring_seconds
+    ended_at = (answered_at or ring_at + (ring_seconds or 0.0)) + 30.0
+    return CallRecord(
+        linkedid=linkedid,
+        started_at=start,
+        direction=direction,  # type: ignore[arg-type]
+        caller=caller,
+        caller_name=caller_name,
+        dialed=dialed,
+        ring_started_at=ring_at,
+        answered_at=answered_at,
+        answered_by=answered_by,
+        rang=[dialed],
+        ended_at=ended_at,
+        missed=answered_by is None,
+        missed_reason=missed_reason,  # type: ignore[arg-type]
+        hangup_first=hangup_first,  # type: ignore[arg-type]
+        incomplete=incomplete,
+        transfers=transfers or [],
+    )
+
+
+def observe(metrics: CallMetrics, record: CallRecord) -> None:
+    metrics.observe_call(record, judge(record, CHARTER, DIRECTORY))
+
+
+def value(metrics: CallMetrics, name: str, **labels: str) -> float:
+    sample = metrics.registry.get_sample_value(name, labels)
+    assert sample is not None, f"no series {name}{labels}"
+    return sample
+
+
+def series_count(metrics: CallMetrics) -> int:
+    return sum(len(family.samples) for family in metrics.registry.collect())
+
+
+@pytest.fixture
+def metrics() -> CallMetrics:
+    return CallMetrics(DIRECTORY, definitions_version=CHARTER.definitions_version)
+
+
+def test_series_exist_at_zero(metrics: CallMetrics) -> None:
+    departments = [*DIRECTORY.departments, "unknown"]
+    for department in departments:
+        for clause in CHECK_CLAUSES:
+            for result in ("met", "breached"):
+                assert (
+                    value(
+                        metrics,
+                        "callmon_charter_checks_total",
+                        clause=clause,
+                        department=department,
+                        result=result,
+                    )
+                    == 0.0
+                )
+        for direction in ("inbound", "outbound", "internal", "unknown"):
+            for outcome in ("answered", "missed", "incomplete"):
+                assert (
+                    value(
+                        metrics,
+                        "callmon_calls_total",
+                        direction=direction,
+                        outcome=outcome,
+                        department=department,
+                    )
+                    == 0.0
+                )
+        assert value(metrics, "callmon_answer_rings_count", department=department) == 0.0
+        assert value(metrics, "callmon_transfer_wait_seconds_count", department=department) == 0
+        for side in ("caller", "staff", "unknown"):
+            assert (
+                value(metrics, "callmon_hangup_first_total", department=department, side=side) == 0
+            )
+    for staff in [*DIRECTORY.extensions, "unknown"]:
+        for clause in CHECK_CLAUSES:
+            assert (
+                value(
+                    metrics,
+                    "callmon_staff_charter_checks_total",
+                    clause=clause,
+                    staff=staff,
+                    result="met",
+                )
+                == 0.0
+            )
+    for name in (
+        "callmon_calls_in_progress",
+        "callmon_ami_connected",
+        "callmon_ami_events_total",
+        "callmon_ami_framing_errors_total",
+        "callmon_ami_malformed_events_total",
+        "callmon_ami_reconnects_total",
+        "callmon_resync_incomplete_calls_total",
+        "callmon_store_write_failures_total",
+        "callmon_store_dropped_calls_total",
+    ):
+        assert value(metrics, name) == 0.0
+    assert (
+        value(metrics, "callmon_build_info", version="0.1.0", definitions_version="2026.1") == 1.0
+    )
+    assert value(metrics, "callmon_staff_info", staff="203", department=CHONGMU) == 1.0
+
+
+def test_names_follow_conventions(metrics: CallMetrics) -> None:
+    for family in metrics.registry.collect():
+        assert family.name.startswith("callmon_"), family.name
+        if family.type == "counter":
+            assert all(s.name.endswith(("_total", "_created")) for s in family.samples), family.name
+        if family.type == "histogram":
+            assert family.name.endswith(("_seconds", "_rings")), family.name
+        assert family.documentation, family.name
+
+
+def test_answered_within_two_rings(metrics: CallMetrics) -> None:
+    observe(metrics, inbound(ring_seconds=4.0))  # ring 2
+    calls = value(
+        metrics, "callmon_calls_total", direction="inbound", outcome="answered", department=MINWON
+    )
+    assert calls == 1.0
+    assert value(metrics, "callmon_answer_rings_count", department=MINWON) == 1.0
+    assert value(metrics, "callmon_answer_rings_bucket", department=MINWON, le="1.0") == 0.0
+    assert value(metrics, "callmon_answer_rings_bucket", department=MINWON, le="2.0") == 1.0
+    assert value(metrics, "callmon_answer_rings_sum", department=MINWON) == 2.0
+    assert value(
+        metrics, "callmon_ring_duration_seconds_sum", department=MINWON, outcome="answered"
+    ) == pytest.approx(4.0)
+    assert (
+        value(metrics, "callmon_charter_checks_total", clause="P1", department=MINWON, result="met")
+        == 1.0
+    )
+    assert (
+        value(metrics, "callmon_staff_charter_checks_total", clause="P1", staff="201", result="met")
+        == 1.0
+    )
+    assert (
+        value(metrics, "callmon_charter_checks_total", clause="P7", department=MINWON, result="met")
+        == 1.0
+    )
+    assert value(metrics, "callmon_hangup_first_total", department=MINWON, side="caller") == 1.0
+    assert value(metrics, "callmon_apology_expected_calls_total", department=MINWON) == 0.0
+
+
+def test_third_ring_breaches_p1_and_expects_apology(metrics: CallMetrics) -> None:
+    observe(
+        metrics, inbound(ring_seconds=7.0, answered_by="203", dialed="203", hangup_first="staff")
+    )
+    assert value(metrics, "callmon_answer_rings_bucket", department=CHONGMU, le="2.0") == 0.0
+    assert value(metrics, "callmon_answer_rings_bucket", department=CHONGMU, le="3.0") == 1.0
+    assert (
+        value(
+            metrics,
+            "callmon_charter_checks_total",
+            clause="P1",
+            department=CHONGMU,
+            result="breached",
+        )
+        == 1.0
+    )
+    assert (
+        value(
+            metrics,
+            "callmon_staff_charter_checks_total",
+            clause="P1",
+            staff="203",
+            result="breached",
+        )
+        == 1.0
+    )
+    assert (
+        value(
+            metrics,
+            "callmon_staff_charter_checks_total",
+            clause="P7",
+            staff="203",
+            result="breached",
+        )
+        == 1.0
+    )
+    assert value(metrics, "callmon_apology_expected_calls_total", department=CHONGMU) == 1.0
+    assert value(metrics, "callmon_hangup_first_total", department=CHONGMU, side="staff") == 1.0
+
+
+def test_missed_call(metrics: CallMetrics) -> None:
+    observe(
+        metrics,
+        inbound(dialed="600", answered_by=None, ring_seconds=4.0, missed_reason="caller_abandoned"),
+    )
+    assert (
+        value(
+            metrics, "callmon_calls_total", direction="inbound", outcome="missed", department=MINWON
+        )
+        == 1.0
+    )
+    assert (
+        value(
+            metrics,
+            "callmon_missed_calls_total",
+            direction="inbound",
+            department=MINWON,
+            reason="caller_abandoned",
+        )
+        == 1.0
+    )
+    assert (
+        value(metrics, "callmon_ring_duration_seconds_count", department=MINWON, outcome="missed")
+        == 1.0
+    )
+    assert value(metrics, "callmon_answer_rings_count", department=MINWON) == 0.0
+    assert sum_checks(metrics) == 0.0
+
+
+def test_missed_without_reason_is_unknown_reason(metrics: CallMetrics) -> None:
+    observe(metrics, inbound(answered_by=None, missed_reason=None))
+    assert (
+        value(
+            metrics,
+            "callmon_missed_calls_total",
+            direction="inbound",
+            department=MINWON,
+            reason="unknown",
+        )
+        == 1.0
+    )
+
+
+def sum_checks(metrics: CallMetrics) -> float:
+    total = 0.0
+    for family in metrics.registry.collect():
+        if family.name in {"callmon_charter_checks", "callmon_staff_charter_checks"}:
+            total += sum(s.value for s in family.samples if s.name.endswith("_total"))
+    return total
+
+
+def test_transfers(metrics: CallMetrics) -> None:
+    started = 1_795_848_120.0
+    transfers = [
+        # attended, to another department, customer connected after 4 s: P4 and P5 met
+        Transfer("attended", started, "201", "203", True, connected_at=started + 4.0),
+        # blind, within the department, connected after 12 s: P4 breached
+        Transfer("blind", started + 20, "201", "202", True, connected_at=started + 32.0),
+        # started, target never seen: not judged
+        Transfer("blind", started + 40, "201"),
+    ]
+    observe(metrics, inbound(transfers=transfers))
+    assert value(metrics, "callmon_transfer_wait_seconds_count", department=MINWON) == 2.0
+    assert value(metrics, "callmon_transfer_wait_seconds_sum", department=MINWON) == 16.0
+    assert (
+        value(metrics, "callmon_transfer_wait_seconds_bucket", department=MINWON, le="10.0") == 1.0
+    )
+    assert (
+        value(metrics, "callmon_transfers_total", kind="attended", department=MINWON, result="met")
+        == 1.0
+    )
+    assert (
+        value(
+            metrics, "callmon_transfers_total", kind="blind", department=MINWON, result="breached"
+        )
+        == 1.0
+    )
+    assert (
+        value(
+            metrics, "callmon_transfers_total", kind="blind", department=MINWON, result="not_judged"
+        )
+        == 1.0
+    )
+    assert (
+        value(metrics, "callmon_staff_charter_checks_total", clause="P4", staff="201", result="met")
+        == 1.0
+    )
+    assert (
+        value(
+            metrics,
+            "callmon_staff_charter_checks_total",
+            clause="P4",
+            staff="201",
+            result="breached",
+        )
+        == 1.0
+    )
+    assert (
+        value(metrics, "callmon_charter_checks_total", clause="P5", department=MINWON, result="met")
+        == 1.0
+    )
+    # P7 goes to the last staff member on the line: 202 (the last completed transfer)
+    assert (
+        value(metrics, "callmon_staff_charter_checks_total", clause="P7", staff="202", result="met")
+        == 1.0
+    )
+
+
+def test_incomplete_call_counts_but_is_not_judged(metrics: CallMetrics) -> None:
+    observe(metrics, inbound(ring_seconds=9.0, incomplete=True))
+    assert (
+        value(
+            metrics,
+            "callmon_calls_total",
+            direction="inbound",
+            outcome="incomplete",
+            department=MINWON,
+        )
+        == 1.0
+    )
+    assert (
+        value(
+            metrics,
+            "callmon_calls_total",
+            direction="inbound",
+            outcome="answered",
+            department=MINWON,
+        )
+        == 0.0
+    )
+    assert value(metrics, "callmon_resync_incomplete_calls_total") == 1.0
+    assert value(metrics, "callmon_answer_rings_count", department=MINWON) == 0.0
+    assert sum_checks(metrics) == 0.0
+
+
+def test_internal_call_is_counted_not_judged(metrics: CallMetrics) -> None:
+    record = inbound(caller="202", direction="internal", ring_seconds=7.0)
+    observe(metrics, record)
+    assert (
+        value(
+            metrics,
+            "callmon_calls_total",
+            direction="internal",
+            outcome="answered",
+            department=MINWON,
+        )
+        == 1.0
+    )
+    assert value(metrics, "callmon_answer_rings_count", department=MINWON) == 0.0
+    assert sum_checks(metrics) == 0.0
+
+
+def test_unknown_extension_is_unknown_staff(metrics: CallMetrics) -> None:
+    observe(metrics, inbound(dialed="299", answered_by="299", ring_seconds=8.0))
+    assert (
+        value(
+            metrics,
+            "callmon_staff_charter_checks_total",
+            clause="P1",
+            staff="unknown",
+            result="breached",
+        )
+        == 1.0
+    )
+    assert (
+        value(
+            metrics,
+            "callmon_charter_checks_total",
+            clause="P1",
+            department="unknown",
+            result="breached",
+        )
+        == 1.0
+    )
+    assert 'staff="299"' not in metrics.render().decode()
+
+
+def test_checklist_checks_can_be_fed(metrics: CallMetrics) -> None:
+    metrics.observe_checks([Check("P2", False, "202", MINWON), Check("P2", True, "999", None)])
+    assert (
+        value(
+            metrics,
+            "callmon_staff_charter_checks_total",
+            clause="P2",
+            staff="202",
+            result="breached",
+        )
+        == 1.0
+    )
+    assert (
+        value(
+            metrics, "callmon_charter_checks_total", clause="P2", department="unknown", result="met"
+        )
+        == 1.0
+    )
+
+
+@pytest.mark.parametrize("evil", [EVIL_NUMBER, EVIL_NAME])
+def test_caller_identity_never_exposed(metrics: CallMetrics, evil: str) -> None:
+    observe(metrics, inbound(caller=evil, caller_name=evil, linkedid="1795848104.77"))
+    # hostile values where extensions go: unknown staff, never echoed
+    observe(metrics, inbound(caller=evil, caller_name=evil, dialed=evil, answered_by=evil))
+    observe(
+        metrics,
+        inbound(
+            caller=evil,
+            caller_name=evil,
+            transfers=[Transfer("attended", 1_795_848_120.0, evil, evil, True)],
+        ),
+    )
+    text = metrics.render().decode()
+    for needle in (evil, "calc", "홍길동", "evil", "01012345678", "1795848104.77"):
+        assert needle not in text
+    assert (
+        value(
+            metrics,
+            "callmon_calls_total",
+            direction="inbound",
+            outcome="answered",
+            department="unknown",
+        )
+        == 1.0
+    )
+    # the output still parses as the Prometheus text format
+    assert list(text_string_to_metric_families(text))
+
+
+def test_labels_stay_bounded_over_many_callers(metrics: CallMetrics) -> None:
+    for n in range(10):  # every path once, so the comparison is not trivially "no calls"
+        observe(metrics, inbound(ring_seconds=float(n)))
+    before = series_count(metrics)
+    for n in range(1000):
+        unknown = f"9{n:03d}"
+        record = inbound(
+            linkedid=f"1795848200.{n}",
+            caller=f"010{n:08d}",
+            caller_name=f"Caller {n}",
+            dialed=unknown if n % 2 else "201",
+            answered_by=unknown if n % 3 else None,
+            ring_seconds=float(n % 13),
+            missed_reason="no_answer",
+            transfers=[Transfer("blind", 1_795_848_130.0, unknown, f"8{n:03d}", True)],
+        )
+        observe(metrics, record)
+    assert series_count(metrics) == before
+
+    allowed = {
+        "department": {*DIRECTORY.departments, "unknown"},
+        "staff": {*DIRECTORY.extensions, "unknown"},
+        "clause": set(CHECK_CLAUSES),
+        "result": {"met", "breached", "not_judged"},
+        "direction": {"inbound", "outbound", "internal", "unknown"},
+        "outcome": {"answered", "missed", "incomplete"},
+        "side": {"caller", "staff", "unknown"},
+        "kind": {"blind", "attended"},
+        "reason": {"no_answer", "caller_abandoned", "busy", "unavailable", "failed", "unknown"},
+    }
+    for family in metrics.registry.collect():
+        for sample in family.samples:
+            for label, label_value in sample.labels.items():
+                if label in {"le", "version", "definitions_version"}:
+                    continue
+                assert label_value in allowed[label], (sample.name, label, label_value)
+
+
+def test_instances_do_not_share_state() -> None:
+    first = CallMetrics(DIRECTORY)
+    second = CallMetrics(DIRECTORY, CollectorRegistry())
+    observe(first, inbound())
+    labels = {"direction": "inbound", "outcome": "answered", "department": MINWON}
+    assert first.registry.get_sample_value("callmon_calls_total", labels) == 1.0
+    assert second.registry.get_sample_value("callmon_calls_total", labels) == 0.0
+
+
+@dataclass
+class FakeLink:
+    connected: bool = False
+    events: int = 0
+    framing_errors: int = 0
+    reconnects: int = 0
+
+
+def test_scrape_time_sources(metrics: CallMetrics) -> None:
+    # the real stats classes of the correlator and the store writer fit the protocols
+    link, correlator, store = FakeLink(), CorrelatorStats(), WriterStats()
+    live = {"a": 1, "b": 2}
+    metrics.watch_link(lambda: link)
+    metrics.watch_correlator(lambda: correlator)
+    metrics.watch_store(lambda: store)
+    metrics.watch_calls_in_progress(lambda: len(live))
+    assert value(metrics, "callmon_ami_connected") == 0.0
+    assert value(metrics, "callmon_calls_in_progress") == 2.0
+
+    link.connected, link.events, link.framing_errors, link.reconnects = True, 1234, 2, 3
+    correlator.rejected = 5
+    store.failures, store.dropped = 7, 1
+    live["c"] = 3
+    assert value(metrics, "callmon_ami_connected") == 1.0
+    assert value(metrics, "callmon_ami_events_total") == 1234.0
+    assert value(metrics, "callmon_ami_framing_errors_total") == 2.0
+    assert value(metrics, "callmon_ami_reconnects_total") == 3.0
+    assert value(metrics, "callmon_ami_malformed_events_total") == 5.0
+    assert value(metrics, "callmon_store_write_failures_total") == 7.0
+    assert value(metrics, "callmon_store_dropped_calls_total") == 1.0
+    assert value(metrics, "callmon_calls_in_progress") == 3.0
+
+
+def test_failing_source_does_not_break_the_scrape(
+    metrics: CallMetrics, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken() -> FakeLink:
+        raise RuntimeError("boom")
+
+    metrics.watch_link(broken)
+    metrics.watch_calls_in_progress(lambda: 4)
+    text = metrics.render().decode()
+    assert "callmon_ami_connected" not in text
+    assert "callmon_calls_in_progress 4.0" in text
+    assert "callmon_calls_total" in text
+    assert "AMI link" in caplog.text
+
+
+def test_render_is_text_format(metrics: CallMetrics) -> None:
+    observe(metrics, inbound())
+    families = {f.name: f for f in text_string_to_metric_families(metrics.render().decode())}
+    assert families["callmon_calls"].type == "counter"
+    assert families["callmon_answer_rings"].type == "histogram"
+    assert families["callmon_ami_connected"].type == "gauge"

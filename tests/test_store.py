@@ -1,0 +1,733 @@
+"""The store on SQLite (a temporary file) and PostgreSQL (a throwaway schema per test).
+
+PostgreSQL is ``postgresql+asyncpg://postgres@127.0.0.1:5432/test`` (or ``$CALLMON_TEST_PG_URL``).
+Outside CI an unreachable server skips its tests; with ``CI=true`` it fails them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import Connection, func, inspect, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from call_monitor.calls.model import CallRecord, Transfer
+from call_monitor.charter.rules import CallVerdict, Check, TransferVerdict
+from call_monitor.config import StoreSettings
+from call_monitor.store import (
+    StoreWriter,
+    count_calls,
+    create_engine,
+    load_call,
+    upgrade,
+)
+from call_monitor.store.models import Base, call_rang_table, transfers_table, verdicts_table
+from call_monitor.store.schema import head_revision
+
+PG_URL = os.environ.get("CALLMON_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").strip().lower() == "true"
+
+T0 = datetime(2026, 3, 2, 1, 2, 3, tzinfo=UTC)
+E0 = T0.timestamp()
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+# --------------------------------------------------------------------------- backends
+
+
+@dataclass
+class Backend:
+    name: str
+    url: str
+    connect_args: dict[str, Any] = field(default_factory=dict)
+
+    def engine(self, url: str | None = None) -> AsyncEngine:
+        return create_engine(url or self.url, connect_args=self.connect_args)
+
+    async def migrate(self, url: str | None = None) -> None:
+        await upgrade(url or self.url, connect_args=self.connect_args)
+
+
+@contextlib.asynccontextmanager
+async def postgres_schema() -> AsyncIterator[Backend]:
+    """A fresh schema on the test server, dropped afterwards."""
+    admin = create_async_engine(
+        PG_URL, poolclass=NullPool, isolation_level="AUTOCOMMIT", connect_args={"timeout": 5}
+    )
+    try:
+        try:
+            async with admin.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except (OSError, TimeoutError, SQLAlchemyError) as exc:
+            reason = f"PostgreSQL at {PG_URL} unreachable: {type(exc).__name__}: {exc}"
+            if IN_CI:
+                pytest.fail(f"{reason} (CI=true: PostgreSQL is required)")
+            pytest.skip(reason)
+        schema = f"callmon_test_{uuid.uuid4().hex}"
+        async with admin.connect() as conn:
+            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        try:
+            yield Backend("postgresql", PG_URL, {"server_settings": {"search_path": schema}})
+        finally:
+            async with admin.connect() as conn:
+                await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    finally:
+        await admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    if request.param == "sqlite":
+        yield Backend("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'db' / 'calls.sqlite3'}")
+        return
+    async with postgres_schema() as pg:
+        yield pg
+
+
+@pytest.fixture
+async def engine(backend: Backend) -> AsyncIterator[AsyncEngine]:
+    await backend.migrate()
+    engine = backend.engine()
+    try:
+        yield engine
+    finally:
+        await engine.dispose()
+
+
+def settings(batch_size: int = 200, flush_interval_seconds: float = 3600.0) -> StoreSettings:
+    return StoreSettings(batch_size=batch_size, flush_interval_seconds=flush_interval_seconds)
+
+
+# --------------------------------------------------------------------------- calls
+
+
+STRANGE_NAMES = [
+    '=HYPERLINK("http://evil.example","click")',
+    "홍길동 😀",
+    "Robert'); DROP TABLE calls;--",
+    "+cmd|' /C calc'!A0",
+    '"quoted" \\ back\\slash \t tab \n newline',
+    "%s %(name)s {0} ? :name $1",
+    "",
+]
+
+
+def transferred_call() -> tuple[CallRecord, CallVerdict]:
+    """An inbound call answered on ring 2, transferred to another department, then a retry."""
+    record = CallRecord(
+        linkedid="1772413323.101",
+        started_at=E0,
+        direction="inbound",
+        caller="01012345678",
+        caller_name="홍길동 😀",
+        dialed="600",
+        ring_started_at=E0 + 0.123456,
+        answered_at=E0 + 5.999999,
+        answered_by="201",
+        rang=["201", "202", "201"],
+        ended_at=E0 + 95.5,
+        hangup_first="caller",
+        transfers=[
+            Transfer(
+                kind="attended",
+                started_at=E0 + 30.25,
+                from_ext="201",
+                to_ext="203",
+                completed=True,
+                target_rang_at=E0 + 31.0,
+                target_answered_at=E0 + 34.000001,
+                connected_at=E0 + 36.5,
+            ),
+            Transfer(kind="blind", started_at=E0 + 60.0, from_ext="203", to_ext="204"),
+        ],
+    )
+    verdict = CallVerdict(
+        linkedid=record.linkedid,
+        definitions_version="2026.1",
+        department="민원여권과",
+        judged=True,
+        rings=2,
+        p1_met=True,
+        apology_expected=False,
+        p7_met=True,
+        transfers=(
+            TransferVerdict(6.25, 3.000001, True, True),
+            TransferVerdict(None, None, None, False),
+        ),
+        checks=(
+            Check("P1", True, "201", "민원여권과"),
+            Check("P4", True, "201", "민원여권과"),
+            Check("P5", True, "201", "민원여권과"),
+            Check("P4", False, "203", "총무과"),
+            Check("P7", True, "204", "감사담당관"),
+        ),
+    )
+    return record, verdict
+
+
+def simple_call(
+    linkedid: str, caller_name: str = "", offset: float = 0.0
+) -> tuple[CallRecord, CallVerdict]:
+    record = CallRecord(
+        linkedid=linkedid,
+        started_at=E0 + offset,
+        direction="inbound",
+        caller=f"+82-10-{caller_name[:4]}",
+        caller_name=caller_name,
+        dialed=caller_name or "700",
+        ring_started_at=E0 + offset + 1,
+        ended_at=E0 + offset + 31,
+        missed=True,
+        missed_reason="caller_abandoned",
+        rang=["202"],
+    )
+    verdict = CallVerdict(
+        linkedid=linkedid,
+        definitions_version="2026.1",
+        department="민원여권과",
+        judged=True,
+        rings=None,
+        p1_met=None,
+        apology_expected=None,
+        p7_met=None,
+        transfers=(),
+        checks=(),
+    )
+    return record, verdict
+
+
+EXPECTED_TRANSFERRED: dict[str, Any] = {
+    "linkedid": "1772413323.101",
+    "direction": "inbound",
+    "caller": "01012345678",
+    "caller_name": "홍길동 😀",
+    "dialed": "600",
+    "staff": None,
+    "department": "민원여권과",
+    "started_at": at(0),
+    "ring_started_at": at(0.123456),
+    "answered_at": at(5.999999),
+    "answered_by": "201",
+    "picked_up": False,
+    "ended_at": at(95.5),
+    "missed": False,
+    "missed_reason": None,
+    "hangup_first": "caller",
+    "incomplete": False,
+    "ring_seconds": 5.876543,
+    "definitions_version": "2026.1",
+    "judged": True,
+    "rings": 2,
+    "p1_met": True,
+    "apology_expected": False,
+    "p7_met": True,
+    "rang": ["201", "202", "201"],
+    "transfers": [
+        {
+            "position": 0,
+            "kind": "attended",
+            "from_ext": "201",
+            "to_ext": "203",
+            "completed": True,
+            "started_at": at(30.25),
+            "target_rang_at": at(31.0),
+            "target_answered_at": at(34.000001),
+            "connected_at": at(36.5),
+            "wait_seconds": 6.25,
+            "target_ring_seconds": 3.000001,
+            "other_department": True,
+            "p4_met": True,
+        },
+        {
+            "position": 1,
+            "kind": "blind",
+            "from_ext": "203",
+            "to_ext": "204",
+            "completed": False,
+            "started_at": at(60.0),
+            "target_rang_at": None,
+            "target_answered_at": None,
+            "connected_at": None,
+            "wait_seconds": None,
+            "target_ring_seconds": None,
+            "other_department": None,
+            "p4_met": False,
+        },
+    ],
+    "checks": [
+        {
+            "clause": "P1",
+            "position": 0,
+            "definitions_version": "2026.1",
+            "met": True,
+            "staff": "201",
+            "department": "민원여권과",
+        },
+        {
+            "clause": "P4",
+            "position": 0,
+            "definitions_version": "2026.1",
+            "met": True,
+            "staff": "201",
+            "department": "민원여권과",
+        },
+        {
+            "clause": "P4",
+            "position": 1,
+            "definitions_version": "2026.1",
+            "met": False,
+            "staff": "203",
+            "department": "총무과",
+        },
+        {
+            "clause": "P5",
+            "position": 0,
+            "definitions_version": "2026.1",
+            "met": True,
+            "staff": "201",
+            "department": "민원여권과",
+        },
+        {
+            "clause": "P7",
+            "position": 0,
+            "definitions_version": "2026.1",
+            "met": True,
+            "staff": "204",
+            "department": "감사담당관",
+        },
+    ],
+}
+
+
+def batch() -> list[tuple[CallRecord, CallVerdict]]:
+    calls = [transferred_call()]
+    calls += [simple_call(f"1772413400.{i}", name, i) for i, name in enumerate(STRANGE_NAMES)]
+    return calls
+
+
+async def child_counts(engine: AsyncEngine) -> tuple[int, int, int]:
+    async with engine.connect() as conn:
+        counts = []
+        for table in (call_rang_table, transfers_table, verdicts_table):
+            result = await conn.execute(select(func.count()).select_from(table))
+            counts.append(int(result.scalar_one()))
+    return counts[0], counts[1], counts[2]
+
+
+async def eventually(condition: Callable[[], Awaitable[bool]], seconds: float = 10.0) -> None:
+    async with asyncio.timeout(seconds):
+        while True:
+            if await condition():
+                return
+            await asyncio.sleep(0.02)
+
+
+# --------------------------------------------------------------------------- migrations
+
+
+def _schema_state(conn: Connection) -> tuple[set[str], str | None, list[Any]]:
+    tables = set(inspect(conn).get_table_names())
+    context = MigrationContext.configure(conn, opts={"compare_type": True})
+    return tables, context.get_current_revision(), compare_metadata(context, Base.metadata)
+
+
+async def test_migrations_apply_from_empty_and_match_the_models(backend: Backend) -> None:
+    if backend.name == "sqlite":
+        assert not Path(make_url(backend.url).database or "").parent.exists()
+    await backend.migrate()
+    await backend.migrate()  # already at head: a no-op
+    engine = backend.engine()
+    try:
+        async with engine.connect() as conn:
+            tables, revision, differences = await conn.run_sync(_schema_state)
+            if backend.name == "sqlite":
+                mode = (await conn.execute(text("PRAGMA journal_mode"))).scalar_one()
+                assert mode == "wal"
+                assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar_one() == 1
+    finally:
+        await engine.dispose()
+    assert tables == {"alembic_version", "calls", "call_rang", "transfers", "verdicts"}
+    assert revision == head_revision()
+    assert differences == []
+
+
+# --------------------------------------------------------------------------- writing
+
+
+async def test_round_trip_is_exact(engine: AsyncEngine) -> None:
+    writer = StoreWriter(engine, settings())
+    for record, verdict in batch():
+        writer.submit(record, verdict)
+    assert writer.pending == len(STRANGE_NAMES) + 1
+    await writer.flush()
+    assert writer.pending == 0
+
+    assert await load_call(engine, "1772413323.101") == EXPECTED_TRANSFERRED
+    for i, name in enumerate(STRANGE_NAMES):
+        stored = await load_call(engine, f"1772413400.{i}")
+        assert stored is not None
+        assert stored["caller_name"] == name
+        assert stored["dialed"] == (name or "700")
+        assert stored["caller"] == f"+82-10-{name[:4]}"
+        assert stored["started_at"] == at(i)
+        assert stored["missed_reason"] == "caller_abandoned"
+        assert stored["rang"] == ["202"]
+        assert stored["transfers"] == []
+        assert stored["checks"] == []
+    assert await count_calls(engine) == len(STRANGE_NAMES) + 1
+    assert await load_call(engine, "no such call") is None
+    assert writer.stats.written == len(STRANGE_NAMES) + 1
+    assert writer.stats.failures == 0
+    await writer.close()
+
+
+async def test_writing_the_same_calls_twice_keeps_one_of_each(engine: AsyncEngine) -> None:
+    first = StoreWriter(engine, settings(batch_size=3))  # several transactions per flush
+    for record, verdict in batch():
+        first.submit(record, verdict)
+    await first.close()
+    counts = await child_counts(engine)
+    assert counts == (3 + len(STRANGE_NAMES), 2, 5)
+
+    # Replaying the same recording: a new writer, the same calls again.
+    second = StoreWriter(engine, settings())
+    for record, verdict in batch():
+        second.submit(record, verdict)
+    await second.close()
+    assert await count_calls(engine) == len(STRANGE_NAMES) + 1
+    assert await child_counts(engine) == counts
+    assert await load_call(engine, "1772413323.101") == EXPECTED_TRANSFERRED
+
+
+async def test_a_rewritten_call_replaces_the_old_one(engine: AsyncEngine) -> None:
+    writer = StoreWriter(engine, settings())
+    record, verdict = transferred_call()
+    writer.submit(record, verdict)
+    await writer.flush()
+
+    record.caller_name = "김철수"
+    record.rang = ["205"]
+    record.transfers = []
+    verdict = CallVerdict(
+        linkedid=record.linkedid,
+        definitions_version="2026.2",
+        department="총무과",
+        judged=False,
+        rings=2,
+        p1_met=True,
+        apology_expected=False,
+        p7_met=True,
+        transfers=(),
+        checks=(Check("P1", True, "205", "총무과"),),
+    )
+    writer.submit(record, verdict)
+    await writer.close()
+
+    stored = await load_call(engine, record.linkedid)
+    assert stored is not None
+    assert (stored["caller_name"], stored["department"], stored["judged"]) == (
+        "김철수",
+        "총무과",
+        False,
+    )
+    assert stored["rang"] == ["205"]
+    assert stored["transfers"] == []
+    assert stored["checks"] == [
+        {
+            "clause": "P1",
+            "position": 0,
+            "definitions_version": "2026.2",
+            "met": True,
+            "staff": "205",
+            "department": "총무과",
+        }
+    ]
+    assert await child_counts(engine) == (1, 0, 1)
+
+
+async def test_a_call_resubmitted_before_its_flush_is_written_once(engine: AsyncEngine) -> None:
+    writer = StoreWriter(engine, settings())
+    record, verdict = simple_call("1772413500.1", "first")
+    writer.submit(record, verdict)
+    record, verdict = simple_call("1772413500.1", "second")
+    writer.submit(record, verdict)
+    assert writer.pending == 1
+    await writer.close()
+    stored = await load_call(engine, "1772413500.1")
+    assert stored is not None
+    assert stored["caller_name"] == "second"
+    assert writer.stats.submitted == 2
+    assert writer.stats.written == 1
+
+
+async def test_close_writes_what_run_has_not(engine: AsyncEngine) -> None:
+    writer = StoreWriter(engine, settings(flush_interval_seconds=3600.0))
+    runner = asyncio.create_task(writer.run())
+    for record, verdict in batch():
+        writer.submit(record, verdict)
+    await asyncio.sleep(0.05)
+    assert await count_calls(engine) == 0  # neither the interval nor the batch size reached
+    await writer.close()
+    await asyncio.wait_for(runner, 5)
+    assert writer.pending == 0
+    assert await count_calls(engine) == len(STRANGE_NAMES) + 1
+    with pytest.raises(RuntimeError, match="closed"):
+        writer.submit(*simple_call("late"))
+
+
+async def test_run_flushes_when_a_batch_is_full_and_on_the_interval(engine: AsyncEngine) -> None:
+    writer = StoreWriter(engine, settings(batch_size=2, flush_interval_seconds=3600.0))
+    runner = asyncio.create_task(writer.run())
+    try:
+        writer.submit(*simple_call("a"))
+        writer.submit(*simple_call("b"))
+        await eventually(lambda: _count_is(engine, 2))
+        writer.submit(*simple_call("c"))
+        await asyncio.sleep(0.1)
+        assert writer.pending == 1  # below batch_size, interval far away
+    finally:
+        await writer.close()
+        await asyncio.wait_for(runner, 5)
+    assert await count_calls(engine) == 3
+
+    timed = StoreWriter(engine, settings(batch_size=1000, flush_interval_seconds=0.05))
+    runner = asyncio.create_task(timed.run())
+    try:
+        timed.submit(*simple_call("d"))
+        await eventually(lambda: _count_is(engine, 4))
+    finally:
+        await timed.close()
+        await asyncio.wait_for(runner, 5)
+
+
+async def _count_is(engine: AsyncEngine, expected: int) -> bool:
+    return await count_calls(engine) == expected
+
+
+async def test_a_call_the_database_refuses_does_not_hold_back_the_others(
+    backend: Backend, engine: AsyncEngine
+) -> None:
+    writer = StoreWriter(engine, settings())
+    bad = [simple_call("bad.null")]
+    bad[0][0].caller = None  # type: ignore[assignment]  # NOT NULL: refused everywhere
+    if backend.name == "postgresql":
+        bad.append(simple_call("bad.nul", "nul\x00byte"))  # PostgreSQL text has no NUL
+    good = batch()
+    for record, verdict in [good[0], *bad, *good[1:]]:
+        writer.submit(record, verdict)
+    await writer.flush()
+    assert writer.pending == 0
+    assert sorted(writer.rejected) == sorted(record.linkedid for record, _ in bad)
+    assert writer.stats.rejected == len(bad)
+    assert writer.stats.failures == 0
+    assert await count_calls(engine) == len(good)
+    assert await load_call(engine, "1772413323.101") == EXPECTED_TRANSFERRED
+    assert await load_call(engine, "bad.null") is None
+
+    # Fixed and submitted again: written, no longer set aside.
+    record, verdict = simple_call("bad.null")
+    writer.submit(record, verdict)
+    assert "bad.null" not in writer.rejected
+    await writer.close()
+    assert await count_calls(engine) == len(good) + 1
+
+
+# --------------------------------------------------------------------------- outages
+
+
+async def test_sqlite_unreachable_then_back(tmp_path: Path) -> None:
+    """The database file's directory vanishes: nothing is lost, writes resume once it is back."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'gone' / 'calls.sqlite3'}"
+    engine = create_engine(url)  # creates the directory...
+    shutil.rmtree(tmp_path / "gone")  # ...which then disappears: SQLite cannot open the file
+    try:
+        writer = StoreWriter(
+            engine,
+            settings(batch_size=2),
+            retry_initial_seconds=0.01,
+            retry_max_seconds=0.05,
+        )
+        for record, verdict in batch():
+            writer.submit(record, verdict)
+        with pytest.raises(Exception, match="unable to open database file"):
+            await writer.flush()
+        assert writer.pending == len(STRANGE_NAMES) + 1
+        assert writer.stats.failures == 1
+        assert writer.stats.last_error is not None
+
+        runner = asyncio.create_task(writer.run())
+        await eventually(lambda: _failures_at_least(writer, 3))
+        assert writer.pending == len(STRANGE_NAMES) + 1
+        assert writer.stats.written == 0
+
+        await upgrade(url)  # back: directory and schema
+        await eventually(lambda: _pending_is(writer, 0))
+        assert writer.stats.consecutive_failures == 0
+        await writer.close()
+        await asyncio.wait_for(runner, 5)
+        assert await count_calls(engine) == len(STRANGE_NAMES) + 1
+        assert await load_call(engine, "1772413323.101") == EXPECTED_TRANSFERRED
+    finally:
+        await engine.dispose()
+
+
+async def test_close_retries_until_the_database_is_back(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'late' / 'calls.sqlite3'}"
+    engine = create_engine(url)
+    shutil.rmtree(tmp_path / "late")
+    try:
+        writer = StoreWriter(engine, settings(), retry_initial_seconds=0.01, retry_max_seconds=0.05)
+        writer.submit(*transferred_call())
+        with pytest.raises(Exception, match="unable to open database file"):
+            await writer.close(give_up_after=0.1)
+        assert writer.pending == 1  # kept, not dropped
+
+        async def restore() -> None:
+            await asyncio.sleep(0.1)
+            await upgrade(url)
+
+        restoring = asyncio.create_task(restore())
+        await writer.close(give_up_after=10)
+        await restoring
+        assert writer.pending == 0
+        assert await load_call(engine, "1772413323.101") == EXPECTED_TRANSFERRED
+    finally:
+        await engine.dispose()
+
+
+class TcpProxy:
+    """Forwards TCP connections to a server while ``up``; otherwise hangs up at once."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port, self.up = host, port, False
+        self.listen_port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> TcpProxy:
+        self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
+        self.listen_port = self._server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+        for writer in list(self._writers):
+            writer.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        self._writers.add(writer)
+        upstream: asyncio.StreamWriter | None = None
+        try:
+            if not self.up:
+                return
+            up_reader, upstream = await asyncio.open_connection(self.host, self.port)
+            self._writers.add(upstream)
+            await asyncio.gather(self._pipe(reader, upstream), self._pipe(up_reader, writer))
+        finally:
+            for stream in (writer, upstream):
+                if stream is not None:
+                    stream.close()
+                    with contextlib.suppress(Exception):
+                        await stream.wait_closed()
+                    self._writers.discard(stream)
+            self._tasks.discard(task)
+
+    @staticmethod
+    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+
+@pytest.mark.postgres
+async def test_postgres_unreachable_then_back() -> None:
+    async with postgres_schema() as pg:
+        await pg.migrate()
+        target = make_url(pg.url)
+        async with TcpProxy(target.host or "127.0.0.1", target.port or 5432) as proxy:
+            url = target.set(port=proxy.listen_port).render_as_string(hide_password=False)
+            engine = pg.engine(url)
+            try:
+                writer = StoreWriter(
+                    engine,
+                    settings(batch_size=2),
+                    retry_initial_seconds=0.01,
+                    retry_max_seconds=0.05,
+                )
+                for record, verdict in batch():
+                    writer.submit(record, verdict)
+                with pytest.raises(Exception):  # noqa: B017, PT011 - whatever the driver raises
+                    await writer.flush()
+                assert writer.pending == len(STRANGE_NAMES) + 1
+                assert writer.stats.failures == 1
+
+                runner = asyncio.create_task(writer.run())
+                await eventually(lambda: _failures_at_least(writer, 3))
+                assert writer.stats.written == 0
+
+                proxy.up = True
+                await eventually(lambda: _pending_is(writer, 0))
+                await writer.close()
+                await asyncio.wait_for(runner, 5)
+                assert await count_calls(engine) == len(STRANGE_NAMES) + 1
+                assert await load_call(engine, "1772413323.101") == EXPECTED_TRANSFERRED
+            finally:
+                await engine.dispose()
+
+
+async def _failures_at_least(writer: StoreWriter, count: int) -> bool:
+    return writer.stats.failures >= count
+
+
+async def _pending_is(writer: StoreWriter, count: int) -> bool:
+    return writer.pending == count
+
+
+# --------------------------------------------------------------------------- queue rules
+
+
+def test_submit_rejects_a_verdict_of_another_call() -> None:
+    writer = StoreWriter(create_engine("sqlite+aiosqlite://"), settings())
+    record, _ = simple_call("one")
+    _, verdict = simple_call("two")
+    with pytest.raises(ValueError, match="verdict of 'two'"):
+        writer.submit(record, verdict)
+    assert writer.pending == 0
+
+
+def test_the_queue_is_bounded_and_counts_what_it_drops(caplog: pytest.LogCaptureFixture) -> None:
+    writer = StoreWriter(create_engine("sqlite+aiosqlite://"), settings(), max_pending=2)
+    for name in ("a", "b", "c"):
+        writer.submit(*simple_call(name))
+    assert writer.pending == 2
+    assert writer.stats.dropped == 1
+    assert "'a' dropped" in caplog.text

@@ -14,6 +14,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
+import prometheus_client
 from pydantic import SecretStr
 
 from call_monitor.ami.client import AmiClient
@@ -154,6 +155,12 @@ class _LinkView:
         return self.client.stats.reconnects
 
 
+def _process_setup() -> None:
+    # The daemon owns its process: drop the *_created series, which double the series
+    # count and that no board uses.
+    prometheus_client.disable_created_metrics()
+
+
 def _install_signals(daemon: Daemon) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -173,6 +180,7 @@ async def run(settings: Settings, *, lang: str = "ko") -> int:
     except (OSError, ValueError) as exc:
         print(f"call-monitor: {exc}", file=sys.stderr)
         return 2
+    _process_setup()
     daemon = Daemon(settings, secret, on_call=lambda c: log.info("%s", describe(c, lang)))
     _install_signals(daemon)
     await daemon.run()
@@ -181,6 +189,7 @@ async def run(settings: Settings, *, lang: str = "ko") -> int:
 
 async def demo(settings: Settings, *, speed: float, once: bool, lang: str) -> int:
     """Recorded calls over a real local AMI socket into the real daemon."""
+    _process_setup()
     # One continuous link: the recordings follow each other with a short pause.
     script = [chain(script_for(recording_path(f"{name}.ami") for name in DEMO_SCENARIOS))]
     playback_speed = speed if speed > 0 else float("inf")

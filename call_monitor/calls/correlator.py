@@ -362,12 +362,10 @@ class Correlator:
 
     def _current_staff_channel(self, call: CallState) -> Channel | None:
         """The staff phone now talking with (or holding) the customer."""
-        customer = call.channels.get(call.customer or "")
-        if customer is not None and customer.bridge is not None:
-            for uid in self._bridges.get(customer.bridge, ()):
-                peer = self._channels.get(uid)
-                if peer is not None and peer.extension is not None:
-                    return peer
+        for uid in self._talking_with_customer(call):
+            peer = self._channels.get(uid)
+            if peer is not None and peer.extension is not None:
+                return peer
         held = [c for c in call.channels.values() if c.held_since is not None and c.extension]
         if held:
             return held[-1]
@@ -408,10 +406,36 @@ class Correlator:
             record.hangup_first = "staff"
 
     def _bridged_with_customer(self, channel: Channel) -> bool:
-        customer = channel.call.customer
-        if channel.bridge is None or customer is None:
-            return False
-        return customer in self._bridges.get(channel.bridge, ())
+        return channel.uniqueid in self._talking_with_customer(channel.call)
+
+    def _talking_with_customer(self, call: CallState) -> list[str]:
+        """Channels in the customer's bridge, following Local channel pairs (``;1`` in one
+        bridge, ``;2`` in another: a queue with Local members, an attended transfer)."""
+        customer = call.channels.get(call.customer or "")
+        if customer is None or customer.bridge is None:
+            return []
+        found: list[str] = []
+        bridges = [customer.bridge]
+        seen: set[str] = set()
+        while bridges:
+            bridge = bridges.pop()
+            if bridge in seen:
+                continue
+            seen.add(bridge)
+            for uid in sorted(self._bridges.get(bridge, ())):
+                found.append(uid)
+                partner = self._local_partner(self._channels.get(uid))
+                if partner is not None and partner.bridge is not None:
+                    found.append(partner.uniqueid)
+                    bridges.append(partner.bridge)
+        return found
+
+    def _local_partner(self, channel: Channel | None) -> Channel | None:
+        """``Local/x@ctx-0001;1`` <-> ``Local/x@ctx-0001;2``."""
+        if channel is None or not channel.local or channel.name[-2:] not in (";1", ";2"):
+            return None
+        other = channel.name[:-1] + ("2" if channel.name.endswith("1") else "1")
+        return self._by_channel_name(other)
 
     def on_hangup(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
         channel = self._channels.get(msg.headers["Uniqueid"])

@@ -158,7 +158,7 @@ class _LinkView:
 def _process_setup() -> None:
     # The daemon owns its process: drop the *_created series, which double the series
     # count and that no board uses.
-    prometheus_client.disable_created_metrics()
+    prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
 def _install_signals(daemon: Daemon) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import date, time
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -108,6 +109,62 @@ def default_directory() -> DirectorySettings:
     )
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class TimeSpan(BaseModel):
+    """A span of wall-clock time within one day, Asia/Seoul: ``start`` <= t < ``end``."""
+
+    start: time
+    end: time
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TimeSpan:
+        if self.start.tzinfo is not None or self.end.tzinfo is not None:
+            raise ValueError("working-hours times are Asia/Seoul wall-clock times: no offset")
+        if self.start >= self.end:
+            raise ValueError(f"time span {self.start}-{self.end}: start must be before end")
+        return self
+
+
+def _office_hours() -> TimeSpan:
+    return TimeSpan(start=time(9), end=time(18))
+
+
+class WorkingHoursSettings(BaseModel):
+    """근무시간: when the charter's "1 working hour" runs. Korean public holidays (substitute
+    holidays and election days included) always close the office unless in ``extra_open``."""
+
+    timezone: Literal["Asia/Seoul"] = "Asia/Seoul"
+    # Days missing here are closed (Saturday and Sunday by default).
+    days: dict[Weekday, TimeSpan] = Field(
+        default_factory=lambda: {day: _office_hours() for day in WEEKDAYS[:5]}
+    )
+    lunch: TimeSpan | None = None  # e.g. 12:00-13:00 if the clock stops over lunch
+    extra_closed: list[date] = Field(default_factory=list)  # 임시공휴일, office closures
+    extra_open: list[date] = Field(default_factory=list)  # open despite a weekend/holiday
+    # Hours of an ``extra_open`` date whose weekday has none in ``days`` (a Saturday).
+    extra_open_hours: TimeSpan = Field(default_factory=_office_hours)
+
+    @model_validator(mode="after")
+    def _no_contradiction(self) -> WorkingHoursSettings:
+        both = sorted(set(self.extra_closed) & set(self.extra_open))
+        if both:
+            raise ValueError(f"dates both extra_closed and extra_open: {both}")
+        return self
+
+
+class CallbackSettings(BaseModel):
+    """P6 / V4: a missed customer call (or a colleague's memo) owes a callback."""
+
+    due_working_seconds: float = Field(default=3600.0, gt=0)  # 1 working hour
+    reminder_before_working_seconds: float = Field(default=900.0, ge=0)  # 0: no reminder
+    # Inbound calls that rang less than this create nothing (misdials); busy never rings.
+    min_ring_seconds_for_obligation: float = Field(default=0.0, ge=0)
+    count_internal_calls: bool = False
+
+
 class StoreSettings(BaseModel):
     url: str = "sqlite+aiosqlite:///var/call-monitor.sqlite3"
     batch_size: int = 200
@@ -129,6 +186,8 @@ class Settings(BaseSettings):
     directory: DirectorySettings = Field(default_factory=default_directory)
     store: StoreSettings = Field(default_factory=StoreSettings)
     web: WebSettings = Field(default_factory=WebSettings)
+    working_hours: WorkingHoursSettings = Field(default_factory=WorkingHoursSettings)
+    callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     log_level: str = "INFO"
 
     @classmethod

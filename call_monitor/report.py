@@ -23,6 +23,18 @@ def call_report(record: CallRecord, verdict: CallVerdict) -> dict[str, Any]:
         "answered_at": iso_seoul(record.answered_at),
         "ended_at": iso_seoul(record.ended_at),
         "rang": list(record.rang),
+        "legs": [
+            {
+                "party": leg.party,
+                "extension": leg.extension,
+                "rang_at": iso_seoul(leg.rang_at),
+                "answered_at": iso_seoul(leg.answered_at),
+                "ended_at": iso_seoul(leg.ended_at),
+                "hangup_cause": leg.hangup_cause,
+                "after_answer": leg.after_answer,
+            }
+            for leg in record.legs
+        ],
         "answered_by": record.answered_by,
         "picked_up": record.picked_up,
         "ring_seconds": record.ring_seconds,

@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from call_monitor.calls.correlator import CorrelatorStats
-from call_monitor.calls.model import CallRecord, Transfer
+from call_monitor.calls.model import CallRecord, Leg, Transfer
 from call_monitor.charter.rules import Check, judge
 from call_monitor.config import CharterSettings, default_directory
 from call_monitor.directory import Directory
@@ -54,7 +54,10 @@ def inbound(
         ring_started_at=ring_at,
         answered_at=answered_at,
         answered_by=answered_by,
-        rang=[dialed],
+        legs=[
+            Leg("customer", None, answered_at=answered_at, ended_at=ended_at),
+            Leg("staff", dialed, rang_at=ring_at, answered_at=answered_at, ended_at=ended_at),
+        ],
         ended_at=ended_at,
         missed=answered_by is None,
         missed_reason=missed_reason,  # type: ignore[arg-type]

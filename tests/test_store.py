@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from call_monitor.calls.model import CallRecord, Transfer
+from call_monitor.calls.model import CallRecord, Leg, Transfer
 from call_monitor.charter.rules import CallVerdict, Check, TransferVerdict
 from call_monitor.config import StoreSettings
 from call_monitor.store import (
@@ -36,7 +36,7 @@ from call_monitor.store import (
     load_call,
     upgrade,
 )
-from call_monitor.store.models import Base, call_rang_table, transfers_table, verdicts_table
+from call_monitor.store.models import Base, call_legs_table, transfers_table, verdicts_table
 from call_monitor.store.schema import head_revision
 
 PG_URL = os.environ.get("CALLMON_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -131,7 +131,11 @@ STRANGE_NAMES = [
 
 
 def transferred_call() -> tuple[CallRecord, CallVerdict]:
-    """An inbound call answered on ring 2, transferred to another department, then a retry."""
+    """An inbound call answered on ring 2, transferred to another department, then a retry.
+
+    201 rang first, then 202, then 201 again (it answered); 202's leg comes before 201's in
+    ``legs`` (its channel appeared first), so ``rang`` follows the ring times, not the order.
+    """
     record = CallRecord(
         linkedid="1772413323.101",
         started_at=E0,
@@ -142,7 +146,29 @@ def transferred_call() -> tuple[CallRecord, CallVerdict]:
         ring_started_at=E0 + 0.123456,
         answered_at=E0 + 5.999999,
         answered_by="201",
-        rang=["201", "202", "201"],
+        legs=[
+            Leg("customer", None, answered_at=E0 + 5.999999, ended_at=E0 + 95.5, hangup_cause="16"),
+            Leg("staff", "202", rang_at=E0 + 2.500001, ended_at=E0 + 4.75, hangup_cause="19"),
+            Leg("staff", "201", rang_at=E0 + 0.123456, ended_at=E0 + 2.5, hangup_cause="19"),
+            Leg(
+                "staff",
+                "201",
+                rang_at=E0 + 4.750002,
+                answered_at=E0 + 5.999999,
+                ended_at=E0 + 36.5,
+                hangup_cause="16",
+            ),
+            Leg(
+                "staff",
+                "203",
+                rang_at=E0 + 31.0,
+                answered_at=E0 + 34.000001,
+                ended_at=E0 + 60.0,
+                hangup_cause="16",
+                after_answer=True,
+            ),
+            Leg("staff", "204", rang_at=E0 + 60.5, ended_at=E0 + 95.5, after_answer=True),
+        ],
         ended_at=E0 + 95.5,
         hangup_first="caller",
         transfers=[
@@ -197,7 +223,10 @@ def simple_call(
         ended_at=E0 + offset + 31,
         missed=True,
         missed_reason="caller_abandoned",
-        rang=["202"],
+        legs=[
+            Leg("customer", None, ended_at=E0 + offset + 31, hangup_cause="16"),
+            Leg("staff", "202", rang_at=E0 + offset + 1, ended_at=E0 + offset + 31),
+        ],
     )
     verdict = CallVerdict(
         linkedid=linkedid,
@@ -239,7 +268,69 @@ EXPECTED_TRANSFERRED: dict[str, Any] = {
     "p1_met": True,
     "apology_expected": False,
     "p7_met": True,
-    "rang": ["201", "202", "201"],
+    "legs": [
+        {
+            "position": 0,
+            "party": "customer",
+            "extension": None,
+            "rang_at": None,
+            "answered_at": at(5.999999),
+            "ended_at": at(95.5),
+            "hangup_cause": "16",
+            "after_answer": False,
+        },
+        {
+            "position": 1,
+            "party": "staff",
+            "extension": "202",
+            "rang_at": at(2.500001),
+            "answered_at": None,
+            "ended_at": at(4.75),
+            "hangup_cause": "19",
+            "after_answer": False,
+        },
+        {
+            "position": 2,
+            "party": "staff",
+            "extension": "201",
+            "rang_at": at(0.123456),
+            "answered_at": None,
+            "ended_at": at(2.5),
+            "hangup_cause": "19",
+            "after_answer": False,
+        },
+        {
+            "position": 3,
+            "party": "staff",
+            "extension": "201",
+            "rang_at": at(4.750002),
+            "answered_at": at(5.999999),
+            "ended_at": at(36.5),
+            "hangup_cause": "16",
+            "after_answer": False,
+        },
+        {
+            "position": 4,
+            "party": "staff",
+            "extension": "203",
+            "rang_at": at(31.0),
+            "answered_at": at(34.000001),
+            "ended_at": at(60.0),
+            "hangup_cause": "16",
+            "after_answer": True,
+        },
+        {
+            "position": 5,
+            "party": "staff",
+            "extension": "204",
+            "rang_at": at(60.5),
+            "answered_at": None,
+            "ended_at": at(95.5),
+            "hangup_cause": None,
+            "after_answer": True,
+        },
+    ],
+    "rang": ["201", "202"],  # CallRecord.rang: before the answer, by ring time, each once
     "transfers": [
         {
             "position": 0,
@@ -326,7 +417,7 @@ def batch() -> list[tuple[CallRecord, CallVerdict]]:
 async def child_counts(engine: AsyncEngine) -> tuple[int, int, int]:
     async with engine.connect() as conn:
         counts = []
-        for table in (call_rang_table, transfers_table, verdicts_table):
+        for table in (call_legs_table, transfers_table, verdicts_table):
             result = await conn.execute(select(func.count()).select_from(table))
             counts.append(int(result.scalar_one()))
     return counts[0], counts[1], counts[2]
@@ -364,7 +455,7 @@ async def test_migrations_apply_from_empty_and_match_the_models(backend: Backend
                 assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar_one() == 1
     finally:
         await engine.dispose()
-    assert tables == {"alembic_version", "calls", "call_rang", "transfers", "verdicts"}
+    assert tables == {"alembic_version", "calls", "call_legs", "transfers", "verdicts"}
     assert revision == head_revision()
     assert differences == []
 
@@ -381,6 +472,7 @@ async def test_round_trip_is_exact(engine: AsyncEngine) -> None:
     assert writer.pending == 0
 
     assert await load_call(engine, "1772413323.101") == EXPECTED_TRANSFERRED
+    assert transferred_call()[0].rang == EXPECTED_TRANSFERRED["rang"]  # derived the same way
     for i, name in enumerate(STRANGE_NAMES):
         stored = await load_call(engine, f"1772413400.{i}")
         assert stored is not None
@@ -390,6 +482,28 @@ async def test_round_trip_is_exact(engine: AsyncEngine) -> None:
         assert stored["started_at"] == at(i)
         assert stored["missed_reason"] == "caller_abandoned"
         assert stored["rang"] == ["202"]
+        assert stored["legs"] == [
+            {
+                "position": 0,
+                "party": "customer",
+                "extension": None,
+                "rang_at": None,
+                "answered_at": None,
+                "ended_at": at(i + 31),
+                "hangup_cause": "16",
+                "after_answer": False,
+            },
+            {
+                "position": 1,
+                "party": "staff",
+                "extension": "202",
+                "rang_at": at(i + 1),
+                "answered_at": None,
+                "ended_at": at(i + 31),
+                "hangup_cause": None,
+                "after_answer": False,
+            },
+        ]
         assert stored["transfers"] == []
         assert stored["checks"] == []
     assert await count_calls(engine) == len(STRANGE_NAMES) + 1
@@ -405,7 +519,7 @@ async def test_writing_the_same_calls_twice_keeps_one_of_each(engine: AsyncEngin
         first.submit(record, verdict)
     await first.close()
     counts = await child_counts(engine)
-    assert counts == (3 + len(STRANGE_NAMES), 2, 5)
+    assert counts == (6 + 2 * len(STRANGE_NAMES), 2, 5)
 
     # Replaying the same recording: a new writer, the same calls again.
     second = StoreWriter(engine, settings())
@@ -424,7 +538,7 @@ async def test_a_rewritten_call_replaces_the_old_one(engine: AsyncEngine) -> Non
     await writer.flush()
 
     record.caller_name = "김철수"
-    record.rang = ["205"]
+    record.legs = [Leg("staff", "205", rang_at=E0 + 1.5, answered_at=E0 + 5.999999)]
     record.transfers = []
     verdict = CallVerdict(
         linkedid=record.linkedid,
@@ -449,6 +563,18 @@ async def test_a_rewritten_call_replaces_the_old_one(engine: AsyncEngine) -> Non
         False,
     )
     assert stored["rang"] == ["205"]
+    assert stored["legs"] == [
+        {
+            "position": 0,
+            "party": "staff",
+            "extension": "205",
+            "rang_at": at(1.5),
+            "answered_at": at(5.999999),
+            "ended_at": None,
+            "hangup_cause": None,
+            "after_answer": False,
+        }
+    ]
     assert stored["transfers"] == []
     assert stored["checks"] == [
         {

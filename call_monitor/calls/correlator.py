@@ -28,6 +28,7 @@ from call_monitor.calls.model import (
     CallRecord,
     CallStarted,
     Fact,
+    Leg,
     MissedReason,
     Transfer,
 )
@@ -92,6 +93,7 @@ class Channel:
     public: bool
     local: bool
     call: CallState
+    leg: Leg | None  # None for Local channels, which are not phones
     rang_at: float | None = None
     answered_at: float | None = None
     bridge: str | None = None
@@ -234,15 +236,22 @@ class Correlator:
             call.record.incomplete = True
         endpoint = endpoint_of(name)
         context = h.get(prefix + "Context", "")
+        public = self.topology.is_public(endpoint, context)
+        local = name.startswith("Local/")
+        leg = None
+        if not local:
+            leg = Leg("customer", None) if public else Leg("staff", endpoint)
+            call.record.legs.append(leg)
         channel = Channel(
             uniqueid=uniqueid,
             name=name,
             endpoint=endpoint,
             context=context,
             caller_num=h.get(prefix + "CallerIDNum", ""),
-            public=self.topology.is_public(endpoint, context),
-            local=name.startswith("Local/"),
+            public=public,
+            local=local,
             call=call,
+            leg=leg,
         )
         self._channels[uniqueid] = channel
         self._by_name[name] = uniqueid
@@ -289,6 +298,9 @@ class Correlator:
         channel.rang_at = ts
         call = channel.call
         record = call.record
+        if channel.leg is not None:
+            channel.leg.rang_at = ts
+            channel.leg.after_answer = record.answered_at is not None
         if channel.public and record.direction == "internal":
             record.direction = "outbound"
             call.customer = channel.uniqueid
@@ -297,8 +309,6 @@ class Correlator:
             call.dial_attempted = True
             if record.ring_started_at is None or ts < record.ring_started_at:
                 record.ring_started_at = ts
-            if channel.extension is not None and channel.extension not in record.rang:
-                record.rang.append(channel.extension)
         elif call.open_transfer is not None and call.open_transfer.target_rang_at is None:
             call.open_transfer.target_rang_at = ts
             call.open_transfer.to_ext = call.open_transfer.to_ext or channel.extension
@@ -307,6 +317,8 @@ class Correlator:
         if channel.answered_at is not None:
             return
         channel.answered_at = ts
+        if channel.leg is not None:
+            channel.leg.answered_at = ts
         call = channel.call
         record = call.record
         if record.answered_at is None:
@@ -443,6 +455,9 @@ class Correlator:
             return  # a channel we never saw: nothing to close
         call = channel.call
         call.last_event_at = ts
+        if channel.leg is not None:
+            channel.leg.ended_at = ts
+            channel.leg.hangup_cause = msg.headers.get("Cause")
         self._drop_channel(channel)
         if call.open_transfer is not None and channel.uniqueid in call.consultation:
             call.open_transfer = None  # consultation ended without a transfer
@@ -575,6 +590,8 @@ class Correlator:
         record = call.record
         if record.answered_at is None:
             picker.answered_at = ts
+            if picker.leg is not None:
+                picker.leg.answered_at = ts
             record.answered_at = ts
             record.answered_by = picker.extension
             record.picked_up = True
@@ -586,6 +603,7 @@ class Correlator:
             channel.call = into
             into.channels[channel.uniqueid] = channel
         other.channels.clear()
+        into.record.legs.extend(other.record.legs)
         self._calls.pop(other.record.linkedid, None)
 
     def _by_channel_name(self, name: str) -> Channel | None:

@@ -12,6 +12,20 @@ Direction = Literal["inbound", "outbound", "internal", "unknown"]
 HangupSide = Literal["caller", "staff", "unknown"]
 MissedReason = Literal["no_answer", "caller_abandoned", "busy", "unavailable", "failed"]
 TransferKind = Literal["blind", "attended"]
+Party = Literal["customer", "staff"]
+
+
+@dataclass(slots=True)
+class Leg:
+    """One phone's part in a call: the customer's line or a staff phone (not Local channels)."""
+
+    party: Party
+    extension: str | None  # staff extension; None for the public side
+    rang_at: float | None = None
+    answered_at: float | None = None
+    ended_at: float | None = None
+    hangup_cause: str | None = None
+    after_answer: bool = False  # rang after the call was answered: a transfer target
 
 
 @dataclass(slots=True)
@@ -55,7 +69,7 @@ class CallRecord:
     answered_at: float | None = None
     answered_by: str | None = None  # extension; the customer's number for outbound calls
     picked_up: bool = False  # answered by a colleague through call pickup
-    rang: list[str] = field(default_factory=list)  # extensions that rang, in order
+    legs: list[Leg] = field(default_factory=list)
     ended_at: float | None = None
     missed: bool = False
     missed_reason: MissedReason | None = None
@@ -76,6 +90,19 @@ class CallRecord:
     @property
     def answered(self) -> bool:
         return self.answered_at is not None
+
+    @property
+    def rang(self) -> list[str]:
+        """The staff extensions rung for the caller before the answer, first to ring first."""
+        ringing = sorted(
+            (leg.rang_at, leg.extension)
+            for leg in self.legs
+            if leg.party == "staff"
+            and leg.extension is not None
+            and leg.rang_at is not None
+            and not leg.after_answer
+        )
+        return list(dict.fromkeys(extension for _, extension in ringing))
 
 
 @dataclass(frozen=True, slots=True)

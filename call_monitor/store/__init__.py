@@ -1,6 +1,6 @@
 """Persistence: finished calls and their charter verdicts in SQLite or PostgreSQL.
 
-- :mod:`.models`: the SQLAlchemy tables (``calls``, ``call_rang``, ``transfers``, ``verdicts``).
+- :mod:`.models`: the SQLAlchemy tables (``calls``, ``call_legs``, ``transfers``, ``verdicts``).
 - :mod:`.schema`: :func:`upgrade` runs the Alembic migrations shipped in ``migrations/``.
 - :mod:`.writer`: :class:`StoreWriter` batches results and writes them idempotently;
   :func:`create_engine`, :func:`count_calls` and :func:`load_call` help the rest of the app.

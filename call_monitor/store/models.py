@@ -1,11 +1,15 @@
-"""The stored schema: one row per call, its rung extensions, transfers and charter checks.
+"""The stored schema: one row per call, its legs, transfers and charter checks.
 
 - ``calls``: what the correlator saw (:class:`~call_monitor.calls.model.CallRecord`) plus the
   call-level judgement (:class:`~call_monitor.charter.rules.CallVerdict`): ``judged``,
   ``rings``, ``p1_met``, ``apology_expected``, ``p7_met`` and the ``definitions_version`` they
   were judged under. One row per ``linkedid`` (the primary key): writing a call again replaces
   it and all its children.
-- ``call_rang``: the extensions that rang, in order (``position`` from 0).
+- ``call_legs``: each phone's part in the call (:class:`~call_monitor.calls.model.Leg`), in the
+  order of ``CallRecord.legs`` (``position`` from 0): the customer's line (``party`` customer,
+  no ``extension``) and every staff phone, with when it rang, answered and hung up, the
+  hang-up cause and whether it rang after the answer (a transfer target). The extensions that
+  rang for the caller (``CallRecord.rang``) are derived from these rows, not stored.
 - ``transfers``: the transfers, in order (``position`` from 0), with their P4/P5 judgement.
 - ``verdicts``: one row per :class:`~call_monitor.charter.rules.Check` (what the charter counts):
   ``position`` is the check's ordinal among the call's checks of the same clause (0 for P1 and
@@ -116,14 +120,20 @@ class Call(Base):
     )
 
 
-class CallRang(Base):
-    __tablename__ = "call_rang"
+class LegRow(Base):
+    __tablename__ = "call_legs"
 
     linkedid: Mapped[str] = mapped_column(
         Text, ForeignKey("calls.linkedid", ondelete="CASCADE"), primary_key=True
     )
     position: Mapped[int] = mapped_column(Integer, primary_key=True)
-    extension: Mapped[str] = mapped_column(Text)
+    party: Mapped[str] = mapped_column(Text)
+    extension: Mapped[str | None] = mapped_column(Text)
+    rang_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    hangup_cause: Mapped[str | None] = mapped_column(Text)
+    after_answer: Mapped[bool] = mapped_column(Boolean)
 
 
 class TransferRow(Base):
@@ -167,7 +177,7 @@ class VerdictRow(Base):
 
 
 calls_table: Table = Base.metadata.tables["calls"]
-call_rang_table: Table = Base.metadata.tables["call_rang"]
+call_legs_table: Table = Base.metadata.tables["call_legs"]
 transfers_table: Table = Base.metadata.tables["transfers"]
 verdicts_table: Table = Base.metadata.tables["verdicts"]
-CHILD_TABLES: tuple[Table, ...] = (call_rang_table, transfers_table, verdicts_table)
+CHILD_TABLES: tuple[Table, ...] = (call_legs_table, transfers_table, verdicts_table)

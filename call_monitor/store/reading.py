@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from call_monitor.calls.model import CallRecord, Leg
 from call_monitor.store.models import (
-    call_rang_table,
+    call_legs_table,
     calls_table,
     transfers_table,
     verdicts_table,
@@ -25,10 +27,13 @@ async def count_calls(engine: AsyncEngine) -> int:
 async def load_call(engine: AsyncEngine, linkedid: str) -> dict[str, Any] | None:
     """One stored call as plain data, or ``None``.
 
-    The keys are the ``calls`` columns (times as aware UTC datetimes) plus:
-    ``rang`` (the extensions that rang, in order), ``transfers`` (dicts of the ``transfers``
-    columns without ``linkedid``, in order) and ``checks`` (dicts of the ``verdicts`` columns
-    without ``linkedid``, by clause then position).
+    The keys are the ``calls`` columns (times as aware UTC datetimes) plus: ``legs`` (dicts
+    of the ``call_legs`` columns without ``linkedid``, in order), ``rang`` (the staff
+    extensions rung for the caller before the answer, first to ring first: derived from the
+    legs exactly as :attr:`CallRecord.rang <call_monitor.calls.model.CallRecord.rang>` is),
+    ``transfers`` (dicts of the ``transfers`` columns without ``linkedid``, in order) and
+    ``checks`` (dicts of the ``verdicts`` columns without ``linkedid``, by clause then
+    position).
     """
     async with engine.connect() as conn:
         call = (
@@ -38,10 +43,10 @@ async def load_call(engine: AsyncEngine, linkedid: str) -> dict[str, Any] | None
         )
         if call is None:
             return None
-        rang = await conn.execute(
-            select(call_rang_table.c.extension)
-            .where(call_rang_table.c.linkedid == linkedid)
-            .order_by(call_rang_table.c.position)
+        legs = await conn.execute(
+            select(call_legs_table)
+            .where(call_legs_table.c.linkedid == linkedid)
+            .order_by(call_legs_table.c.position)
         )
         transfers = await conn.execute(
             select(transfers_table)
@@ -58,7 +63,8 @@ async def load_call(engine: AsyncEngine, linkedid: str) -> dict[str, Any] | None
             )
         )
         result: dict[str, Any] = dict(call)
-        result["rang"] = list(rang.scalars())
+        result["legs"] = [_without_linkedid(row) for row in legs.mappings()]
+        result["rang"] = _rang(result["legs"])
         result["transfers"] = [_without_linkedid(row) for row in transfers.mappings()]
         result["checks"] = [_without_linkedid(row) for row in checks.mappings()]
         return result
@@ -66,3 +72,25 @@ async def load_call(engine: AsyncEngine, linkedid: str) -> dict[str, Any] | None
 
 def _without_linkedid(row: Any) -> dict[str, Any]:
     return {key: value for key, value in dict(row).items() if key != "linkedid"}
+
+
+def _rang(legs: list[dict[str, Any]]) -> list[str]:
+    """``CallRecord.rang`` of stored legs: the model's own derivation, not a copy of it."""
+    record = CallRecord(
+        linkedid="",
+        started_at=0.0,
+        legs=[
+            Leg(
+                party=leg["party"],
+                extension=leg["extension"],
+                rang_at=_epoch(leg["rang_at"]),
+                after_answer=leg["after_answer"],
+            )
+            for leg in legs
+        ],
+    )
+    return record.rang
+
+
+def _epoch(when: datetime | None) -> float | None:
+    return None if when is None else when.timestamp()

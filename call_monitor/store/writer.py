@@ -38,7 +38,7 @@ from call_monitor.config import StoreSettings
 from call_monitor.store.engine import create_engine
 from call_monitor.store.models import (
     CHILD_TABLES,
-    call_rang_table,
+    call_legs_table,
     calls_table,
     from_epoch,
     transfers_table,
@@ -74,13 +74,13 @@ class WriterStats:
 @dataclass(frozen=True, slots=True)
 class _CallRows:
     call: Row
-    rang: list[Row] = field(default_factory=list)
+    legs: list[Row] = field(default_factory=list)
     transfers: list[Row] = field(default_factory=list)
     verdicts: list[Row] = field(default_factory=list)
 
 
 def call_rows(record: CallRecord, verdict: CallVerdict) -> _CallRows:
-    """The rows of one call: ``calls``, ``call_rang``, ``transfers`` and ``verdicts``."""
+    """The rows of one call: ``calls``, ``call_legs``, ``transfers`` and ``verdicts``."""
     if verdict.linkedid != record.linkedid:
         raise ValueError(
             f"verdict of {verdict.linkedid!r} submitted with the record of {record.linkedid!r}"
@@ -117,9 +117,19 @@ def call_rows(record: CallRecord, verdict: CallVerdict) -> _CallRows:
         "apology_expected": verdict.apology_expected,
         "p7_met": verdict.p7_met,
     }
-    rang = [
-        {"linkedid": linkedid, "position": position, "extension": extension}
-        for position, extension in enumerate(record.rang)
+    legs = [
+        {
+            "linkedid": linkedid,
+            "position": position,
+            "party": leg.party,
+            "extension": leg.extension,
+            "rang_at": from_epoch(leg.rang_at),
+            "answered_at": from_epoch(leg.answered_at),
+            "ended_at": from_epoch(leg.ended_at),
+            "hangup_cause": leg.hangup_cause,
+            "after_answer": leg.after_answer,
+        }
+        for position, leg in enumerate(record.legs)
     ]
     transfers = [
         {
@@ -158,7 +168,7 @@ def call_rows(record: CallRecord, verdict: CallVerdict) -> _CallRows:
                 "department": check.department,
             }
         )
-    return _CallRows(call, rang, transfers, verdicts)
+    return _CallRows(call, legs, transfers, verdicts)
 
 
 class StoreWriter:
@@ -319,7 +329,7 @@ class StoreWriter:
                     await conn.execute(delete(table).where(table.c.linkedid.in_(chunk)))
             await _upsert_calls(conn, [rows.call for rows in calls])
             for table, rows_of in (
-                (call_rang_table, [row for rows in calls for row in rows.rang]),
+                (call_legs_table, [row for rows in calls for row in rows.legs]),
                 (transfers_table, [row for rows in calls for row in rows.transfers]),
                 (verdicts_table, [row for rows in calls for row in rows.verdicts]),
             ):

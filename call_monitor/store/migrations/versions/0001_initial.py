@@ -1,4 +1,4 @@
-"""Initial schema: calls, call_rang, transfers, verdicts.
+"""Initial schema: calls, call_legs, transfers, verdicts.
 
 Revision ID: 0001
 Revises:
@@ -65,12 +65,18 @@ def upgrade() -> None:
     op.create_index("ix_calls_department_started_at", "calls", ["department", "started_at"])
 
     op.create_table(
-        "call_rang",
+        "call_legs",
         sa.Column("linkedid", sa.Text(), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
-        sa.Column("extension", sa.Text(), nullable=False),
-        sa.PrimaryKeyConstraint("linkedid", "position", name="pk_call_rang"),
-        _call_fk("call_rang"),
+        sa.Column("party", sa.Text(), nullable=False),
+        sa.Column("extension", sa.Text(), nullable=True),
+        sa.Column("rang_at", _when(), nullable=True),
+        sa.Column("answered_at", _when(), nullable=True),
+        sa.Column("ended_at", _when(), nullable=True),
+        sa.Column("hangup_cause", sa.Text(), nullable=True),
+        sa.Column("after_answer", sa.Boolean(), nullable=False),
+        sa.PrimaryKeyConstraint("linkedid", "position", name="pk_call_legs"),
+        _call_fk("call_legs"),
     )
 
     op.create_table(
@@ -116,7 +122,7 @@ def downgrade() -> None:
     op.drop_index("ix_verdicts_clause_staff", table_name="verdicts")
     op.drop_table("verdicts")
     op.drop_table("transfers")
-    op.drop_table("call_rang")
+    op.drop_table("call_legs")
     op.drop_index("ix_calls_department_started_at", table_name="calls")
     op.drop_index("ix_calls_started_at", table_name="calls")
     op.drop_table("calls")

@@ -1,0 +1,482 @@
+"""Callbacks owed (P6, V4): the recordings through replay() and the tracker, then hand-built
+records for the rules the recordings do not show."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+import pytest
+
+from call_monitor.calls.model import CallRecord, Leg
+from call_monitor.charter.callbacks import (
+    CallbackTracker,
+    Obligation,
+    ObligationChange,
+    callback_report,
+    normalise_number,
+)
+from call_monitor.charter.working_hours import NaiveDatetimeError, WorkingHours
+from call_monitor.config import CallbackSettings, Settings
+from call_monitor.directory import Directory
+from call_monitor.pipeline import JudgedCall, replay
+from call_monitor.timefmt import SEOUL
+from tests.recordings import streams
+
+CUSTOMER = "01012345678"
+DEPARTMENT = "민원여권과"
+
+
+def seoul(y: int, m: int, d: int, hh: int = 0, mm: int = 0, *, ss: float = 0) -> datetime:
+    return datetime(y, m, d, hh, mm, tzinfo=SEOUL) + timedelta(seconds=ss)
+
+
+def epoch(y: int, m: int, d: int, hh: int = 0, mm: int = 0) -> float:
+    return seoul(y, m, d, hh, mm).timestamp()
+
+
+def tracker(**callbacks: object) -> CallbackTracker:
+    settings = Settings(callbacks=CallbackSettings.model_validate(callbacks))
+    return CallbackTracker(
+        settings.callbacks, WorkingHours(settings.working_hours), Directory(settings.directory)
+    )
+
+
+# Monday 2026-11-30, an ordinary working day.
+MON_10 = epoch(2026, 11, 30, 10)
+
+
+def missed(
+    linkedid: str,
+    at: float = MON_10,
+    *,
+    caller: str = CUSTOMER,
+    dialed: str = "201",
+    rang: list[str] | None = None,
+    reason: str = "no_answer",
+    ring: float = 20.0,
+    direction: str = "inbound",
+) -> CallRecord:
+    return CallRecord(
+        linkedid=linkedid,
+        started_at=at,
+        direction=direction,  # type: ignore[arg-type]
+        caller=caller,
+        dialed=dialed,
+        staff=caller if direction == "internal" else None,
+        ring_started_at=at,
+        legs=staff_legs([dialed] if rang is None else rang, at),
+        ended_at=at + ring,
+        missed=True,
+        missed_reason=reason,  # type: ignore[arg-type]
+    )
+
+
+def staff_legs(extensions: list[str], at: float) -> list[Leg]:
+    """Staff phones that rang for the caller, a tenth of a second apart."""
+    return [
+        Leg(party="staff", extension=ext, rang_at=at + i / 10) for i, ext in enumerate(extensions)
+    ]
+
+
+def outbound(
+    linkedid: str, at: float, *, staff: str = "201", to: str = CUSTOMER, answered: bool = True
+) -> CallRecord:
+    return CallRecord(
+        linkedid=linkedid,
+        started_at=at,
+        direction="outbound",
+        caller=staff,
+        dialed=to,
+        staff=staff,
+        ring_started_at=at,
+        answered_at=at + 3 if answered else None,
+        ended_at=at + 30,
+    )
+
+
+def answered_inbound(
+    linkedid: str, at: float, *, caller: str = CUSTOMER, dialed: str = "201", by: str = "201"
+) -> CallRecord:
+    return CallRecord(
+        linkedid=linkedid,
+        started_at=at,
+        direction="inbound",
+        caller=caller,
+        dialed=dialed,
+        ring_started_at=at,
+        answered_at=at + 2,
+        answered_by=by,
+        legs=staff_legs([dialed], at),
+        ended_at=at + 60,
+    )
+
+
+def only(changes: list[ObligationChange]) -> ObligationChange:
+    assert len(changes) == 1, changes
+    return changes[0]
+
+
+# -- the recordings ------------------------------------------------------------------------
+
+
+def replay_through_tracker(scenario: str) -> tuple[CallbackTracker, dict[str, Obligation]]:
+    settings = Settings()
+    callbacks = CallbackTracker(
+        settings.callbacks, WorkingHours(settings.working_hours), Directory(settings.directory)
+    )
+    latest: dict[str, Obligation] = {}
+    for item in replay(streams(scenario)["ami"], settings):
+        assert isinstance(item, JudgedCall)
+        for change in callbacks.on_call(item.record):
+            latest[change.obligation.id] = change.obligation
+    return callbacks, latest
+
+
+@pytest.mark.parametrize(
+    ("scenario", "owner", "state", "attempts", "still_open"),
+    [
+        ("d_missed_then_callback", "201", "fulfilled_on_time", 0, False),
+        ("n_missed_then_two_callback_attempts", "201", "fulfilled_on_time", 1, False),
+        ("m_caller_abandons_while_ringing", "202", "open", 0, True),
+    ],
+)
+def test_recordings(scenario: str, owner: str, state: str, attempts: int, still_open: bool) -> None:
+    callbacks, latest = replay_through_tracker(scenario)
+    (obligation,) = latest.values()
+    report = callback_report(obligation)
+    # The lab clock read Saturday 2026-11-28 ~15:30: one working hour from Monday 09:00.
+    assert report["due_at"] == "2026-11-30T10:00:00.000+09:00"
+    assert report["created_at"].startswith("2026-11-28T15:")
+    assert report["created_at"].endswith("+09:00")
+    assert report["kind"] == "callback"
+    assert report["owner"] == owner
+    assert report["owner_department"] == DEPARTMENT
+    assert report["number"] == CUSTOMER
+    assert report["state"] == state
+    assert report["attempts"] == attempts
+    assert (report["closed_at"] is None) == still_open
+    assert obligation.owner_kind == "staff"
+    assert obligation.source == "missed_call"
+    assert [o.id for o in callbacks.open_obligations()] == ([obligation.id] if still_open else [])
+
+
+def test_recording_n_history() -> None:
+    _, latest = replay_through_tracker("n_missed_then_two_callback_attempts")
+    (obligation,) = latest.values()
+    assert [c.kind for c in obligation.history] == ["created", "attempt", "fulfilled_on_time"]
+    (attempt,) = obligation.attempts
+    assert attempt.by == "201"
+    assert obligation.created_at < attempt.at < obligation.closed_at  # type: ignore[operator]
+    assert obligation.closed_by == "201"
+    assert obligation.closing_call is not None
+    assert obligation.id == f"call-{obligation.calls[0]}"
+
+
+def test_recording_m_is_caller_abandoned() -> None:
+    _, latest = replay_through_tracker("m_caller_abandons_while_ringing")
+    (obligation,) = latest.values()
+    assert obligation.history[0].cause == "missed_call:caller_abandoned"
+
+
+def test_answered_recordings_owe_nothing() -> None:
+    for scenario in ("a_answer_1ring", "h1_ring_group", "i1_group_pickup", "p_internal_call"):
+        _, latest = replay_through_tracker(scenario)
+        assert latest == {}, scenario
+
+
+# -- numbers ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "key"),
+    [
+        ("+82 10-1234-5678", "01012345678"),
+        ("010-1234-5678", "01012345678"),
+        ("01012345678", "01012345678"),
+        ("(010) 1234.5678", "01012345678"),
+        ("+82 (0)10 1234 5678", "01012345678"),
+        ("0082-10-1234-5678", "01012345678"),
+        ("821012345678", "01012345678"),
+        ("+82 2-450-1435", "024501435"),
+        ("02-450-1435", "024501435"),
+        ("024501435", "024501435"),
+        ("1588-1234", "15881234"),
+        ("201", "201"),
+        ("+1 (555) 010-9999", "15550109999"),
+        ("sip:abc", ""),
+        ("", ""),
+        (None, ""),
+    ],
+)
+def test_normalise_number(raw: str | None, key: str) -> None:
+    assert normalise_number(raw) == key
+
+
+def test_differently_written_numbers_join_one_obligation() -> None:
+    callbacks = tracker()
+    first = only(callbacks.on_call(missed("c1", caller="+82 10-1234-5678")))
+    second = only(callbacks.on_call(missed("c2", MON_10 + 600, caller="010-1234-5678")))
+    assert first.kind == "created"
+    assert second.kind == "joined"
+    obligation = second.obligation
+    assert obligation.id == first.obligation.id == "call-c1"
+    assert obligation.calls == ("c1", "c2")
+    assert obligation.due_at == first.obligation.due_at  # the first due time is kept
+    assert obligation.due_at == seoul(2026, 11, 30, 11, 0, ss=20)
+    closed = only(callbacks.on_call(outbound("o1", MON_10 + 900, to="01012345678")))
+    assert closed.kind == "fulfilled_on_time"
+    assert callbacks.open_obligations() == []
+
+
+def test_other_owner_is_another_obligation() -> None:
+    callbacks = tracker()
+    only(callbacks.on_call(missed("c1", dialed="201")))
+    second = only(callbacks.on_call(missed("c2", MON_10 + 60, dialed="202")))
+    assert second.kind == "created"
+    assert len(callbacks.open_obligations()) == 2
+
+
+# -- ring groups and who may fulfil ----------------------------------------------------------
+
+
+def test_ring_group_miss_is_owned_by_the_department() -> None:
+    callbacks = tracker()
+    created = only(callbacks.on_call(missed("g1", dialed="600", rang=["201", "202"])))
+    assert created.obligation.owner == DEPARTMENT
+    assert created.obligation.owner_kind == "department"
+    assert created.obligation.owner_department == DEPARTMENT
+    # Someone of another department calling the customer does not discharge it.
+    assert callbacks.on_call(outbound("o1", MON_10 + 300, staff="203")) == []
+    done = only(callbacks.on_call(outbound("o2", MON_10 + 600, staff="202")))
+    assert done.kind == "fulfilled_on_time"
+    assert done.obligation.closed_by == "202"
+    assert done.obligation.closed_at == seoul(2026, 11, 30, 10, 10, ss=3)
+
+
+def test_several_phones_rang_without_a_known_group() -> None:
+    callbacks = tracker()
+    created = only(callbacks.on_call(missed("g2", dialed="800", rang=["202", "201"])))
+    assert created.obligation.owner == DEPARTMENT
+
+
+def test_staff_obligation_is_not_fulfilled_by_a_colleague() -> None:
+    callbacks = tracker()
+    only(callbacks.on_call(missed("c1", dialed="201")))
+    assert callbacks.on_call(outbound("o1", MON_10 + 300, staff="202")) == []
+    assert len(callbacks.open_obligations()) == 1
+
+
+def test_unattributable_miss_creates_nothing() -> None:
+    assert tracker().on_call(missed("c1", dialed="999", rang=[])) == []
+
+
+def test_callback_placed_before_the_miss_does_not_count() -> None:
+    callbacks = tracker()
+    early = outbound("o1", MON_10 - 60)
+    only(callbacks.on_call(missed("c1")))
+    assert callbacks.on_call(early) == []
+
+
+def test_late_callback_is_fulfilled_late() -> None:
+    callbacks = tracker()
+    only(callbacks.on_call(missed("c1")))
+    late = only(callbacks.on_call(outbound("o1", epoch(2026, 11, 30, 11, 30))))
+    assert late.kind == "fulfilled_late"
+    assert late.obligation.state == "fulfilled_late"
+
+
+# -- other ways an obligation ends -----------------------------------------------------------
+
+
+def test_resolved_by_inbound_in_the_owners_department() -> None:
+    callbacks = tracker()
+    only(callbacks.on_call(missed("c1", dialed="201")))
+    # Answered in another department: the owner still owes the call.
+    assert callbacks.on_call(answered_inbound("i1", MON_10 + 300, dialed="203", by="203")) == []
+    resolved = only(
+        callbacks.on_call(answered_inbound("i2", MON_10 + 600, caller="+82 10 1234 5678", by="202"))
+    )
+    assert resolved.kind == "resolved_by_inbound"
+    assert resolved.obligation.state == "resolved_by_inbound"
+    assert resolved.obligation.closed_by == "202"
+    assert callbacks.open_obligations() == []
+
+
+def test_cancel() -> None:
+    callbacks = tracker()
+    created = only(callbacks.on_call(missed("c1")))
+    at = seoul(2026, 11, 30, 10, 5)
+    cancelled = callbacks.cancel(created.obligation.id, "wrong number", "203", at)
+    assert cancelled.obligation.state == "cancelled"
+    assert cancelled.obligation.closed_at == at
+    assert cancelled.obligation.closed_by == "203"
+    assert cancelled.change.cause == "cancelled: wrong number"
+    assert callbacks.get(created.obligation.id) is None
+    with pytest.raises(KeyError):
+        callbacks.cancel(created.obligation.id, "again", "203", at)
+    # The number and owner are free again: a new miss opens a new obligation.
+    assert only(callbacks.on_call(missed("c2", MON_10 + 900))).kind == "created"
+
+
+# -- reminders, deadlines, restarts -----------------------------------------------------------
+
+
+def test_reminder_and_overdue_each_once() -> None:
+    callbacks = tracker()
+    created = only(callbacks.on_call(missed("c1", ring=0)))
+    obligation = created.obligation
+    assert obligation.due_at == seoul(2026, 11, 30, 11)
+    assert obligation.reminder_at == seoul(2026, 11, 30, 10, 45)
+    assert callbacks.next_event_at() == obligation.reminder_at
+    assert callbacks.due_events(seoul(2026, 11, 30, 10, 44)) == []
+    reminder = only(callbacks.due_events(seoul(2026, 11, 30, 10, 45)))
+    assert (reminder.kind, reminder.obligation.state) == ("reminder", "reminded")
+    assert callbacks.due_events(seoul(2026, 11, 30, 10, 50)) == []
+    assert callbacks.next_event_at() == obligation.due_at
+    overdue = only(callbacks.due_events(seoul(2026, 11, 30, 11, 0, ss=1)))
+    assert (overdue.kind, overdue.at) == ("overdue", obligation.due_at)
+    assert callbacks.due_events(seoul(2026, 12, 1, 9)) == []
+    assert callbacks.next_event_at() is None
+    done = only(callbacks.on_call(outbound("o1", epoch(2026, 11, 30, 14))))
+    assert done.kind == "fulfilled_late"
+    assert [c.kind for c in done.obligation.history] == [
+        "created",
+        "reminder",
+        "overdue",
+        "fulfilled_late",
+    ]
+
+
+def test_reminder_counts_working_time() -> None:
+    # Missed Friday 17:40: due Monday 09:40, reminder 15 working minutes before (09:25).
+    callbacks = tracker()
+    created = only(callbacks.on_call(missed("c1", epoch(2026, 11, 27, 17, 40), ring=0)))
+    assert created.obligation.due_at == seoul(2026, 11, 30, 9, 40)
+    assert created.obligation.reminder_at == seoul(2026, 11, 30, 9, 25)
+    assert callbacks.due_events(seoul(2026, 11, 29, 12)) == []  # Sunday
+
+
+def test_restore_then_overdue_once() -> None:
+    first = tracker()
+    open_one = only(first.on_call(missed("c1", ring=0))).obligation
+    only(first.on_call(missed("c2", ring=0, caller="01099998888")))
+    closed_one = only(first.on_call(outbound("o1", MON_10 + 60, to="01099998888"))).obligation
+    assert closed_one.state == "fulfilled_on_time"
+
+    # After a restart past the deadline: no stale reminder, one overdue.
+    second = tracker()
+    assert second.restore([open_one, closed_one]) == 1
+    assert [o.id for o in second.open_obligations()] == [open_one.id]
+    overdue = only(second.due_events(seoul(2026, 11, 30, 15)))
+    assert overdue.kind == "overdue"
+    assert second.due_events(seoul(2026, 11, 30, 16)) == []
+    # A restored obligation still joins new misses and is fulfilled by a callback.
+    assert only(second.on_call(missed("c3", MON_10 + 7200))).kind == "joined"
+    assert only(second.on_call(outbound("o2", MON_10 + 7300))).kind == "fulfilled_late"
+
+
+def test_restore_keeps_reminded_state() -> None:
+    first = tracker()
+    only(first.on_call(missed("c1", ring=0)))
+    reminded = only(first.due_events(seoul(2026, 11, 30, 10, 50))).obligation
+    second = tracker()
+    second.restore([reminded])
+    assert second.due_events(seoul(2026, 11, 30, 10, 55)) == []
+    assert only(second.due_events(seoul(2026, 11, 30, 11))).kind == "overdue"
+
+
+def test_due_events_needs_an_aware_now() -> None:
+    with pytest.raises(NaiveDatetimeError):
+        tracker().due_events(datetime(2026, 11, 30, 10))
+
+
+# -- what creates nothing ---------------------------------------------------------------------
+
+
+def test_misdial_below_min_ring_creates_nothing() -> None:
+    callbacks = tracker(min_ring_seconds_for_obligation=3.0)
+    assert callbacks.on_call(missed("c1", reason="caller_abandoned", ring=1.0)) == []
+    assert only(callbacks.on_call(missed("c2", reason="caller_abandoned", ring=4.0))).kind == (
+        "created"
+    )
+    # A busy line never rings and is owed a callback all the same.
+    busy = replace(missed("c3", caller="01055556666", reason="busy"), ring_started_at=None)
+    assert only(callbacks.on_call(busy)).kind == "created"
+
+
+def test_internal_calls_create_nothing_by_default() -> None:
+    internal = missed("c1", caller="202", dialed="201", direction="internal")
+    assert tracker().on_call(internal) == []
+    counted = only(tracker(count_internal_calls=True).on_call(internal))
+    assert counted.obligation.number == "202"
+    assert counted.obligation.owner == "201"
+
+
+@pytest.mark.parametrize("reason", ["unavailable", "failed"])
+def test_faults_create_nothing(reason: str) -> None:
+    assert tracker().on_call(missed("c1", reason=reason)) == []
+
+
+def test_incomplete_and_anonymous_calls_create_nothing() -> None:
+    callbacks = tracker()
+    assert callbacks.on_call(replace(missed("c1"), incomplete=True)) == []
+    assert callbacks.on_call(missed("c2", caller="")) == []
+    assert callbacks.on_call(missed("c3", caller="anonymous")) == []
+
+
+def test_picked_up_by_a_colleague_is_not_missed() -> None:
+    pickup = replace(answered_inbound("p1", MON_10, dialed="201", by="203"), picked_up=True)
+    assert tracker().on_call(pickup) == []
+
+
+# -- memos ------------------------------------------------------------------------------------
+
+
+def test_memo_creates_an_obligation_that_a_missed_call_joins() -> None:
+    callbacks = tracker()
+    at = seoul(2026, 11, 30, 17, 30)
+    created = callbacks.memo(
+        obligation_id="memo-1",
+        at=at,
+        number="010-2222-3333",
+        owner="201",
+        taken_by="203",
+        caller_name="홍길동",
+        matter="여권 재발급 서류",
+    )
+    obligation = created.obligation
+    assert (created.kind, obligation.source, obligation.owner_kind) == ("created", "memo", "staff")
+    assert obligation.due_at == seoul(2026, 12, 1, 9, 30)
+    assert (obligation.taken_by, obligation.caller_name) == ("203", "홍길동")
+    joined = only(
+        callbacks.on_call(missed("c1", epoch(2026, 11, 30, 17, 40), caller="01022223333"))
+    )
+    assert joined.kind == "joined"
+    assert joined.obligation.id == "memo-1"
+    assert joined.obligation.due_at == obligation.due_at
+
+
+def test_memo_joins_an_open_obligation_and_fills_in_the_details() -> None:
+    callbacks = tracker()
+    created = only(callbacks.on_call(missed("c1", dialed="600", rang=["201", "202"])))
+    change = callbacks.memo(
+        obligation_id="memo-2",
+        at=seoul(2026, 11, 30, 10, 5),
+        number=CUSTOMER,
+        owner=DEPARTMENT,
+        taken_by="202",
+        matter="전입신고",
+    )
+    assert change.kind == "memo"
+    assert change.obligation.id == created.obligation.id
+    assert change.obligation.matter == "전입신고"
+
+
+def test_memo_rejects_unknown_owner_and_number() -> None:
+    callbacks = tracker()
+    at = seoul(2026, 11, 30, 10)
+    with pytest.raises(ValueError, match="unknown owner"):
+        callbacks.memo(obligation_id="m", at=at, number=CUSTOMER, owner="999", taken_by=None)
+    with pytest.raises(ValueError, match="no callable number"):
+        callbacks.memo(obligation_id="m", at=at, number="", owner="201", taken_by=None)

@@ -6,13 +6,17 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import sys
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from call_monitor import service
 from call_monitor.calls.correlator import EventRejected
-from call_monitor.config import Settings, load_settings
+from call_monitor.config import CONFIG_ENV, Settings, load_settings
 from call_monitor.pipeline import JudgedCall, replay
 from call_monitor.report import call_report
 from call_monitor.summary import describe
@@ -58,12 +62,29 @@ def _replay(files: list[Path], settings: Settings, as_json: bool, lang: str) -> 
     return 0
 
 
+def _config_problem(exc: Exception) -> str:
+    """A configuration error in a few words, without the values given.
+
+    Pydantic's own text quotes each offending input: a secret put in the wrong place (a
+    top-level ``secret = ...``, a misspelt key) would be printed to the terminal and the logs.
+    """
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
+            for error in exc.errors(include_url=False, include_input=False)
+        )
+    return str(exc)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = load_settings(args.config)
     except (OSError, ValueError) as exc:
-        print(f"call-monitor: configuration error: {exc}", file=sys.stderr)
+        # A TOML syntax error is the file's; a bad value may come from the environment.
+        source = args.config or os.environ.get(CONFIG_ENV)
+        where = f" in {source}" if source and isinstance(exc, tomllib.TOMLDecodeError) else ""
+        print(f"call-monitor: configuration error{where}: {_config_problem(exc)}", file=sys.stderr)
         return 2
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -14,13 +14,18 @@ from datetime import date, time
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 CONFIG_ENV = "CALLMON_CONFIG"
 
 
-class AmiSettings(BaseModel):
+class _Section(BaseModel):
+    # A misspelt key ([ami] hots = ...) is an error, not a silently ignored line.
+    model_config = ConfigDict(extra="forbid")
+
+
+class AmiSettings(_Section):
     """Where the PBX is. With no ``host``, ``run`` refuses and ``demo`` plays recordings."""
 
     host: str | None = None
@@ -47,7 +52,7 @@ class AmiSettings(BaseModel):
         raise ValueError("no AMI secret: set CALLMON_AMI__SECRET or ami.secret_file")
 
 
-class CharterSettings(BaseModel):
+class CharterSettings(_Section):
     """Thresholds of the charter clauses; the defaults are the charter's own."""
 
     definitions_version: str = "2026.1"
@@ -63,16 +68,16 @@ class CharterSettings(BaseModel):
         return self.ring_on_seconds + self.ring_off_seconds
 
 
-class StaffEntry(BaseModel):
+class StaffEntry(_Section):
     name: str
     department: str
 
 
-class DepartmentEntry(BaseModel):
+class DepartmentEntry(_Section):
     direct_number: str | None = None
 
 
-class DirectorySettings(BaseModel):
+class DirectorySettings(_Section):
     """Who is who: extensions to staff and departments, and which side is the public."""
 
     staff: dict[str, StaffEntry] = Field(default_factory=dict)
@@ -113,7 +118,7 @@ Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
-class TimeSpan(BaseModel):
+class TimeSpan(_Section):
     """A span of wall-clock time within one day, Asia/Seoul: ``start`` <= t < ``end``."""
 
     start: time
@@ -132,7 +137,7 @@ def _office_hours() -> TimeSpan:
     return TimeSpan(start=time(9), end=time(18))
 
 
-class WorkingHoursSettings(BaseModel):
+class WorkingHoursSettings(_Section):
     """근무시간: when the charter's "1 working hour" runs. Korean public holidays (substitute
     holidays and election days included) always close the office unless in ``extra_open``."""
 
@@ -155,7 +160,7 @@ class WorkingHoursSettings(BaseModel):
         return self
 
 
-class CallbackSettings(BaseModel):
+class CallbackSettings(_Section):
     """P6 / V4: a missed customer call (or a colleague's memo) owes a callback."""
 
     due_working_seconds: float = Field(default=3600.0, gt=0)  # 1 working hour
@@ -165,13 +170,13 @@ class CallbackSettings(BaseModel):
     count_internal_calls: bool = False
 
 
-class StoreSettings(BaseModel):
+class StoreSettings(_Section):
     url: str = "sqlite+aiosqlite:///var/call-monitor.sqlite3"
     batch_size: int = 200
     flush_interval_seconds: float = 1.0
 
 
-class WebSettings(BaseModel):
+class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8089
 

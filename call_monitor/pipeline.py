@@ -12,7 +12,13 @@ from pathlib import Path
 
 from call_monitor.ami.framing import AmiFramer, FramingError
 from call_monitor.ami.stream import StreamItem, transcript_items
-from call_monitor.calls.correlator import Correlator, EventRejected, Output, Topology
+from call_monitor.calls.correlator import (
+    EVENT_FILTER,
+    Correlator,
+    EventRejected,
+    Output,
+    Topology,
+)
 from call_monitor.calls.model import CallEnded, CallRecord
 from call_monitor.charter.rules import CallVerdict, judge
 from call_monitor.config import Settings
@@ -50,7 +56,7 @@ class Pipeline:
 
 def read_recording(path: Path, settings: Settings) -> Iterator[StreamItem | FramingError]:
     """The stream items of a recorded AMI session, as the live client would yield them."""
-    framer = AmiFramer(ignore_events=settings.ami.ignore_events)
+    framer = AmiFramer(ignore_events=settings.ami.ignore_events, event_filter=EVENT_FILTER)
     return transcript_items(framer.feed(path.read_bytes()))
 
 

@@ -20,7 +20,7 @@ from pydantic import SecretStr
 from call_monitor.ami.client import AmiClient
 from call_monitor.ami.playback import PlaybackServer, chain, recording_path, script_for
 from call_monitor.ami.stream import StreamItem
-from call_monitor.calls.correlator import EventRejected
+from call_monitor.calls.correlator import EVENT_FILTER, EventRejected
 from call_monitor.config import Settings
 from call_monitor.metrics import CallMetrics
 from call_monitor.pipeline import JudgedCall, Pipeline
@@ -66,7 +66,9 @@ class Daemon:
 
     def __post_init__(self) -> None:
         self.pipeline = Pipeline(self.settings)
-        self.client = AmiClient(self.settings.ami, self.secret, self.queue)
+        self.client = AmiClient(
+            self.settings.ami, self.secret, self.queue, event_filter=EVENT_FILTER
+        )
         self.metrics = CallMetrics(
             self.pipeline.directory, definitions_version=self.settings.charter.definitions_version
         )
@@ -144,7 +146,8 @@ class _LinkView:
 
     @property
     def events(self) -> int:
-        return self.client.stats.events
+        # Every event received, the ones dropped unparsed by the filter included.
+        return self.client.stats.events + self.client.stats.dropped_events
 
     @property
     def framing_errors(self) -> int:
@@ -177,7 +180,10 @@ async def run(settings: Settings, *, lang: str = "ko") -> int:
         return 2
     try:
         secret = settings.ami.resolved_secret()
-    except (OSError, ValueError) as exc:
+    except OSError as exc:  # the secret_file: name what it is, not just the errno
+        print(f"call-monitor: cannot read the AMI secret file: {exc}", file=sys.stderr)
+        return 2
+    except ValueError as exc:
         print(f"call-monitor: {exc}", file=sys.stderr)
         return 2
     _process_setup()
@@ -206,7 +212,13 @@ async def demo(settings: Settings, *, speed: float, once: bool, lang: str) -> in
             }
         )
         settings = settings.model_copy(update={"ami": ami})
-        daemon = Daemon(settings, SecretStr("demo"), on_call=lambda c: print(describe(c, lang)))
+        # Flushed per call: stdout is block-buffered when it is a pipe or a file (``| tee``,
+        # a container log), and the calls would only show up kilobytes later.
+        daemon = Daemon(
+            settings,
+            SecretStr("demo"),
+            on_call=lambda c: print(describe(c, lang), flush=True),
+        )
         _install_signals(daemon)
         web = f"http://{settings.web.host}:{settings.web.port}"
         print(

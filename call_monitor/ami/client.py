@@ -38,6 +38,7 @@ from call_monitor.ami.framing import (
     AmiFramer,
     AmiMessage,
     Banner,
+    EventFilter,
     Frame,
     FramingError,
     encode_action,
@@ -137,8 +138,10 @@ class AmiClient:
         stats: ClientStats | None = None,
         *,
         resync_on_first_connect: bool = False,
+        event_filter: EventFilter | None = None,
     ) -> None:
         self._settings = settings
+        self._event_filter = event_filter
         self._secret = secret
         self._out = out
         self.stats = stats if stats is not None else ClientStats()
@@ -234,7 +237,7 @@ class AmiClient:
         assert settings.host is not None
         async with asyncio.timeout(settings.connect_timeout_seconds):
             reader, writer = await asyncio.open_connection(settings.host, settings.port)
-        framer = AmiFramer(ignore_events=settings.ignore_events)
+        framer = AmiFramer(ignore_events=settings.ignore_events, event_filter=self._event_filter)
         try:
             async with asyncio.timeout(settings.action_timeout_seconds):
                 leftover = await self._handshake(reader, writer, framer)
@@ -351,6 +354,9 @@ class AmiClient:
                 dropped = framer.stats.dropped
             for frame in frames:
                 await self._dispatch(frame)
+            # Let the consumer, the store and /metrics run between chunks: a fast PBX
+            # keeps the socket readable and this loop would otherwise hold the loop.
+            await asyncio.sleep(0)
 
     async def _dispatch(self, frame: Frame) -> None:
         if isinstance(frame, FramingError):

@@ -12,7 +12,7 @@ two chunks.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 BANNER_PREFIX = "Asterisk Call Manager/"
@@ -20,6 +20,11 @@ _TERMINATOR = b"\r\n\r\n"
 _EOL = b"\r\n"
 DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024
 _MAX_BANNER = 512
+_ACTION_ID = b"\r\nActionID:"
+
+
+def _event_line(name: str) -> bytes:
+    return f"Event: {name}".encode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +79,17 @@ class AmiMessage:
 Frame = Banner | AmiMessage | FramingError
 
 
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """The events a consumer reads; the framer drops every other one by its first line,
+    before decoding it. ``markers`` keeps an event only if its bytes hold the marker (a
+    ``CEL`` record only when it is a ``DTMF`` one). Responses and the events of an action's
+    reply (they carry an ``ActionID``) are always kept."""
+
+    keep: frozenset[str]
+    markers: Mapping[str, bytes] = field(default_factory=dict)
+
+
 def parse_message(raw: bytes) -> AmiMessage | FramingError:
     """Parse the bytes of one message (without its closing empty line)."""
     try:
@@ -122,14 +138,22 @@ class AmiFramer:
     expect_banner: bool = True
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     ignore_events: Collection[str] = ()
+    event_filter: EventFilter | None = None
     stats: FramerStats = field(default_factory=FramerStats)
     _buffer: bytearray = field(default_factory=bytearray)
     _scan_from: int = 0
     _skipping: bool = False
     _ignored_lines: frozenset[bytes] = frozenset()
+    _kept_lines: frozenset[bytes] | None = None
+    _markers: dict[bytes, bytes] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self._ignored_lines = frozenset(f"Event: {name}".encode() for name in self.ignore_events)
+        self._ignored_lines = frozenset(_event_line(name) for name in self.ignore_events)
+        if self.event_filter is not None:
+            self._kept_lines = frozenset(_event_line(name) for name in self.event_filter.keep)
+            self._markers = {
+                _event_line(name): marker for name, marker in self.event_filter.markers.items()
+            }
 
     def feed(self, data: bytes) -> list[Frame]:
         """Add received bytes; return every frame completed by them."""
@@ -183,9 +207,9 @@ class AmiFramer:
         if len(raw) > self.max_message_bytes:
             self._error(frames, "message larger than the limit", len(raw))
             return
-        if self._ignored_lines:
+        if self._ignored_lines or self._kept_lines is not None:
             eol = raw.find(_EOL)
-            if (raw if eol < 0 else raw[:eol]) in self._ignored_lines:
+            if self._unwanted(raw if eol < 0 else raw[:eol], raw):
                 self.stats.dropped += 1
                 return
         parsed = parse_message(raw)
@@ -194,6 +218,17 @@ class AmiFramer:
         else:
             self.stats.messages += 1
         frames.append(parsed)
+
+    def _unwanted(self, first_line: bytes, raw: bytes) -> bool:
+        if first_line in self._ignored_lines:
+            return True
+        kept = self._kept_lines
+        if kept is None or not first_line.startswith(b"Event: ") or _ACTION_ID in raw:
+            return False
+        if first_line not in kept:
+            return True
+        marker = self._markers.get(first_line)
+        return marker is not None and marker not in raw
 
     def _error(self, frames: list[Frame], reason: str, size: int) -> None:
         self.stats.errors += 1

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from call_monitor.ami.framing import AmiMessage
+from call_monitor.ami.framing import AmiMessage, EventFilter
 from call_monitor.ami.stream import Resync, StreamItem
 from call_monitor.calls.model import (
     CallAnswered,
@@ -695,3 +695,4 @@ _HANDLERS: dict[str, _Handler] = {
 
 # The events the correlator reads; a framer may drop every other one unparsed.
 EVENTS_USED: frozenset[str] = frozenset(_HANDLERS)
+EVENT_FILTER = EventFilter(EVENTS_USED, {"CEL": b"\r\nEventName: DTMF\r\n"})

@@ -1,4 +1,5 @@
-"""(b) call-monitor's framing only: ``AmiFramer`` with the default ``ignore_events``.
+"""(b) call-monitor's framing only: ``AmiFramer`` as the daemon sets it up (the default
+``ignore_events`` and the correlator's ``EVENT_FILTER``).
 
 The socket is read in the client's chunk size; every chunk goes through ``feed`` and the
 frames are dropped. Events = messages framed + events dropped by name - the login reply.
@@ -12,11 +13,12 @@ from typing import Any
 
 from _ingest.common import HOST, READ_CHUNK, ClientArgs, login_action, peak_rss_kib
 from call_monitor.ami.framing import AmiFramer, AmiMessage
+from call_monitor.calls.correlator import EVENT_FILTER
 from call_monitor.config import AmiSettings
 
 
 def run(args: ClientArgs) -> dict[str, Any]:
-    framer = AmiFramer(ignore_events=AmiSettings().ignore_events)
+    framer = AmiFramer(ignore_events=AmiSettings().ignore_events, event_filter=EVENT_FILTER)
     with socket.create_connection((HOST, args.port), timeout=args.timeout) as sock:
         frames = []
         while not frames:

@@ -33,6 +33,7 @@ from call_monitor.web.app import create_app, serve
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 10_000
+WRITER_STOP_SECONDS = 5.0
 DEMO_SCENARIOS = [
     "a_answer_1ring",
     "c_answer_3rings_breach",
@@ -86,6 +87,11 @@ class Daemon:
     async def run(self, *extra: Coroutine[Any, Any, None]) -> None:
         """Run until stopped; ``extra`` coroutines run supervised alongside (the demo's)."""
         await upgrade(self.settings.store.url)
+        # The store writer is supervised by the group but never cancelled with it: a batch
+        # cut off mid-transaction can leave SQLite's write lock with the abandoned
+        # connection, and the final flush then fails "database is locked" for seconds.
+        # writer.close() below waits for the batch in flight, then writes the rest.
+        writer = asyncio.create_task(self.writer.run(), name="store")
         try:
             async with asyncio.TaskGroup() as group:
                 for coroutine in extra:
@@ -93,7 +99,7 @@ class Daemon:
                 group.create_task(self._until_stopped(), name="stop")
                 group.create_task(self.client.run(), name="ami")
                 group.create_task(self._consume(), name="pipeline")
-                group.create_task(self.writer.run(), name="store")
+                group.create_task(_watch(writer), name="store watch")
                 group.create_task(
                     serve(
                         self.app,
@@ -106,9 +112,12 @@ class Daemon:
         except* _Stop:
             log.info("stopping")
         finally:
-            self._drain()
-            await self.writer.close()
-            await self.engine.dispose()
+            try:
+                self._drain()
+                await self.writer.close()
+            finally:
+                await _finish(writer)
+                await self.engine.dispose()
 
     async def _until_stopped(self) -> None:
         await self.stop_event.wait()
@@ -134,6 +143,22 @@ class Daemon:
             self.writer.submit(judged.record, judged.verdict)
             if self.on_call is not None:
                 self.on_call(judged)
+
+
+async def _watch(task: asyncio.Task[None]) -> None:
+    """Fail with ``task``, but leave it running when cancelled."""
+    await asyncio.shield(task)
+
+
+async def _finish(task: asyncio.Task[None]) -> None:
+    """End the writer's loop after ``close()``: it returns at once unless a batch of its own
+    is still being written, which is given a moment, then cancelled."""
+    await asyncio.wait({task}, timeout=WRITER_STOP_SECONDS)
+    if not task.done():
+        task.cancel()
+        await asyncio.wait({task})
+    if not task.cancelled():
+        task.exception()  # retrieved: a failure already ended the group, through _watch
 
 
 @dataclass(frozen=True)

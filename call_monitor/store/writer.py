@@ -340,7 +340,9 @@ class StoreWriter:
         """Write batches until :meth:`close`; failed batches are retried with backoff.
 
         Run it as a task; it returns once :meth:`close` is called (``close`` writes the
-        rest). Cancelling it is safe: an interrupted batch stays queued.
+        rest). Stop it with :meth:`close`, not by cancelling it: an interrupted batch stays
+        queued, but aiosqlite can leave the cancelled transaction holding SQLite's write
+        lock, and the final flush then waits on it.
         """
         backoff = 0.0
         while not self._stop.is_set():

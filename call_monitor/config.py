@@ -176,6 +176,37 @@ class StoreSettings(_Section):
     flush_interval_seconds: float = 1.0
 
 
+class MqttSettings(_Section):
+    """Where callback alerts go (MQTT). With no ``host`` nothing is published: the alerts
+    stay in the store's ``outbox`` table and go out once a broker is configured."""
+
+    host: str | None = None
+    port: int = Field(default=1883, ge=1, le=65535)
+    username: str | None = None
+    password: SecretStr | None = None
+    tls: bool = False
+    ca_file: Path | None = None  # with ``tls``: the broker's CA; the system's CAs otherwise
+    client_id: str = "call-monitor"  # one per daemon: the broker drops a duplicate's session
+    topic_prefix: str = "callmon/v1"
+    poll_seconds: float = Field(default=5.0, gt=0)  # outbox re-read when nobody wakes us
+    timeout_seconds: float = Field(default=10.0, gt=0)  # connect and each PUBACK
+    reconnect_initial_seconds: float = Field(default=0.5, gt=0)
+    reconnect_max_seconds: float = Field(default=30.0, gt=0)
+
+    @model_validator(mode="after")
+    def _topic_prefix_is_a_topic(self) -> MqttSettings:
+        # A wildcard or an empty level here would publish to a topic nobody expects (or be
+        # refused by the broker on every message); '$' topics belong to the broker.
+        levels = self.topic_prefix.split("/")
+        bad = {"+", "#", "\0"} & set(self.topic_prefix)
+        if bad or "" in levels or self.topic_prefix.startswith("$"):
+            raise ValueError(
+                f"mqtt.topic_prefix {self.topic_prefix!r}: levels separated by single '/', "
+                "no '+', '#', NUL or leading '$'"
+            )
+        return self
+
+
 class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: int = 8089
@@ -193,6 +224,7 @@ class Settings(BaseSettings):
     web: WebSettings = Field(default_factory=WebSettings)
     working_hours: WorkingHoursSettings = Field(default_factory=WorkingHoursSettings)
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
+    mqtt: MqttSettings = Field(default_factory=MqttSettings)
     log_level: str = "INFO"
 
     @classmethod

@@ -21,6 +21,7 @@ from alembic import context
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.pool import NullPool
 
+import call_monitor.alerts.outbox  # noqa: F401  (the outbox table, on the same Base)
 from call_monitor.config import StoreSettings
 from call_monitor.store.engine import create_engine
 from call_monitor.store.models import Base

@@ -1,4 +1,4 @@
-"""The ``call-monitor`` command: run · demo · replay."""
+"""The ``call-monitor`` command: run · demo · replay · memo."""
 
 from __future__ import annotations
 
@@ -9,19 +9,29 @@ import logging
 import os
 import sys
 import tomllib
+import urllib.error
+import urllib.request
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from call_monitor import service
 from call_monitor.calls.correlator import EventRejected
+from call_monitor.charter.callbacks import CallbackTracker, Obligation, callback_report
+from call_monitor.charter.working_hours import WorkingHours
 from call_monitor.config import CONFIG_ENV, Settings, load_settings
+from call_monitor.directory import Directory
 from call_monitor.pipeline import JudgedCall, replay
 from call_monitor.report import call_report
 from call_monitor.summary import describe
+from call_monitor.timefmt import SEOUL
 
 log = logging.getLogger("call_monitor")
+
+MEMO_TIMEOUT_SECONDS = 15.0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,7 +48,21 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--once", action="store_true", help="play the recordings once, then stop")
     rep = sub.add_parser("replay", help="offline: what the monitor concludes from AMI recordings")
     rep.add_argument("files", nargs="+", type=Path)
-    rep.add_argument("--json", action="store_true", help="one JSON object per line")
+    rep.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON object per line: the calls, then the callbacks owed (P6/V4)",
+    )
+    memo = sub.add_parser(
+        "memo",
+        help="a colleague's memo (P6/V4): the owner owes the caller a call back; "
+        "sent to the running daemon",
+    )
+    memo.add_argument("--number", required=True, help="the caller's number")
+    memo.add_argument("--owner", required=True, help="the staff extension or department")
+    memo.add_argument("--taken-by", required=True, help="who took the call")
+    memo.add_argument("--name", default="", help="the caller's name")
+    memo.add_argument("--matter", default="", help="what the caller wants")
     return parser
 
 
@@ -48,6 +72,11 @@ def _replay(files: list[Path], settings: Settings, as_json: bool, lang: str) -> 
         print(f"call-monitor: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
     rejected = 0
+    callbacks = CallbackTracker(
+        settings.callbacks, WorkingHours(settings.working_hours), Directory(settings.directory)
+    )
+    obligations: dict[str, Obligation] = {}  # the latest snapshot of each, first created first
+    last_end: float | None = None
     for result in replay(files, settings):
         if isinstance(result, EventRejected):
             rejected += 1
@@ -57,8 +86,89 @@ def _replay(files: list[Path], settings: Settings, as_json: bool, lang: str) -> 
                 print(json.dumps(call_report(result.record, result.verdict), ensure_ascii=False))
             else:
                 print(describe(result, lang))
+            record = result.record
+            for change in callbacks.on_call(record):
+                obligations[change.obligation.id] = change.obligation
+            end = record.ended_at if record.ended_at is not None else record.started_at
+            last_end = end if last_end is None else max(last_end, end)
+    if as_json and last_end is not None:
+        # States as of the end of the recording (the PBX's clock, not ours).
+        for change in callbacks.due_events(datetime.fromtimestamp(last_end, SEOUL)):
+            obligations[change.obligation.id] = change.obligation
+        for obligation in obligations.values():
+            print(json.dumps(callback_report(obligation), ensure_ascii=False))
     if rejected:
         print(f"call-monitor: {rejected} events could not be used", file=sys.stderr)
+    return 0
+
+
+def _daemon_url(settings: Settings) -> str:
+    host = settings.web.host
+    # A wildcard listen address is not one to connect to: its loopback is.
+    host = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.web.port}"
+
+
+def _error_detail(body: bytes) -> str:
+    try:
+        detail = json.loads(body)["detail"]
+    except (ValueError, KeyError, TypeError):
+        return body.decode("utf-8", errors="replace")[:500]
+    if isinstance(detail, list):  # FastAPI's validation errors
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e.get('loc', [])[1:])}: {e.get('msg')}" for e in detail
+        )
+    return str(detail)
+
+
+def _memo(args: argparse.Namespace, settings: Settings) -> int:
+    """POST the memo to the running daemon's API and print its answer (one JSON line)."""
+    base = _daemon_url(settings)
+    body: dict[str, Any] = {
+        "number": args.number,
+        "owner": args.owner,
+        "taken_by": args.taken_by,
+        "caller_name": args.name,
+        "matter": args.matter,
+    }
+    request = urllib.request.Request(
+        f"{base}/api/callbacks/memo",
+        data=json.dumps(body, ensure_ascii=False).encode("utf-8"),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    # No proxy: the daemon is local, and an http_proxy in the environment would get the memo.
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=MEMO_TIMEOUT_SECONDS) as response:
+            status, answer = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        detail = _error_detail(exc.read())
+        print(f"call-monitor: memo refused ({exc.code}): {detail}", file=sys.stderr)
+        return 2 if 400 <= exc.code < 500 else 1
+    except TimeoutError:
+        print(
+            f"call-monitor: the daemon at {base} did not answer within "
+            f"{MEMO_TIMEOUT_SECONDS:.0f} s",
+            file=sys.stderr,
+        )
+        return 1
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        print(
+            f"call-monitor: the daemon is not running (nothing answers at {base}: {reason}); "
+            "start it with `call-monitor run`",
+            file=sys.stderr,
+        )
+        return 1
+    print(json.dumps(json.loads(answer), ensure_ascii=False))
+    if status == 202:
+        print(
+            "call-monitor: memo accepted but not stored yet (the daemon keeps retrying)",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -92,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("alembic").setLevel(logging.WARNING)  # migration chatter at start
     if args.command == "replay":
         return _replay(args.files, settings, args.json, args.lang)
+    if args.command == "memo":
+        return _memo(args, settings)
     if args.command == "run":
         return asyncio.run(service.run(settings, lang=args.lang))
     return asyncio.run(service.demo(settings, speed=args.speed, once=args.once, lang=args.lang))

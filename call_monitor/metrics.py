@@ -15,14 +15,16 @@ Two ways values arrive, one place each:
 - per finished call, :meth:`CallMetrics.observe_call` (calls, rings, charter checks,
   transfers, hang-up order);
 - read at scrape time from the components that already count (the AMI link, the
-  correlator, the store, the live call table), through ``watch_*`` providers. Their counts
-  must be cumulative over the life of the process (not reset on reconnect).
+  correlator, the store, the live call table, the open callbacks), through ``watch_*``
+  providers. Their counts must be cumulative over the life of the process (not reset on
+  reconnect);
+- per closed callback obligation, :meth:`CallMetrics.observe_callback_closed`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol, TypeVar
 
 from prometheus_client import (
@@ -56,6 +58,22 @@ TRANSFER_RESULTS = ("met", "breached", "not_judged")
 ANSWER_RING_BUCKETS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
 RING_SECONDS_BUCKETS = (1.0, 2.0, 3.0, 4.5, 6.0, 9.0, 12.0, 15.0, 20.0, 30.0, 60.0)
 TRANSFER_WAIT_BUCKETS = (1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0)
+CALLBACK_RESULTS = ("fulfilled_on_time", "fulfilled_late", "resolved_by_inbound", "cancelled")
+FULFILLED = ("fulfilled_on_time", "fulfilled_late")
+# Working seconds from the obligation to the answered callback; the charter's limit is 3600.
+FULFILMENT_BUCKETS = (
+    60.0,
+    300.0,
+    600.0,
+    900.0,
+    1800.0,
+    2700.0,
+    3600.0,
+    5400.0,
+    7200.0,
+    14400.0,
+    28800.0,
+)
 
 
 class LinkStatsView(Protocol):
@@ -89,6 +107,21 @@ class StoreStatsView(Protocol):
 
     @property
     def dropped(self) -> int: ...
+
+
+class CallbacksView(Protocol):
+    """What the callback service knows at scrape time (``CallbackService.gauges()``)."""
+
+    @property
+    def open_obligations(self) -> Sequence[tuple[str | None, bool]]:
+        """One ``(owner department, past due now)`` per open obligation."""
+        ...
+
+    @property
+    def write_failures(self) -> int: ...
+
+    @property
+    def pending_changes(self) -> int: ...
 
 
 def _bounded(value: str | None, allowed: tuple[str, ...], default: str = UNKNOWN) -> str:
@@ -197,6 +230,64 @@ class _WatchedCollector:
             return None
 
 
+class _CallbacksCollector:
+    """Open and overdue callbacks per department, computed at scrape time: "overdue" is
+    "past its deadline now", whether or not the timer has marked it yet."""
+
+    def __init__(self, directory: Directory) -> None:
+        self.directory = directory
+        self.provider: Callable[[], CallbacksView] | None = None
+
+    @staticmethod
+    def _families() -> dict[str, GaugeMetricFamily | CounterMetricFamily]:
+        return {
+            "open": GaugeMetricFamily(
+                "callmon_callbacks_open",
+                "Callbacks owed and not yet made (P6/V4), overdue ones included, by the "
+                "owner's department.",
+                labels=["department"],
+            ),
+            "overdue": GaugeMetricFamily(
+                "callmon_callbacks_overdue",
+                "Open callbacks past their deadline (1 working hour), by the owner's department.",
+                labels=["department"],
+            ),
+            "pending": GaugeMetricFamily(
+                "callmon_callbacks_pending_changes",
+                "Callback changes not yet written to the store (kept and retried).",
+            ),
+            "failures": CounterMetricFamily(
+                "callmon_callbacks_write_failures",
+                "Failed writes of callback changes to the store (each retried).",
+            ),
+        }
+
+    def describe(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
+        return list(self._families().values())
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        families = self._families()
+        departments = [*self.directory.departments, UNKNOWN]
+        open_counts = dict.fromkeys(departments, 0)
+        overdue_counts = dict.fromkeys(departments, 0)
+        view = _WatchedCollector._read("callbacks", self.provider)
+        if self.provider is not None and view is None:
+            return  # the provider failed: logged, left out of this scrape
+        pending = failures = 0
+        if view is not None:
+            for department, overdue in view.open_obligations:
+                label = self.directory.department_label(department)
+                open_counts[label] += 1
+                overdue_counts[label] += int(overdue)
+            pending, failures = view.pending_changes, view.write_failures
+        for department in departments:
+            families["open"].add_metric([department], float(open_counts[department]))
+            families["overdue"].add_metric([department], float(overdue_counts[department]))
+        families["pending"].add_metric([], float(pending))
+        families["failures"].add_metric([], float(failures))
+        yield from families.values()
+
+
 class CallMetrics:
     """The monitor's metrics, on a registry of their own (tests create several)."""
 
@@ -297,8 +388,25 @@ class CallMetrics:
         self.build_info.info(
             {"version": __version__, "definitions_version": definitions_version or UNKNOWN}
         )
+        self.callbacks_closed = Counter(
+            "callmon_callbacks_closed",
+            "Callback obligations closed (P6/V4), by the owner's department and how: "
+            "fulfilled on time or late, resolved by the customer calling again, cancelled.",
+            ["department", "result"],
+            registry=reg,
+        )
+        self.callback_fulfilment = Histogram(
+            "callmon_callback_fulfilment_working_seconds",
+            "Working seconds from a callback obligation to the answered callback that "
+            "fulfilled it (P6/V4: within 3600), by the owner's department.",
+            ["department"],
+            buckets=FULFILMENT_BUCKETS,
+            registry=reg,
+        )
         self._watched = _WatchedCollector()
         reg.register(self._watched)
+        self._callbacks = _CallbacksCollector(directory)
+        reg.register(self._callbacks)
 
         # Every series exists from the start, at zero.
         for department in departments:
@@ -320,6 +428,9 @@ class CallMetrics:
                     self.transfers.labels(kind, department, transfer_result)
             for side in HANGUP_SIDES:
                 self.hangup_first.labels(department, side)
+            for callback_result in CALLBACK_RESULTS:
+                self.callbacks_closed.labels(department, callback_result)
+            self.callback_fulfilment.labels(department)
         for extension in extensions:
             for clause in CHECK_CLAUSES:
                 for result in RESULTS:
@@ -347,6 +458,26 @@ class CallMetrics:
     def watch_calls_in_progress(self, provider: Callable[[], int]) -> None:
         """Live call table: ``callmon_calls_in_progress``."""
         self._watched.in_progress = provider
+
+    def watch_callbacks(self, provider: Callable[[], CallbacksView]) -> None:
+        """Callback service: ``callmon_callbacks_open{department}``,
+        ``callmon_callbacks_overdue{department}``, ``callmon_callbacks_pending_changes``,
+        ``callmon_callbacks_write_failures_total`` (e.g. ``service.gauges``)."""
+        self._callbacks.provider = provider
+
+    def observe_callback_closed(
+        self, department: str | None, result: str, working_seconds: float | None
+    ) -> None:
+        """Count one closed obligation; a fulfilled one's working seconds go to the histogram
+        (the others were never called back: no fulfilment time)."""
+        label = self.directory.department_label(department)
+        bounded = _bounded(result, CALLBACK_RESULTS, default="")
+        if not bounded:
+            log.warning("metrics: callback result %r is not counted", result)
+            return
+        self.callbacks_closed.labels(label, bounded).inc()
+        if bounded in FULFILLED and working_seconds is not None:
+            self.callback_fulfilment.labels(label).observe(max(0.0, working_seconds))
 
     # -- per call ----------------------------------------------------------------------
 
@@ -420,6 +551,7 @@ class CallMetrics:
 
 __all__ = [
     "CallMetrics",
+    "CallbacksView",
     "CorrelatorStatsView",
     "LinkStatsView",
     "StoreStatsView",

@@ -1,7 +1,9 @@
-"""The daemon: one TaskGroup holding the AMI link, the pipeline, the store and the web app.
+"""The daemon: one TaskGroup holding the AMI link, the pipeline, the store, the callbacks
+(timer, and the MQTT alert publisher when ``mqtt.host`` is set) and the web app.
 
 Shutdown (SIGTERM, SIGINT, or ``stop``) cancels the link first, then hands every item
-already received to the pipeline, then flushes the store: nothing received is lost.
+already received to the pipeline, then flushes the store and the callback changes: nothing
+received is lost.
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ import signal
 import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import prometheus_client
 from pydantic import SecretStr
 
+from call_monitor.alerts.publisher import OutboxPublisher
 from call_monitor.ami.client import AmiClient
 from call_monitor.ami.playback import PlaybackServer, chain, recording_path, script_for
 from call_monitor.ami.stream import StreamItem
+from call_monitor.callbacks_service import CallbackService, wall_clock
 from call_monitor.calls.correlator import EVENT_FILTER, EventRejected
 from call_monitor.config import Settings
 from call_monitor.metrics import CallMetrics
@@ -29,6 +34,7 @@ from call_monitor.store.schema import upgrade
 from call_monitor.store.writer import StoreWriter
 from call_monitor.summary import describe
 from call_monitor.web.app import create_app, serve
+from call_monitor.web.callbacks import callbacks_router
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +67,7 @@ class Daemon:
     settings: Settings
     secret: SecretStr
     on_call: Callable[[JudgedCall], None] | None = None
+    clock: Callable[[], datetime] = wall_clock  # the callbacks' "now" (tests pin it)
     queue: asyncio.Queue[StreamItem] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     web_started: asyncio.Event = field(default_factory=asyncio.Event)
@@ -79,7 +86,22 @@ class Daemon:
         self.engine = create_engine(self.settings.store.url)
         self.writer = StoreWriter(self.engine, self.settings.store)
         self.metrics.watch_store(lambda: self.writer.stats)
-        self.app = create_app(self.metrics, ready=lambda: self.client.connected)
+        self.publisher = OutboxPublisher(self.engine, self.settings.mqtt)
+        self.callbacks = CallbackService(
+            self.settings,
+            self.engine,
+            self.pipeline.directory,
+            metrics=self.metrics,
+            clock=self.clock,
+            on_committed=self.publisher.wake,
+        )
+        self.metrics.watch_callbacks(self.callbacks.gauges)
+        # No authentication on the callbacks API yet (a later issue): loopback only.
+        self.app = create_app(
+            self.metrics,
+            ready=lambda: self.client.connected,
+            routers=[callbacks_router(self.callbacks)],
+        )
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -87,11 +109,19 @@ class Daemon:
     async def run(self, *extra: Coroutine[Any, Any, None]) -> None:
         """Run until stopped; ``extra`` coroutines run supervised alongside (the demo's)."""
         await upgrade(self.settings.store.url)
-        # The store writer is supervised by the group but never cancelled with it: a batch
-        # cut off mid-transaction can leave SQLite's write lock with the abandoned
+        # Open obligations back from the store, and what fell due while we were down,
+        # before the first call or API request can touch them.
+        try:
+            await self.callbacks.start()
+        except BaseException:
+            await self.engine.dispose()
+            raise
+        # The store writers are supervised by the group but never cancelled with it: a
+        # batch cut off mid-transaction can leave SQLite's write lock with the abandoned
         # connection, and the final flush then fails "database is locked" for seconds.
-        # writer.close() below waits for the batch in flight, then writes the rest.
+        # close() below waits for the batch in flight, then writes the rest.
         writer = asyncio.create_task(self.writer.run(), name="store")
+        callbacks_writer = asyncio.create_task(self.callbacks.run_writer(), name="callbacks")
         try:
             async with asyncio.TaskGroup() as group:
                 for coroutine in extra:
@@ -100,6 +130,10 @@ class Daemon:
                 group.create_task(self.client.run(), name="ami")
                 group.create_task(self._consume(), name="pipeline")
                 group.create_task(_watch(writer), name="store watch")
+                group.create_task(_watch(callbacks_writer), name="callbacks watch")
+                group.create_task(self.callbacks.run_timer(), name="callbacks timer")
+                if self.publisher.enabled:
+                    group.create_task(self.publisher.run(), name="alerts")
                 group.create_task(
                     serve(
                         self.app,
@@ -114,9 +148,13 @@ class Daemon:
         finally:
             try:
                 self._drain()
-                await self.writer.close()
+                try:
+                    await self.writer.close()
+                finally:
+                    await self.callbacks.close()
             finally:
                 await _finish(writer)
+                await _finish(callbacks_writer)
                 await self.engine.dispose()
 
     async def _until_stopped(self) -> None:
@@ -141,6 +179,7 @@ class Daemon:
         for judged in self.pipeline.finished(outputs):
             self.metrics.observe_call(judged.record, judged.verdict)
             self.writer.submit(judged.record, judged.verdict)
+            self.callbacks.on_call(judged)
             if self.on_call is not None:
                 self.on_call(judged)
 

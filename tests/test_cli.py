@@ -97,8 +97,10 @@ def test_replay_json_one_object_per_line() -> None:
     result = cli("replay", "--json", path)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert len(lines) == 2  # the missed call and the callback
-    calls = [json.loads(line) for line in lines]
+    assert len(lines) == 3  # the missed call, the callback, then the obligation (P6)
+    *calls, owed = [json.loads(line) for line in lines]
+    assert owed["kind"] == "callback"
+    assert owed["state"] == "fulfilled_on_time"
     for call in calls:
         assert isinstance(call, dict)
         assert call.keys() >= CALL_FIELDS, CALL_FIELDS - call.keys()
@@ -142,8 +144,10 @@ def test_replay_several_files_in_order() -> None:
     ]
     result = cli("replay", "--json", *paths)
     assert result.returncode == 0, result.stderr
-    calls = [json.loads(line) for line in result.stdout.splitlines()]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    calls = [line for line in lines if line["kind"] == "call"]
     assert [c["missed"] for c in calls] == [False, True]
+    assert [line["kind"] for line in lines] == ["call", "call", "callback"]  # m owes a call
 
 
 # -- human output ---------------------------------------------------------------------------

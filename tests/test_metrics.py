@@ -13,7 +13,7 @@ from call_monitor.calls.model import CallRecord, Leg, Transfer
 from call_monitor.charter.rules import Check, judge
 from call_monitor.config import CharterSettings, default_directory
 from call_monitor.directory import Directory
-from call_monitor.metrics import CHECK_CLAUSES, CallMetrics
+from call_monitor.metrics import CALLBACK_RESULTS, CHECK_CLAUSES, CallMetrics
 from call_monitor.store import WriterStats
 
 DIRECTORY = Directory(default_directory())
@@ -478,7 +478,7 @@ def test_labels_stay_bounded_over_many_callers(metrics: CallMetrics) -> None:
         "department": {*DIRECTORY.departments, "unknown"},
         "staff": {*DIRECTORY.extensions, "unknown"},
         "clause": set(CHECK_CLAUSES),
-        "result": {"met", "breached", "not_judged"},
+        "result": {"met", "breached", "not_judged", *CALLBACK_RESULTS},
         "direction": {"inbound", "outbound", "internal", "unknown"},
         "outcome": {"answered", "missed", "incomplete"},
         "side": {"caller", "staff", "unknown"},
@@ -556,3 +556,79 @@ def test_render_is_text_format(metrics: CallMetrics) -> None:
     assert families["callmon_calls"].type == "counter"
     assert families["callmon_answer_rings"].type == "histogram"
     assert families["callmon_ami_connected"].type == "gauge"
+
+
+# -- callbacks (P6/V4) -------------------------------------------------------------------------
+
+
+@dataclass
+class FakeCallbacks:
+    open_obligations: list[tuple[str | None, bool]]
+    write_failures: int = 0
+    pending_changes: int = 0
+
+
+def test_callback_series_exist_at_zero(metrics: CallMetrics) -> None:
+    for department in [*DIRECTORY.departments, "unknown"]:
+        assert value(metrics, "callmon_callbacks_open", department=department) == 0.0
+        assert value(metrics, "callmon_callbacks_overdue", department=department) == 0.0
+        for result in CALLBACK_RESULTS:
+            labels = {"department": department, "result": result}
+            assert value(metrics, "callmon_callbacks_closed_total", **labels) == 0.0
+        assert (
+            value(
+                metrics, "callmon_callback_fulfilment_working_seconds_count", department=department
+            )
+            == 0.0
+        )
+    assert value(metrics, "callmon_callbacks_write_failures_total") == 0.0
+    assert value(metrics, "callmon_callbacks_pending_changes") == 0.0
+
+
+def test_callbacks_open_and_overdue_are_read_at_scrape_time(metrics: CallMetrics) -> None:
+    view = FakeCallbacks([(MINWON, False), (MINWON, True), (CHONGMU, False)])
+    metrics.watch_callbacks(lambda: view)
+    assert value(metrics, "callmon_callbacks_open", department=MINWON) == 2.0
+    assert value(metrics, "callmon_callbacks_overdue", department=MINWON) == 1.0
+    assert value(metrics, "callmon_callbacks_open", department=CHONGMU) == 1.0
+    assert value(metrics, "callmon_callbacks_overdue", department=CHONGMU) == 0.0
+    # A department nobody configured, or none: "unknown", never the raw name.
+    view.open_obligations = [("가짜과\n{x=1}", True), (None, False)]
+    view.write_failures, view.pending_changes = 3, 2
+    assert value(metrics, "callmon_callbacks_open", department=MINWON) == 0.0
+    assert value(metrics, "callmon_callbacks_open", department="unknown") == 2.0
+    assert value(metrics, "callmon_callbacks_overdue", department="unknown") == 1.0
+    assert value(metrics, "callmon_callbacks_write_failures_total") == 3.0
+    assert value(metrics, "callmon_callbacks_pending_changes") == 2.0
+    assert "가짜과" not in metrics.render().decode()
+
+
+def test_callback_closed_and_fulfilment_time(metrics: CallMetrics) -> None:
+    metrics.observe_callback_closed(MINWON, "fulfilled_on_time", 120.0)
+    metrics.observe_callback_closed(MINWON, "fulfilled_late", 4000.0)
+    metrics.observe_callback_closed(MINWON, "cancelled", 50.0)  # not a fulfilment: no time
+    metrics.observe_callback_closed("어딘가", "resolved_by_inbound", 10.0)
+    metrics.observe_callback_closed(MINWON, "open", 1.0)  # not a closing result: ignored
+    closed = "callmon_callbacks_closed_total"
+    assert value(metrics, closed, department=MINWON, result="fulfilled_on_time") == 1.0
+    assert value(metrics, closed, department=MINWON, result="fulfilled_late") == 1.0
+    assert value(metrics, closed, department=MINWON, result="cancelled") == 1.0
+    assert value(metrics, closed, department="unknown", result="resolved_by_inbound") == 1.0
+    fulfilment = "callmon_callback_fulfilment_working_seconds"
+    assert value(metrics, f"{fulfilment}_count", department=MINWON) == 2.0
+    assert value(metrics, f"{fulfilment}_sum", department=MINWON) == 4120.0
+    assert value(metrics, f"{fulfilment}_bucket", department=MINWON, le="3600.0") == 1.0
+    assert value(metrics, f"{fulfilment}_count", department="unknown") == 0.0
+
+
+def test_failing_callbacks_source_leaves_only_its_series_out(
+    metrics: CallMetrics, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken() -> FakeCallbacks:
+        raise RuntimeError("boom")
+
+    metrics.watch_callbacks(broken)
+    text = metrics.render().decode()
+    assert "callmon_callbacks_open{" not in text
+    assert "callmon_callbacks_closed_total" in text
+    assert "callbacks" in caplog.text

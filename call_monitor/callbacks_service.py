@@ -1,0 +1,454 @@
+"""Callbacks owed (P6, V4): the I/O shell around the pure :class:`CallbackTracker`.
+
+The tracker decides; this module reads the wall clock, persists and wakes things up:
+
+- :meth:`CallbackService.start` reloads every open obligation from the store (its deadline
+  and history as stored) and at once emits what fell due while the daemon was down. An
+  obligation whose overdue change was committed before a crash comes back ``overdue`` and is
+  not alerted again; one whose change was not committed is alerted now, once (and the outbox
+  skips an alert whose idempotency key it already holds).
+- :meth:`CallbackService.on_call` (every finished call, from the daemon's pipeline) and
+  :meth:`memo` / :meth:`cancel` (the API) apply the tracker and queue its changes, each
+  batch with its outbox messages (:func:`call_monitor.alerts.messages.messages_for`).
+- :meth:`run_writer` writes the queue in order, each write one transaction holding the
+  obligation rows, their history rows and their outbox rows
+  (:func:`call_monitor.store.obligations.save_changes`), then wakes the MQTT publisher. A
+  failed write is logged with its traceback, counted and retried with backoff; nothing is
+  dropped. Only a batch the database refuses for its data (retrying cannot help) is set
+  aside, logged and counted, so that it does not hold back every later change.
+- :meth:`run_timer` sleeps until the tracker's next reminder or deadline (re-armed whenever
+  a change is queued; at most ``MAX_TIMER_SLEEP`` at a time, so a wall clock that jumps is
+  caught up with) and calls ``due_events(now)``.
+
+The pure tracker never reads a clock: ``now`` is read here, from ``clock``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from itertools import islice
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from call_monitor.alerts.messages import OutboxMessage, messages_for
+from call_monitor.charter.callbacks import (
+    OPEN_STATES,
+    CallbackTracker,
+    Obligation,
+    ObligationChange,
+)
+from call_monitor.charter.working_hours import WorkingHours
+from call_monitor.config import Settings
+from call_monitor.directory import Directory
+from call_monitor.metrics import CallMetrics
+from call_monitor.pipeline import JudgedCall
+from call_monitor.store.obligations import (
+    list_obligations,
+    load_obligation,
+    load_open,
+    save_changes,
+)
+from call_monitor.store.writer import is_data_error
+from call_monitor.timefmt import SEOUL
+
+log = logging.getLogger(__name__)
+
+MAX_TIMER_SLEEP = 30.0  # seconds; the wall clock is read again at least this often
+TIMER_ERROR_SLEEP = 5.0
+WRITER_POLL_SECONDS = 1.0
+BATCHES_PER_TRANSACTION = 100
+STORED_WAIT_SECONDS = 5.0  # how long the API waits for its change to be committed
+
+
+def wall_clock() -> datetime:
+    return datetime.now(SEOUL)
+
+
+@dataclass(slots=True)
+class CallbackStats:
+    changes: int = 0  # tracker changes queued
+    written: int = 0  # changes committed
+    failures: int = 0  # failed writes (each retried)
+    consecutive_failures: int = 0
+    rejected: int = 0  # changes the database refused for their data: set aside, logged
+    errors: int = 0  # tracker or message failures on a call or a timer (a bug): logged
+    last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallbackGauges:
+    """What the metrics read at scrape time (:class:`call_monitor.metrics.CallbacksView`)."""
+
+    open_obligations: Sequence[tuple[str | None, bool]]  # (owner department, past due now)
+    write_failures: int
+    pending_changes: int
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a memo or a cancel did, and whether it is committed yet."""
+
+    change: ObligationChange
+    stored: bool
+
+    @property
+    def obligation(self) -> Obligation:
+        return self.change.obligation
+
+
+@dataclass(eq=False, slots=True)
+class _Batch:
+    changes: list[ObligationChange]
+    messages: list[OutboxMessage]
+    done: asyncio.Event = field(default_factory=asyncio.Event)  # committed or set aside
+    stored: bool = False
+
+
+class CallbackService:
+    """Open obligations in memory, every change in the store; see the module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: AsyncEngine,
+        directory: Directory,
+        *,
+        metrics: CallMetrics | None = None,
+        clock: Callable[[], datetime] = wall_clock,
+        on_committed: Callable[[], None] | None = None,
+        retry_initial_seconds: float = 0.5,
+        retry_max_seconds: float = 30.0,
+    ) -> None:
+        self.engine = engine
+        self.metrics = metrics
+        self.clock = clock
+        self.on_committed = on_committed  # e.g. OutboxPublisher.wake
+        self.tracker = CallbackTracker(
+            settings.callbacks, WorkingHours(settings.working_hours), directory
+        )
+        self.stats = CallbackStats()
+        self._prefix = settings.mqtt.topic_prefix
+        self._retry_initial = retry_initial_seconds
+        self._retry_max = max(retry_max_seconds, retry_initial_seconds)
+        self._pending: deque[_Batch] = deque()
+        self._lock = asyncio.Lock()  # one write at a time, in queue order
+        self._wake = asyncio.Event()  # changes queued
+        self._rearm = asyncio.Event()  # the timer's next event may have moved
+        self._stop = asyncio.Event()
+        self._closed = False
+
+    # -- state ------------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Changes queued and not yet committed."""
+        return sum(len(batch.changes) for batch in self._pending)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def gauges(self) -> CallbackGauges:
+        """Open obligations by department and whether each is past due now (scrape time)."""
+        now = self.clock()
+        return CallbackGauges(
+            open_obligations=[
+                (o.owner_department, o.state == "overdue" or o.due_at <= now)
+                for o in self.tracker.open_obligations()
+            ],
+            write_failures=self.stats.failures,
+            pending_changes=self.pending,
+        )
+
+    # -- inputs -----------------------------------------------------------------------
+
+    async def start(self) -> int:
+        """Reload the open obligations and emit what fell due meanwhile; how many loaded."""
+        loaded = self.tracker.restore(await load_open(self.engine))
+        if loaded:
+            log.info("callbacks: %d open obligations reloaded from the store", loaded)
+        self._due(self.clock())
+        return loaded
+
+    def on_call(self, judged: JudgedCall) -> None:
+        """A finished call: create, join, attempt, fulfil or resolve. Never raises."""
+        try:
+            changes = self.tracker.on_call(judged.record)
+        except Exception:
+            self.stats.errors += 1
+            log.exception("callbacks: call %r not applied", judged.record.linkedid)
+            return
+        self._submit(changes)
+
+    async def memo(
+        self,
+        *,
+        number: str,
+        owner: str,
+        taken_by: str | None,
+        caller_name: str = "",
+        matter: str = "",
+        wait_seconds: float = STORED_WAIT_SECONDS,
+    ) -> Outcome:
+        """A colleague's memo: the owner owes a call. ``ValueError`` for an unknown owner or
+        a number with no digits. Waits up to ``wait_seconds`` for the commit."""
+        self._check_open()
+        change = self.tracker.memo(
+            obligation_id=f"memo-{uuid.uuid4().hex}",
+            at=self.clock(),
+            number=number,
+            owner=owner,
+            taken_by=taken_by,
+            caller_name=caller_name,
+            matter=matter,
+        )
+        return Outcome(change, await self._stored(self._submit([change]), wait_seconds))
+
+    async def cancel(
+        self,
+        obligation_id: str,
+        reason: str,
+        by: str | None,
+        *,
+        wait_seconds: float = STORED_WAIT_SECONDS,
+    ) -> Outcome:
+        """Close an open obligation by hand; ``KeyError`` if it is not open."""
+        self._check_open()
+        change = self.tracker.cancel(obligation_id, reason, by, self.clock())
+        return Outcome(change, await self._stored(self._submit([change]), wait_seconds))
+
+    def rearm(self) -> None:
+        """Have the timer read the clock again now (the wall clock was set; tests)."""
+        self._rearm.set()
+
+    # -- reading ----------------------------------------------------------------------
+
+    async def query(
+        self,
+        *,
+        staff: str | None = None,
+        department: str | None = None,
+        state: Sequence[str] | None = None,
+        limit: int | None = 1000,
+    ) -> list[Obligation]:
+        """Stored obligations (see :func:`list_obligations`), after the changes queued so
+        far are committed (waited for a moment at most)."""
+        await self.settle()
+        return await list_obligations(
+            self.engine, staff=staff, department=department, state=state, limit=limit
+        )
+
+    async def get(self, obligation_id: str) -> Obligation | None:
+        await self.settle()
+        return await load_obligation(self.engine, obligation_id)
+
+    async def settle(self, seconds: float = STORED_WAIT_SECONDS) -> bool:
+        """Wait until every change queued so far is committed; whether it was in time."""
+        if not self._pending:
+            return True
+        return await self._stored(self._pending[-1], seconds)
+
+    # -- the tasks --------------------------------------------------------------------
+
+    async def run_timer(self) -> None:
+        """Emit reminders and overdue transitions when they fall due; run as a task."""
+        while True:
+            self._rearm.clear()
+            now = self.clock()
+            delay = MAX_TIMER_SLEEP
+            if self._due(now):
+                next_at = self.tracker.next_event_at()
+                if next_at is not None:
+                    delay = (next_at - now).total_seconds()
+            else:
+                delay = TIMER_ERROR_SLEEP
+            await _wait(self._rearm, min(max(delay, 0.0), MAX_TIMER_SLEEP))
+
+    async def run_writer(self) -> None:
+        """Write the queue until :meth:`close`; failures are retried with backoff.
+
+        Cancelling it is safe: an interrupted write is rolled back and stays queued.
+        """
+        backoff = 0.0
+        while not self._stop.is_set():
+            if backoff:
+                await _wait(self._stop, backoff)
+            elif not self._pending:
+                await _wait(self._wake, WRITER_POLL_SECONDS)
+            self._wake.clear()
+            if self._stop.is_set():
+                break
+            if not self._pending:
+                continue
+            try:
+                await self.flush()
+            except Exception:
+                backoff = min(max(2 * backoff, self._retry_initial), self._retry_max)
+                log.warning(
+                    "callbacks: retrying in %.1f s (%d changes queued)", backoff, self.pending
+                )
+            else:
+                backoff = 0.0
+
+    async def flush(self) -> None:
+        """Write everything queued, in order; on failure it stays queued and this raises."""
+        async with self._lock:
+            while self._pending:
+                await self._write(list(islice(self._pending, BATCHES_PER_TRANSACTION)))
+
+    async def close(self, give_up_after: float | None = 30.0) -> None:
+        """Stop :meth:`run_writer` and write what is queued, retrying for ``give_up_after``
+        seconds; if the store stays down the last error propagates (changes stay queued)."""
+        self._closed = True
+        self._stop.set()
+        self._wake.set()
+        deadline = None if give_up_after is None else time.monotonic() + give_up_after
+        backoff = self._retry_initial
+        while True:
+            try:
+                await self.flush()
+            except Exception:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    log.error("callbacks: closed with %d changes NOT written", self.pending)
+                    raise
+                await asyncio.sleep(backoff if remaining is None else min(backoff, remaining))
+                backoff = min(2 * backoff, self._retry_max)
+            else:
+                return
+
+    # -- internals --------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("the callback service is shutting down")
+
+    def _due(self, now: datetime) -> bool:
+        try:
+            changes = self.tracker.due_events(now)
+        except Exception:
+            self.stats.errors += 1
+            log.exception("callbacks: reminders and deadlines not checked")
+            return False
+        self._submit(changes)
+        return True
+
+    def _submit(self, changes: Sequence[ObligationChange]) -> _Batch | None:
+        if not changes:
+            return None
+        messages: list[OutboxMessage] = []
+        try:
+            messages = messages_for(
+                changes, self.tracker.open_obligations(), self.clock(), self._prefix
+            )
+        except Exception:
+            # A bug in building an alert must not cost the change itself.
+            self.stats.errors += 1
+            log.exception(
+                "callbacks: alerts of %s not built; the changes are stored without them",
+                [f"{c.obligation.id}:{c.kind}" for c in changes],
+            )
+        batch = _Batch(list(changes), messages)
+        self._pending.append(batch)
+        self.stats.changes += len(changes)
+        self._wake.set()
+        self._rearm.set()
+        return batch
+
+    async def _stored(self, batch: _Batch | None, seconds: float) -> bool:
+        if batch is None:
+            return True
+        try:
+            async with asyncio.timeout(seconds):
+                await batch.done.wait()
+        except TimeoutError:
+            return False
+        return batch.stored
+
+    async def _write(self, batches: list[_Batch]) -> None:
+        try:
+            await save_changes(
+                self.engine,
+                [c for batch in batches for c in batch.changes],
+                [m for batch in batches for m in batch.messages],
+            )
+        except Exception as exc:
+            if not is_data_error(exc):
+                self._count_failure(exc, batches)
+                raise
+            if len(batches) == 1:
+                self._reject(batches[0], exc)
+                return
+            # One refused batch must not hold back the others: one by one.
+            log.warning(
+                "callbacks: the store refused %d batches (%s); writing them one by one",
+                len(batches),
+                type(exc).__name__,
+            )
+            for batch in batches:
+                await self._write([batch])
+            return
+        self._committed(batches)
+
+    def _committed(self, batches: list[_Batch]) -> None:
+        for batch in batches:
+            if self._pending and self._pending[0] is batch:
+                self._pending.popleft()
+            batch.stored = True
+            batch.done.set()
+            self.stats.written += len(batch.changes)
+            for change in batch.changes:
+                self._observe(change)
+        self.stats.consecutive_failures = 0
+        if self.on_committed is not None:
+            self.on_committed()
+
+    def _observe(self, change: ObligationChange) -> None:
+        obligation = change.obligation
+        if self.metrics is None or obligation.state in OPEN_STATES:
+            return
+        if obligation.closed_at is None or change.kind != obligation.state:
+            return
+        working = self.tracker.working_hours.between(obligation.created_at, obligation.closed_at)
+        self.metrics.observe_callback_closed(obligation.owner_department, obligation.state, working)
+
+    def _count_failure(self, exc: Exception, batches: list[_Batch]) -> None:
+        self.stats.failures += 1
+        self.stats.consecutive_failures += 1
+        self.stats.last_error = f"{type(exc).__name__}: {exc}"
+        log.error(
+            "callbacks: writing %d changes failed (attempt %d in a row); %d changes kept queued",
+            sum(len(batch.changes) for batch in batches),
+            self.stats.consecutive_failures,
+            self.pending,
+            exc_info=exc,
+        )
+
+    def _reject(self, batch: _Batch, exc: Exception) -> None:
+        self.stats.rejected += len(batch.changes)
+        self.stats.last_error = f"{type(exc).__name__}: {exc}"
+        if self._pending and self._pending[0] is batch:
+            self._pending.popleft()
+        batch.done.set()
+        log.error(
+            "callbacks: the store refused changes %s and their %d alerts: set aside, not retried",
+            [f"{c.obligation.id}:{c.kind}" for c in batch.changes],
+            len(batch.messages),
+            exc_info=exc,
+        )
+
+
+async def _wait(event: asyncio.Event, seconds: float) -> None:
+    """Wait for ``event`` at most ``seconds``."""
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        pass

@@ -1,0 +1,370 @@
+"""Callback obligations (P6, V4) in the store: the current snapshot and every transition.
+
+- ``obligations``: one row per obligation (:class:`~call_monitor.charter.callbacks.Obligation`),
+  the latest snapshot, rewritten (upsert) on every change. ``calls`` (linkedids of the missed
+  calls joined) and ``attempts`` (unanswered callback attempts) are JSON text: small lists
+  that are only ever read whole. ``reminded_at`` / ``overdue_at`` say when the reminder and
+  the overdue transition happened (``NULL``: not yet), also after the obligation closed.
+- ``obligation_changes``: the obligation's history, one row per
+  :class:`~call_monitor.charter.callbacks.Change` (``position`` from 0, the index in
+  ``Obligation.history``): when, what, the state after it, why, the call and the person.
+
+:func:`save_changes` writes a batch of tracker changes and their outbox messages in ONE
+transaction (an alert exists exactly when its change does). It is idempotent: the snapshot is
+an upsert and a change row that is already there is skipped, so a batch retried after an
+unknown outcome (a connection lost during COMMIT) leaves the same rows. :func:`load_open`
+rebuilds the open obligations exactly (history included: the alerts' idempotency keys count
+it) for :meth:`CallbackTracker.restore`.
+
+PostgreSQL text cannot hold NUL: there, and only there, a NUL character in a stored string
+becomes U+FFFD (an AMI caller name may contain one; the obligation matters more than the
+byte). Everything else is stored as given.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import ForeignKey, Index, Integer, Table, Text, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql import Select
+
+from call_monitor.charter.callbacks import (
+    OPEN_STATES,
+    Attempt,
+    Change,
+    ChangeKind,
+    Obligation,
+    ObligationChange,
+    ObligationState,
+    OwnerKind,
+    Source,
+)
+from call_monitor.store.models import Base, UtcDateTime
+from call_monitor.timefmt import SEOUL
+
+if TYPE_CHECKING:
+    from call_monitor.alerts.messages import OutboxMessage
+
+Row = dict[str, Any]
+
+# Ids per "IN (...)": far under every backend's bound-parameter limit.
+_IN_CHUNK = 500
+
+
+class ObligationRow(Base):
+    __tablename__ = "obligations"
+
+    id: Mapped[str] = mapped_column(Text, primary_key=True)
+    source: Mapped[str] = mapped_column(Text)  # missed_call | memo
+    owner: Mapped[str] = mapped_column(Text)  # an extension or a department
+    owner_kind: Mapped[str] = mapped_column(Text)  # staff | department
+    owner_department: Mapped[str | None] = mapped_column(Text)
+    number: Mapped[str] = mapped_column(Text)  # normalised: the key with the owner
+    raw_number: Mapped[str] = mapped_column(Text)  # as first seen
+    caller_name: Mapped[str] = mapped_column(Text)
+    matter: Mapped[str] = mapped_column(Text)
+    taken_by: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    due_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    reminder_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    state: Mapped[str] = mapped_column(Text)
+    calls: Mapped[str] = mapped_column(Text)  # JSON list of linkedids
+    attempts: Mapped[str] = mapped_column(Text)  # JSON list of {at, by, linkedid}
+    attempt_count: Mapped[int] = mapped_column(Integer)
+    reminded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    overdue_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    closed_cause: Mapped[str | None] = mapped_column(Text)
+    closed_by: Mapped[str | None] = mapped_column(Text)
+    closing_call: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        Index("ix_obligations_state", "state"),
+        Index("ix_obligations_owner_state", "owner", "state"),
+        Index("ix_obligations_owner_department_state", "owner_department", "state"),
+        Index("ix_obligations_number", "number"),
+    )
+
+
+class ObligationChangeRow(Base):
+    __tablename__ = "obligation_changes"
+
+    obligation_id: Mapped[str] = mapped_column(
+        Text, ForeignKey("obligations.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    kind: Mapped[str] = mapped_column(Text)
+    state_after: Mapped[str] = mapped_column(Text)
+    cause: Mapped[str] = mapped_column(Text)
+    call_id: Mapped[str | None] = mapped_column(Text)  # the linkedid of the call, if any
+    by: Mapped[str | None] = mapped_column(Text)  # who placed / answered / cancelled / wrote
+
+    __table_args__ = (Index("ix_obligation_changes_at", "at"),)
+
+
+obligations_table: Table = Base.metadata.tables["obligations"]
+obligation_changes_table: Table = Base.metadata.tables["obligation_changes"]
+
+
+# --------------------------------------------------------------------------- rows
+
+
+def _position(change: ObligationChange) -> int:
+    """The change's index in its snapshot's history (the tracker appends it last)."""
+    history = change.obligation.history
+    for i in range(len(history) - 1, -1, -1):
+        if history[i] == change.change:
+            return i
+    raise ValueError(f"change {change.kind!r} is not in the history of {change.obligation.id!r}")
+
+
+def _first_at(obligation: Obligation, kind: ChangeKind) -> datetime | None:
+    return next((c.at for c in obligation.history if c.kind == kind), None)
+
+
+def obligation_row(obligation: Obligation) -> Row:
+    closing = obligation.history[-1] if obligation.closed_at is not None else None
+    return {
+        "id": obligation.id,
+        "source": obligation.source,
+        "owner": obligation.owner,
+        "owner_kind": obligation.owner_kind,
+        "owner_department": obligation.owner_department,
+        "number": obligation.number,
+        "raw_number": obligation.number_raw,
+        "caller_name": obligation.caller_name,
+        "matter": obligation.matter,
+        "taken_by": obligation.taken_by,
+        "created_at": obligation.created_at,
+        "due_at": obligation.due_at,
+        "reminder_at": obligation.reminder_at,
+        "state": obligation.state,
+        "calls": json.dumps(list(obligation.calls), ensure_ascii=False),
+        "attempts": json.dumps(
+            [
+                {"at": a.at.isoformat(), "by": a.by, "linkedid": a.linkedid}
+                for a in obligation.attempts
+            ],
+            ensure_ascii=False,
+        ),
+        "attempt_count": len(obligation.attempts),
+        "reminded_at": _first_at(obligation, "reminder"),
+        "overdue_at": _first_at(obligation, "overdue"),
+        "closed_at": obligation.closed_at,
+        "closed_cause": None if closing is None else closing.cause,
+        "closed_by": obligation.closed_by,
+        "closing_call": obligation.closing_call,
+    }
+
+
+def change_row(change: ObligationChange) -> Row:
+    entry = change.change
+    return {
+        "obligation_id": change.obligation.id,
+        "position": _position(change),
+        "at": entry.at,
+        "kind": entry.kind,
+        "state_after": entry.state,
+        "cause": entry.cause,
+        "call_id": entry.linkedid,
+        "by": entry.by,
+    }
+
+
+def _no_nul(rows: list[Row]) -> list[Row]:
+    return [
+        {k: v.replace("\x00", "\ufffd") if isinstance(v, str) else v for k, v in row.items()}
+        for row in rows
+    ]
+
+
+# --------------------------------------------------------------------------- writing
+
+
+async def save_changes(
+    engine: AsyncEngine,
+    changes: Sequence[ObligationChange],
+    outbox_messages: Iterable[OutboxMessage] = (),
+) -> None:
+    """Write ``changes`` (snapshots and history rows) and ``outbox_messages`` in one
+    transaction; idempotent (see the module docstring)."""
+    async with engine.begin() as conn:
+        await write_changes(conn, changes, outbox_messages)
+
+
+async def write_changes(
+    conn: AsyncConnection,
+    changes: Sequence[ObligationChange],
+    outbox_messages: Iterable[OutboxMessage] = (),
+) -> None:
+    """:func:`save_changes` inside the caller's transaction on ``conn``."""
+    # Imported here: call_monitor.alerts.outbox imports the store's models, and the store
+    # package imports this module (so that its tables are always on Base.metadata).
+    from call_monitor.alerts.outbox import enqueue  # noqa: PLC0415
+
+    latest: dict[str, Obligation] = {}
+    for change in changes:
+        latest[change.obligation.id] = change.obligation  # the last snapshot wins
+    snapshots = [obligation_row(o) for o in latest.values()]
+    history = [change_row(c) for c in changes]
+    if conn.dialect.name == "postgresql":
+        snapshots, history = _no_nul(snapshots), _no_nul(history)
+    if snapshots:
+        await _upsert(conn, obligations_table, snapshots, ["id"], update=True)
+    if history:
+        await _upsert(
+            conn, obligation_changes_table, history, ["obligation_id", "position"], update=False
+        )
+    await enqueue(conn, outbox_messages)
+
+
+async def _upsert(
+    conn: AsyncConnection, table: Table, rows: list[Row], keys: list[str], *, update: bool
+) -> None:
+    dialect = conn.dialect.name
+    if dialect in ("sqlite", "postgresql"):
+        statement: Any = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
+        if update:
+            excluded = statement.excluded
+            columns = {c.name: excluded[c.name] for c in table.columns if c.name not in keys}
+            statement = statement.on_conflict_do_update(index_elements=keys, set_=columns)
+        else:
+            statement = statement.on_conflict_do_nothing(index_elements=keys)
+        await conn.execute(statement, rows)
+        return
+    # Any other backend: look the keys up first, then insert or update row by row.
+    for row in rows:
+        condition = [table.c[k] == row[k] for k in keys]
+        found = (await conn.execute(select(table.c[keys[0]]).where(*condition))).first()
+        if found is None:
+            await conn.execute(insert(table), [row])
+        elif update:
+            await conn.execute(table.update().where(*condition).values(**row))
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def _seoul(at: datetime) -> datetime:
+    return at.astimezone(SEOUL)
+
+
+def _maybe_seoul(at: datetime | None) -> datetime | None:
+    return None if at is None else at.astimezone(SEOUL)
+
+
+def _obligation(row: Any, history: list[Change]) -> Obligation:
+    attempts = tuple(
+        Attempt(at=_seoul(datetime.fromisoformat(a["at"])), by=a["by"], linkedid=a["linkedid"])
+        for a in json.loads(row.attempts)
+    )
+    return Obligation(
+        id=row.id,
+        number=row.number,
+        number_raw=row.raw_number,
+        owner=row.owner,
+        owner_kind=cast("OwnerKind", row.owner_kind),
+        owner_department=row.owner_department,
+        source=cast("Source", row.source),
+        created_at=_seoul(row.created_at),
+        due_at=_seoul(row.due_at),
+        reminder_at=_seoul(row.reminder_at),
+        state=cast("ObligationState", row.state),
+        calls=tuple(json.loads(row.calls)),
+        attempts=attempts,
+        caller_name=row.caller_name,
+        matter=row.matter,
+        taken_by=row.taken_by,
+        closed_at=_maybe_seoul(row.closed_at),
+        closed_by=row.closed_by,
+        closing_call=row.closing_call,
+        history=tuple(history),
+    )
+
+
+async def _load(conn: AsyncConnection, query: Select[Any]) -> list[Obligation]:
+    rows = (await conn.execute(query)).all()
+    ids = [row.id for row in rows]
+    histories: dict[str, list[Change]] = {obligation_id: [] for obligation_id in ids}
+    table = obligation_changes_table
+    for start in range(0, len(ids), _IN_CHUNK):
+        chunk = ids[start : start + _IN_CHUNK]
+        result = await conn.execute(
+            select(table)
+            .where(table.c.obligation_id.in_(chunk))
+            .order_by(table.c.obligation_id, table.c.position)
+        )
+        for change in result:
+            histories[change.obligation_id].append(
+                Change(
+                    at=_seoul(change.at),
+                    kind=cast("ChangeKind", change.kind),
+                    state=cast("ObligationState", change.state_after),
+                    cause=change.cause,
+                    linkedid=change.call_id,
+                    by=change.by,
+                )
+            )
+    return [_obligation(row, histories[row.id]) for row in rows]
+
+
+async def load_open(engine: AsyncEngine) -> list[Obligation]:
+    """Every open obligation (open, reminded, overdue), exactly as last saved."""
+    table = obligations_table
+    query = (
+        select(table)
+        .where(table.c.state.in_(sorted(OPEN_STATES)))
+        .order_by(table.c.created_at, table.c.id)
+    )
+    async with engine.connect() as conn:
+        return await _load(conn, query)
+
+
+async def load_obligation(engine: AsyncEngine, obligation_id: str) -> Obligation | None:
+    """One stored obligation, or ``None``."""
+    query = select(obligations_table).where(obligations_table.c.id == obligation_id)
+    async with engine.connect() as conn:
+        found = await _load(conn, query)
+    return found[0] if found else None
+
+
+async def list_obligations(
+    engine: AsyncEngine,
+    staff: str | None = None,
+    department: str | None = None,
+    state: str | Iterable[str] | None = None,
+    *,
+    limit: int | None = 1000,
+) -> list[Obligation]:
+    """Stored obligations, oldest first, filtered by any of:
+
+    - ``staff``: owned by this extension;
+    - ``department``: owned by this department or by one of its staff (``owner_department``);
+    - ``state``: one state or several (any of them).
+
+    At most ``limit`` (``None``: all); the newest are kept when there are more.
+    """
+    table = obligations_table
+    query = select(table)
+    if staff is not None:
+        query = query.where(table.c.owner_kind == "staff", table.c.owner == staff)
+    if department is not None:
+        query = query.where(table.c.owner_department == department)
+    if state is not None:
+        states = [state] if isinstance(state, str) else list(state)
+        query = query.where(table.c.state.in_(states))
+    if limit is not None:
+        # The newest ``limit``, then back in creation order.
+        newest = query.order_by(table.c.created_at.desc(), table.c.id.desc()).limit(limit)
+        inner = newest.subquery()
+        query = select(table).join(inner, inner.c.id == table.c.id)
+    query = query.order_by(table.c.created_at, table.c.id)
+    async with engine.connect() as conn:
+        return await _load(conn, query)

@@ -1,0 +1,172 @@
+"""The callbacks API (P6, V4), under ``/api/callbacks``; used by the supervisor's web page and
+by ``call-monitor memo``.
+
+- ``GET /api/callbacks?staff=&department=&state=&limit=``: stored obligations, oldest first
+  (``state`` may be given several times: any of them);
+- ``GET /api/callbacks/{id}``: one obligation with its history;
+- ``POST /api/callbacks/memo``: a colleague's memo, JSON ``{number, owner, taken_by,
+  caller_name, matter}``; 201 when committed, 202 when accepted but the store is lagging
+  (it is retried), 422 for an unknown owner or a number without digits;
+- ``POST /api/callbacks/{id}/cancel``: JSON ``{reason, by}``; 404 if there is no such
+  obligation, 409 if it is already closed; 200 when committed, 202 as for a memo.
+
+The caller's name, number and matter are strangers' words: stored and returned exactly as
+given (JSON-escaped, never interpreted); only their length is limited, and NUL is refused
+(PostgreSQL text cannot hold it).
+
+NO AUTHENTICATION YET: that comes with the supervisor web page's issue. Until then the web
+server must listen on loopback only (``web.host``, 127.0.0.1 by default).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.exc import SQLAlchemyError
+
+from call_monitor.callbacks_service import CallbackService, Outcome
+from call_monitor.charter.callbacks import Obligation, ObligationState, callback_report
+from call_monitor.timefmt import iso_seoul
+
+MAX_NUMBER = 64
+MAX_NAME = 200
+MAX_MATTER = 2000
+MAX_PERSON = 100  # an extension, a department name or a person's name
+MAX_REASON = 500
+MAX_LIST = 1000
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            raise ValueError("NUL characters are not accepted")
+        return value
+
+
+class MemoIn(_Body):
+    number: str = Field(min_length=1, max_length=MAX_NUMBER)
+    owner: str = Field(min_length=1, max_length=MAX_PERSON)  # an extension or a department
+    taken_by: str = Field(min_length=1, max_length=MAX_PERSON)
+    caller_name: str = Field(default="", max_length=MAX_NAME)
+    matter: str = Field(default="", max_length=MAX_MATTER)
+
+
+class CancelIn(_Body):
+    reason: str = Field(min_length=1, max_length=MAX_REASON)
+    by: str | None = Field(default=None, max_length=MAX_PERSON)
+
+
+def _iso(value: Any) -> str | None:
+    return None if value is None else iso_seoul(value.timestamp())
+
+
+def obligation_json(obligation: Obligation) -> dict[str, Any]:
+    """An obligation for the API: the ``replay --json`` line plus its details and history."""
+    return {
+        "id": obligation.id,
+        **callback_report(obligation),
+        "owner_kind": obligation.owner_kind,
+        "source": obligation.source,
+        "number_raw": obligation.number_raw,
+        "caller_name": obligation.caller_name,
+        "matter": obligation.matter,
+        "taken_by": obligation.taken_by,
+        "reminder_at": _iso(obligation.reminder_at),
+        "calls": list(obligation.calls),
+        "closed_by": obligation.closed_by,
+        "closing_call": obligation.closing_call,
+        "history": [
+            {
+                "at": _iso(change.at),
+                "kind": change.kind,
+                "state": change.state,
+                "cause": change.cause,
+                "call_id": change.linkedid,
+                "by": change.by,
+            }
+            for change in obligation.history
+        ],
+    }
+
+
+def _outcome(outcome: Outcome, done_status: int) -> JSONResponse:
+    body = {
+        "stored": outcome.stored,
+        "change": outcome.change.kind,
+        "obligation": obligation_json(outcome.obligation),
+    }
+    return JSONResponse(body, status_code=done_status if outcome.stored else 202)
+
+
+def _unavailable(exc: SQLAlchemyError) -> HTTPException:
+    return HTTPException(503, f"store unavailable: {type(exc).__name__}")
+
+
+def callbacks_router(service: CallbackService) -> APIRouter:
+    router = APIRouter(prefix="/api/callbacks", tags=["callbacks"])
+
+    @router.get("")
+    async def list_callbacks(
+        staff: Annotated[str | None, Query(max_length=MAX_PERSON)] = None,
+        department: Annotated[str | None, Query(max_length=MAX_PERSON)] = None,
+        state: Annotated[list[ObligationState] | None, Query()] = None,
+        limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = MAX_LIST,
+    ) -> dict[str, Any]:
+        try:
+            found = await service.query(
+                staff=staff, department=department, state=state, limit=limit
+            )
+        except SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+        return {"obligations": [obligation_json(o) for o in found]}
+
+    @router.get("/{obligation_id}")
+    async def get_callback(obligation_id: str) -> dict[str, Any]:
+        try:
+            found = await service.get(obligation_id)
+        except SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+        if found is None:
+            raise HTTPException(404, "no such callback obligation")
+        return obligation_json(found)
+
+    @router.post("/memo", status_code=201)
+    async def create_memo(memo: MemoIn) -> JSONResponse:
+        try:
+            outcome = await service.memo(
+                number=memo.number,
+                owner=memo.owner,
+                taken_by=memo.taken_by,
+                caller_name=memo.caller_name,
+                matter=memo.matter,
+            )
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        except RuntimeError as exc:  # shutting down
+            raise HTTPException(503, str(exc)) from exc
+        return _outcome(outcome, 201)
+
+    @router.post("/{obligation_id}/cancel")
+    async def cancel_callback(obligation_id: str, cancel: CancelIn) -> JSONResponse:
+        try:
+            outcome = await service.cancel(obligation_id, cancel.reason, cancel.by)
+        except KeyError:
+            try:
+                stored = await service.get(obligation_id)
+            except SQLAlchemyError as exc:
+                raise _unavailable(exc) from exc
+            if stored is None:
+                raise HTTPException(404, "no such callback obligation") from None
+            raise HTTPException(409, f"already closed: {stored.state}") from None
+        except RuntimeError as exc:
+            raise HTTPException(503, str(exc)) from exc
+        return _outcome(outcome, 200)
+
+    return router

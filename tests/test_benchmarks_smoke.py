@@ -43,3 +43,70 @@ def test_ingest_benchmark_runs_and_prints_its_table() -> None:
         assert f"| {label}" in out, out
     assert "| (c) full pipeline |" in out
     assert "| (c) lag, arrival → handled |" in out
+
+
+METRICS_BENCHMARK = BENCHMARK.with_name("metrics.py")
+SOAK_BENCHMARK = BENCHMARK.with_name("soak.py")
+
+
+def test_metrics_benchmark_runs_and_prints_its_table() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(METRICS_BENCHMARK),
+            "--staff",
+            "40",
+            "--departments",
+            "4",
+            "--judged",
+            "80",
+            "--renders",
+            "2",
+            "--scrapes",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "| what | format | _created | series | bytes |" in out, out
+    assert "| render() | text 0.0.4 | off |" in out, out
+    assert "| GET /metrics | OpenMetrics 1.0.0 | off |" in out, out
+    assert "| what if: label prefixes formatted once" in out, out
+    assert "failed:" not in out, out
+    assert "the traffic adds none" in out, out
+
+
+def test_soak_benchmark_runs_and_prints_its_table() -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(SOAK_BENCHMARK),
+            "--calls",
+            "300",
+            "--every",
+            "100",
+            "--drain-every",
+            "50",
+            "--staff",
+            "40",
+            "--departments",
+            "4",
+            "--scrape-every",
+            "0.5",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    out = done.stdout
+    assert "| calls | events | time | calls/s since last | VmRSS |" in out, out
+    assert "- verdict: " in out, out
+    assert "0 failed, 0 dropped" in out, out
+    assert "0 events rejected, 0 calls incomplete" in out, out
+    assert "(end) |" in out, out

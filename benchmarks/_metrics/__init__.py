@@ -1,0 +1,1 @@
+"""Parts of ``benchmarks/metrics.py``: the scraper it runs in a process of its own."""

@@ -52,6 +52,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import prometheus_client
 from _ingest.common import free_port
@@ -253,10 +254,10 @@ async def scrape_over_http(
     return rows
 
 
-def _result(out: str) -> dict[str, object] | None:
+def _result(out: str) -> dict[str, Any] | None:
     for line in out.splitlines():
         if line.startswith(RESULT_PREFIX):
-            loaded: dict[str, object] = json.loads(line[len(RESULT_PREFIX) :])
+            loaded: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
             return loaded
     return None
 

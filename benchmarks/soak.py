@@ -357,7 +357,7 @@ def store_lines(args: argparse.Namespace, samples: list[dict[str, Any]]) -> list
     lines = []
     for phase, where in (
         ("stream", "while the stream runs (the event loop busy with the pipeline)"),
-        ("drain", "in the drains (the loop otherwise idle)"),
+        ("drain", "in the drains and the last flush (the loop otherwise idle)"),
     ):
         count = sum(s.get(f"{phase}_batches", 0) for s in samples)
         calls = sum(s.get(f"{phase}_batch_calls", 0) for s in samples)

@@ -34,8 +34,20 @@ class _One(Collector):
         return self.collector.collect()
 
 
+def _go(value: float) -> str:
+    """prometheus_client's float formatting (``floatToGoString``, untyped)."""
+    text: str = floatToGoString(value)  # type: ignore[no-untyped-call]
+    return text
+
+
+def _escape(value: str) -> str:
+    # As generate_latest calls it (its third parameter is typed as a callable).
+    text: str = escape_value(value, "allow-utf-8", False)  # type: ignore[arg-type]
+    return text
+
+
 def _labels(pairs: Iterable[tuple[str, str]]) -> str:
-    inner = ",".join(f'{k}="{escape_value(v, "allow-utf-8", False)}"' for k, v in sorted(pairs))
+    inner = ",".join(f'{k}="{_escape(v)}"' for k, v in sorted(pairs))
     return "{" + inner + "}" if inner else ""
 
 
@@ -82,15 +94,14 @@ class CachedRenderer:
         name = metric._name + ("_total" if counter else "")
         head = _help(name, metric._documentation, "counter" if counter else "gauge")
         names = metric._labelnames
+        children: dict[Any, Any] = metric._metrics
         rows = [
             (f"{name}{_labels(zip(names, values, strict=True))} ", child._value)
-            for values, child in metric._metrics.items()
+            for values, child in children.items()
         ]
 
         def render() -> str:
-            return head + "".join(
-                [prefix + floatToGoString(value.get()) + "\n" for prefix, value in rows]
-            )
+            return head + "".join([prefix + _go(value.get()) + "\n" for prefix, value in rows])
 
         return render
 
@@ -100,11 +111,12 @@ class CachedRenderer:
         head = _help(name, metric._documentation, "histogram")
         names = metric._labelnames
         rows = []
-        for values, child in metric._metrics.items():
+        children: dict[Any, Any] = metric._metrics
+        for values, child in children.items():
             pairs = list(zip(names, values, strict=True))
             buckets = [
                 (
-                    f"{name}_bucket{_labels([*pairs, ('le', floatToGoString(bound))])} ",
+                    f"{name}_bucket{_labels([*pairs, ('le', _go(bound))])} ",
                     child._buckets[i],
                 )
                 for i, bound in enumerate(child._upper_bounds)
@@ -118,9 +130,9 @@ class CachedRenderer:
                 acc = 0.0
                 for prefix, bucket in buckets:
                     acc += bucket.get()
-                    out.append(prefix + floatToGoString(acc) + "\n")
-                out.append(count_prefix + floatToGoString(acc) + "\n")
-                out.append(sum_prefix + floatToGoString(total.get()) + "\n")
+                    out.append(prefix + _go(acc) + "\n")
+                out.append(count_prefix + _go(acc) + "\n")
+                out.append(sum_prefix + _go(total.get()) + "\n")
             return "".join(out)
 
         return render

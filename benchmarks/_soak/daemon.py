@@ -174,6 +174,7 @@ class SoakDaemon(Daemon):
             self.finishing = asyncio.get_running_loop().create_task(self._store_then_stop())
 
     async def _store_then_stop(self) -> None:
+        self.batches.draining = True  # the last flush: the stream is over
         try:
             await self.writer.flush()
             callbacks = getattr(self, "callbacks", None)

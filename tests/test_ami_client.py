@@ -383,6 +383,47 @@ async def test_ping_timeout_reconnects() -> None:
     assert any(a.get("Action") == "Ping" for a in actions)
 
 
+async def test_a_pbx_still_sending_is_alive_though_its_ping_reply_is_late() -> None:
+    """A busy PBX queues the Ping reply behind its events: the data it sends is liveness."""
+    actions: list[AmiMessage] = []
+    streaming = True
+
+    async def busy(session: FakeSession) -> None:
+        await session.login()
+        reader = asyncio.create_task(session.ignore_everything(actions))
+        n = 0
+        while streaming:
+            n += 1
+            await session.send(f"Event: VarSet\r\nUniqueid: 1.{n}\r\n\r\n".encode())
+            await asyncio.sleep(0.01)
+        reader.cancel()
+        await asyncio.gather(reader, return_exceptions=True)
+        # Only now the reply to the Ping sent meanwhile (late by far), then prompt replies.
+        for earlier in actions:
+            await session.send(
+                f"Response: Success\r\nActionID: {earlier.action_id}\r\n\r\n".encode()
+            )
+        while (action := await session.action()) is not None:
+            actions.append(action)
+            await session.send(
+                f"Response: Success\r\nActionID: {action.action_id}\r\n\r\n".encode()
+            )
+
+    async with FakeAmi(busy).serving() as fake:
+        ami = settings(fake.port, ping_interval_seconds=0.05, ping_timeout_seconds=0.1)
+        queue: asyncio.Queue[StreamItem] = asyncio.Queue()
+        client = AmiClient(ami, SecretStr(SECRET), queue)
+        async with running(client):
+            await until(lambda: sum(a.get("Action") == "Ping" for a in actions) >= 1)
+            await asyncio.sleep(0.6)  # six ping timeouts with no reply, events flowing
+            assert sum(a.get("Action") == "Ping" for a in actions) == 1  # still waiting
+            streaming = False
+            await until(lambda: sum(a.get("Action") == "Ping" for a in actions) >= 3)
+            assert client.connected
+    assert client.stats.ping_timeouts == 0
+    assert fake.connections == 1
+
+
 # -- (e) actions: timeouts, replies, a link that drops under a pending action -------------
 
 

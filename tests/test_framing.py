@@ -13,7 +13,9 @@ from call_monitor.ami.framing import (
     Frame,
     FramingError,
     encode_action,
+    parse_message,
 )
+from call_monitor.calls.correlator import EVENT_FILTER
 from tests.recordings import RECORDINGS
 
 BANNER = b"Asterisk Call Manager/11.0.0\r\n"
@@ -128,3 +130,63 @@ def test_encode_action_refuses_header_injection() -> None:
     assert encode_action("Ping", "p-1") == b"Action: Ping\r\nActionID: p-1\r\n\r\n"
     with pytest.raises(ValueError, match="break framing"):
         encode_action("Login", "l-1", [("Username", "x\r\nAction: Originate")])
+
+
+def _reference_parse(raw: bytes) -> AmiMessage | FramingError:
+    """The AMI message grammar read line by line, the obvious way: the fast parser's oracle."""
+    text = raw.decode("utf-8", errors="replace")
+    headers: dict[str, str] = {}
+    repeated: dict[str, list[str]] = {}
+    for line in text.split("\r\n"):
+        if ":" not in line or line.startswith(":"):
+            return FramingError("line without 'Key:'", len(raw))
+        key, value = line.split(":", 1)
+        value = value[1:] if value.startswith(" ") else value
+        if key in headers:
+            repeated.setdefault(key, [headers[key]]).append(value)
+        else:
+            headers[key] = value
+    frozen = {k: tuple(v) for k, v in repeated.items()} or None
+    return AmiMessage(headers, frozen, text.encode("utf-8", errors="surrogatepass") != raw)
+
+
+_LINE = st.one_of(
+    st.sampled_from(["Event: Hangup", "Key:", "Key:  two spaces", ": no key", "no colon", ""]),
+    st.builds(
+        lambda k, sep, v: f"{k}{sep}{v}",
+        st.sampled_from(["Event", "ChanVariable", "Uniqueid", "CallerIDName", "k"]),
+        st.sampled_from([": ", ":", ":: "]),
+        st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=12),
+    ),
+)
+
+
+@given(st.lists(_LINE, min_size=1, max_size=8), st.booleans())
+def test_parse_message_matches_the_line_by_line_reading(lines: list[str], bad: bool) -> None:
+    raw = "\r\n".join(lines).encode("utf-8") + (b"\xff" if bad else b"")
+    parsed = parse_message(raw)
+    expected = _reference_parse(raw)
+    if isinstance(expected, FramingError):
+        assert isinstance(parsed, FramingError)
+    else:
+        assert parsed == expected
+
+
+@given(st.data())
+@settings(max_examples=30, deadline=None)
+def test_event_filter_drops_only_what_the_correlator_never_reads(data: st.DataObject) -> None:
+    path = data.draw(st.sampled_from(sorted(RECORDINGS.glob("*.full.ami"))))
+    raw = path.read_bytes()
+    cuts = data.draw(st.lists(st.integers(0, len(raw)), max_size=30))
+    everything = frame_in_chunks(raw, cuts)
+    filtered = frame_in_chunks(raw, cuts, event_filter=EVENT_FILTER)
+    wanted = [
+        f
+        for f in everything
+        if not isinstance(f, AmiMessage)
+        or f.event is None
+        or f.action_id is not None
+        or (f.event in EVENT_FILTER.keep and (f.event != "CEL" or f.get("EventName") == "DTMF"))
+    ]
+    assert filtered == wanted
+    assert len(filtered) < len(everything)

@@ -156,6 +156,7 @@ class AmiClient:
         self._ever_up = False
         self._stalled = False  # the reader is blocked on a full queue
         self._stalls = 0  # how many times it was
+        self._bytes_read = 0  # liveness: a link still sending is alive
 
     # -- public -------------------------------------------------------------------------
 
@@ -345,42 +346,56 @@ class AmiClient:
     ) -> None:
         dropped = framer.stats.dropped
         self.stats.dropped_events += dropped
-        for frame in leftover:
-            await self._dispatch(frame)
+        await self._deliver(leftover)
         while True:
-            frames = await _read_frames(reader, framer, "")
+            data = await reader.read(READ_CHUNK)
+            if not data:
+                raise _LinkLost("connection closed by the PBX")
+            self._bytes_read += len(data)
+            frames = framer.feed(data)
             if framer.stats.dropped != dropped:
                 self.stats.dropped_events += framer.stats.dropped - dropped
                 dropped = framer.stats.dropped
-            for frame in frames:
-                await self._dispatch(frame)
+            await self._deliver(frames)
             # Let the consumer, the store and /metrics run between chunks: a fast PBX
             # keeps the socket readable and this loop would otherwise hold the loop.
             await asyncio.sleep(0)
 
-    async def _dispatch(self, frame: Frame) -> None:
+    async def _deliver(self, frames: list[Frame]) -> None:
+        """Route a chunk's frames; events go to the queue, waiting only when it is full."""
+        out = self._out
+        for frame in frames:
+            item = self._route(frame)
+            if item is None:
+                continue
+            if out.full():
+                await self._put(item)
+            else:
+                out.put_nowait(item)
+
+    def _route(self, frame: Frame) -> StreamItem | None:
+        """Replies resolve their actions; what the consumer should get is returned."""
         if isinstance(frame, FramingError):
             self.stats.framing_errors += 1
             log.debug("AMI framing error (%d bytes skipped): %s", frame.size, frame.reason)
-            return
+            return None
         if isinstance(frame, Banner):  # the framer only yields one, at the start
-            return
+            return None
         action_id = frame.action_id
         if frame.event is None:
             self._on_response(frame, action_id)
-            return
+            return None
         if action_id is not None:
             pending = self._pending.get(action_id)
             if pending is not None and pending.is_list:
-                await self._on_list_event(frame, action_id, pending)
-                return
+                return self._on_list_event(frame, action_id, pending)
             if action_id in self._stale:
                 self.stats.stale_replies += 1
                 if frame.get("EventList").lower() == "complete":
                     self._stale.discard(action_id)
-                return
+                return None
         self.stats.events += 1
-        await self._put(frame)
+        return frame
 
     def _on_response(self, frame: AmiMessage, action_id: str | None) -> None:
         pending = None if action_id is None else self._pending.get(action_id)
@@ -403,20 +418,19 @@ class AmiClient:
             _resolve(pending.future, [])  # a Success that announces no list: empty
             self._pending.pop(action_id, None)
 
-    async def _on_list_event(self, frame: AmiMessage, action_id: str, pending: _Pending) -> None:
+    def _on_list_event(
+        self, frame: AmiMessage, action_id: str, pending: _Pending
+    ) -> StreamItem | None:
         if frame.get("EventList").lower() != "complete":
             pending.items.append(frame)
-            return
+            return None
         self._pending.pop(action_id, None)
-        if pending.resync:
-            channels = tuple(m for m in pending.items if m.event == RESYNC_ITEM_EVENT)
-            await self._put(Resync(channels))
         _resolve(pending.future, pending.items)
+        if pending.resync:
+            return Resync(tuple(m for m in pending.items if m.event == RESYNC_ITEM_EVENT))
+        return None
 
     async def _put(self, item: StreamItem) -> None:
-        if not self._out.full():
-            self._out.put_nowait(item)
-            return
         self._stalled = True
         self._stalls += 1
         try:
@@ -509,15 +523,18 @@ class AmiClient:
                 raise AmiDisconnected(f"write failed: {exc}") from exc
 
     async def _wait(self, pending: _Pending, seconds: float) -> list[AmiMessage]:
-        """Wait for a reply; a window in which the reader was stalled does not count."""
+        """Wait for a reply; a window in which the reader was stalled, or in which the PBX
+        sent data (a reply queued behind a backlog in the socket buffers), does not count."""
         future = pending.future
         while True:
-            stalls = self._stalls
+            stalls, read = self._stalls, self._bytes_read
             done, _ = await asyncio.wait({future}, timeout=seconds)
             if done:
                 return future.result()
             if self._stalled or self._stalls != stalls:
                 continue  # the reply may be queued behind events the consumer has not taken
+            if self._bytes_read != read:
+                continue  # the PBX is sending: the reply is behind data not yet read
             raise AmiTimeout(f"no reply to {pending.action} within {seconds:g} s")
 
     def _fail_pending(self, reason: str) -> None:

@@ -99,16 +99,28 @@ def parse_message(raw: bytes) -> AmiMessage | FramingError:
         # Keep the message (a Hangup must not be lost over a caller name), mark it.
         text = raw.decode("utf-8", errors="replace")
         invalid_utf8 = True
+    lines = text.split("\r\n")
+    # The common case in one comprehension (twice as fast as a loop): every line a
+    # ``Key: value`` with a key of its own. Anything else takes the careful path.
+    headers = {
+        key: value.removeprefix(" ")
+        for key, colon, value in [line.partition(":") for line in lines]
+        if colon and key
+    }
+    if len(headers) == len(lines):
+        return AmiMessage(headers, None, invalid_utf8)
+    return _parse_lines(lines, len(raw), invalid_utf8)
+
+
+def _parse_lines(lines: list[str], size: int, invalid_utf8: bool) -> AmiMessage | FramingError:
+    """Repeated keys kept in order; a line with no key is an error."""
     headers: dict[str, str] = {}
     repeated: dict[str, list[str]] | None = None
-    for line in text.split("\r\n"):
-        colon = line.find(":")
-        if colon <= 0:
-            return FramingError("line without 'Key:'", len(raw))
-        key = line[:colon]
-        value = line[colon + 1 :]
-        if value.startswith(" "):
-            value = value[1:]
+    for line in lines:
+        key, colon, value = line.partition(":")
+        if not colon or not key:
+            return FramingError("line without 'Key:'", size)
+        value = value.removeprefix(" ")
         if key in headers:
             if repeated is None:
                 repeated = {}
@@ -162,19 +174,15 @@ class AmiFramer:
         if self.expect_banner and not self._take_banner(frames):
             return frames
         buf = self._buffer
-        start = 0
-        while True:
-            end = buf.find(_TERMINATOR, max(start, self._scan_from))
-            if end < 0:
-                break
-            self._scan_from = 0
+        if buf.find(_TERMINATOR, self._scan_from) >= 0:
+            # One copy and one split in C per chunk: a chunk holds ~100 messages.
+            parts = bytes(buf).split(_TERMINATOR)
+            rest = parts.pop()
             if self._skipping:
                 self._skipping = False
-            else:
-                self._frame_one(bytes(buf[start:end]), frames)
-            start = end + 4
-        if start:
-            del buf[:start]
+                del parts[0]  # the end of the oversized message
+            self._frame_all(parts, frames)
+            buf[:] = rest
         # Resume the next search where a terminator could still begin.
         self._scan_from = max(0, len(buf) - 3)
         if len(buf) > self.max_message_bytes:
@@ -201,34 +209,48 @@ class AmiFramer:
             self._error(frames, "no AMI banner", eol)
         return True
 
-    def _frame_one(self, raw: bytes, frames: list[Frame]) -> None:
-        if not raw:
-            return  # stray empty line between messages: harmless
-        if len(raw) > self.max_message_bytes:
-            self._error(frames, "message larger than the limit", len(raw))
-            return
-        if self._ignored_lines or self._kept_lines is not None:
-            eol = raw.find(_EOL)
-            if self._unwanted(raw if eol < 0 else raw[:eol], raw):
-                self.stats.dropped += 1
-                return
-        parsed = parse_message(raw)
-        if isinstance(parsed, FramingError):
-            self.stats.errors += 1
-        else:
-            self.stats.messages += 1
-        frames.append(parsed)
-
-    def _unwanted(self, first_line: bytes, raw: bytes) -> bool:
-        if first_line in self._ignored_lines:
-            return True
+    def _frame_all(self, parts: list[bytes], frames: list[Frame]) -> None:
+        # The hot loop of the daemon: one pass, locals only, the filter inlined.
+        ignored = self._ignored_lines
         kept = self._kept_lines
-        if kept is None or not first_line.startswith(b"Event: ") or _ACTION_ID in raw:
-            return False
-        if first_line not in kept:
-            return True
-        marker = self._markers.get(first_line)
-        return marker is not None and marker not in raw
+        markers = self._markers
+        filtering = bool(ignored) or kept is not None
+        limit = self.max_message_bytes
+        append = frames.append
+        dropped = messages = errors = 0
+        for raw in parts:
+            if not raw:
+                continue  # stray empty line between messages: harmless
+            if len(raw) > limit:
+                errors += 1
+                append(FramingError("message larger than the limit", len(raw)))
+                continue
+            if filtering:
+                eol = raw.find(_EOL)
+                first = raw if eol < 0 else raw[:eol]
+                if first in ignored:
+                    dropped += 1
+                    continue
+                if kept is not None:
+                    if first in kept:
+                        marker = markers.get(first)
+                        unwanted = marker is not None and marker not in raw
+                    else:
+                        unwanted = first.startswith(b"Event: ")
+                    # The events of an action's reply carry its ActionID: always kept.
+                    if unwanted and _ACTION_ID not in raw:
+                        dropped += 1
+                        continue
+            parsed = parse_message(raw)
+            if type(parsed) is FramingError:
+                errors += 1
+            else:
+                messages += 1
+            append(parsed)
+        stats = self.stats
+        stats.dropped += dropped
+        stats.messages += messages
+        stats.errors += errors
 
     def _error(self, frames: list[Frame], reason: str, size: int) -> None:
         self.stats.errors += 1

@@ -8,7 +8,12 @@ Rules kept here, and checked by the tests:
   a clause, a result, a direction ... never a phone number, a channel, a caller name or a
   ``Linkedid``;
 - every label combination exists from the start, at zero, so a board shows 0 rather than
-  "no data" and ``rate()`` sees the first increment.
+  "no data" and ``rate()`` sees the first increment. One exception: the per-staff P2 series
+  (``callmon_staff_charter_checks_total{clause="P2"}``). :func:`judge` never attributes P2
+  to anyone (whether the apology was said is the supervisor checklist's), so they are not
+  created up front (2 per staff member, 2,600 for 1,300 staff, all 0 forever); a P2 check
+  fed through :meth:`CallMetrics.observe_checks` creates its staff member's pair, known
+  extensions and ``"unknown"`` only, so the set stays bounded by the directory.
 
 Two ways values arrive, one place each:
 
@@ -19,33 +24,60 @@ Two ways values arrive, one place each:
   providers. Their counts must be cumulative over the life of the process (not reset on
   reconnect);
 - per closed callback obligation, :meth:`CallMetrics.observe_callback_closed`.
+
+The exposition (``/metrics``, :meth:`CallMetrics.exposition`): CallMetrics's own families
+are the fast collectors of :mod:`call_monitor.exposition` (each series' line formatted once,
+re-formatted only when its value changed; the same bytes as prometheus_client's encoders).
+The callbacks' families are fast ones too, set from their provider at each scrape; the few
+single-series families of the other ``watch_*`` providers are rendered by prometheus_client
+at each scrape.
+
+Threads: every update and the render take one lock per instance (re-entrant; a call is
+counted under it as a whole), so a render from another thread sees whole calls. The daemon
+renders in the event loop: it is cheap (well under 5 ms, see ``benchmarks/metrics.py``), and
+the scrape-time providers read state only the loop may touch.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Protocol, TypeVar
 
-from prometheus_client import (
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    Info,
-    generate_latest,
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    Metric,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.exposition import choose_encoder
 
 from call_monitor import __version__
 from call_monitor.calls.model import CallRecord
 from call_monitor.charter.rules import CallVerdict, Check
 from call_monitor.directory import UNKNOWN, Directory
+from call_monitor.exposition import (
+    EOF_LINE,
+    OPENMETRICS,
+    TEXT,
+    Family,
+    FastCounter,
+    FastGauge,
+    FastHistogram,
+    FastInfo,
+    encode_collector,
+    negotiated_format,
+)
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
 CHECK_CLAUSES = ("P1", "P2", "P4", "P5", "P7")
+# The clauses judge() attributes to a staff member (P1 to the answerer, P4/P5 to the
+# transferring one, P7 to the last one on the line): their per-staff series exist from the
+# start. P2 per staff only once a P2 check is fed (see the module's docstring).
+STAFF_CLAUSES = ("P1", "P4", "P5", "P7")
 RESULTS = ("met", "breached")
 DIRECTIONS = ("inbound", "outbound", "internal", "unknown")
 OUTCOMES = ("answered", "missed", "incomplete")
@@ -232,47 +264,53 @@ class _WatchedCollector:
 
 class _CallbacksCollector:
     """Open and overdue callbacks per department, computed at scrape time: "overdue" is
-    "past its deadline now", whether or not the timer has marked it yet."""
+    "past its deadline now", whether or not the timer has marked it yet.
 
-    def __init__(self, directory: Directory) -> None:
+    Kept in fast families (a line per department, formatted once), set from the provider
+    at each scrape (:meth:`refresh`); a provider that raises is logged and these families
+    are left out of that scrape."""
+
+    def __init__(self, directory: Directory, lock: threading.RLock) -> None:
         self.directory = directory
         self.provider: Callable[[], CallbacksView] | None = None
+        self._lock = lock
+        self._departments = [*directory.departments, UNKNOWN]
+        self.open = FastGauge(
+            "callmon_callbacks_open",
+            "Callbacks owed and not yet made (P6/V4), overdue ones included, by the "
+            "owner's department.",
+            ["department"],
+            lock=lock,
+        )
+        self.overdue = FastGauge(
+            "callmon_callbacks_overdue",
+            "Open callbacks past their deadline (1 working hour), by the owner's department.",
+            ["department"],
+            lock=lock,
+        )
+        self.pending = FastGauge(
+            "callmon_callbacks_pending_changes",
+            "Callback changes not yet written to the store (kept and retried).",
+            lock=lock,
+        )
+        self.failures = FastCounter(
+            "callmon_callbacks_write_failures",
+            "Failed writes of callback changes to the store (each retried).",
+            lock=lock,
+        )
+        self.families: tuple[Family, ...] = (self.open, self.overdue, self.pending, self.failures)
+        self._by_department = [
+            (department, self.open.labels(department), self.overdue.labels(department))
+            for department in self._departments
+        ]
 
-    @staticmethod
-    def _families() -> dict[str, GaugeMetricFamily | CounterMetricFamily]:
-        return {
-            "open": GaugeMetricFamily(
-                "callmon_callbacks_open",
-                "Callbacks owed and not yet made (P6/V4), overdue ones included, by the "
-                "owner's department.",
-                labels=["department"],
-            ),
-            "overdue": GaugeMetricFamily(
-                "callmon_callbacks_overdue",
-                "Open callbacks past their deadline (1 working hour), by the owner's department.",
-                labels=["department"],
-            ),
-            "pending": GaugeMetricFamily(
-                "callmon_callbacks_pending_changes",
-                "Callback changes not yet written to the store (kept and retried).",
-            ),
-            "failures": CounterMetricFamily(
-                "callmon_callbacks_write_failures",
-                "Failed writes of callback changes to the store (each retried).",
-            ),
-        }
-
-    def describe(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
-        return list(self._families().values())
-
-    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        families = self._families()
-        departments = [*self.directory.departments, UNKNOWN]
-        open_counts = dict.fromkeys(departments, 0)
-        overdue_counts = dict.fromkeys(departments, 0)
+    def refresh(self) -> bool:
+        """Read the provider into the families; ``False`` if it failed (logged)."""
         view = _WatchedCollector._read("callbacks", self.provider)
         if self.provider is not None and view is None:
-            return  # the provider failed: logged, left out of this scrape
+            return False  # the provider failed: logged, left out of this scrape
+        open_counts = dict.fromkeys(self._departments, 0)
+        overdue_counts = dict.fromkeys(self._departments, 0)
         pending = failures = 0
         if view is not None:
             for department, overdue in view.open_obligations:
@@ -280,12 +318,26 @@ class _CallbacksCollector:
                 open_counts[label] += 1
                 overdue_counts[label] += int(overdue)
             pending, failures = view.pending_changes, view.write_failures
-        for department in departments:
-            families["open"].add_metric([department], float(open_counts[department]))
-            families["overdue"].add_metric([department], float(overdue_counts[department]))
-        families["pending"].add_metric([], float(pending))
-        families["failures"].add_metric([], float(failures))
-        yield from families.values()
+        with self._lock:
+            for department, open_gauge, overdue_gauge in self._by_department:
+                open_gauge.set(float(open_counts[department]))
+                overdue_gauge.set(float(overdue_counts[department]))
+            self.pending.set(float(pending))
+            self.failures.set_total(float(failures))
+        return True
+
+    def render_into(self, out: list[bytes], fmt: str) -> None:
+        if self.refresh():
+            for family in self.families:
+                family.render_into(out, fmt)
+
+    def describe(self) -> list[Metric]:
+        return [metric for family in self.families for metric in family.describe()]
+
+    def collect(self) -> list[Metric]:
+        if not self.refresh():
+            return []
+        return [metric for family in self.families for metric in family.collect()]
 
 
 class CallMetrics:
@@ -300,115 +352,138 @@ class CallMetrics:
     ) -> None:
         self.directory = directory
         self.registry = registry if registry is not None else CollectorRegistry()
-        reg = self.registry
+        # Every update and every render (re-entrant: observe_call holds it for a whole call).
+        self._lock = threading.RLock()
+        lock = self._lock
         departments = [*directory.departments, UNKNOWN]
         extensions = [*directory.extensions, UNKNOWN]
 
-        self.calls = Counter(
+        self.calls = FastCounter(
             "callmon_calls",
             "Finished calls by direction and outcome (missed: never answered; incomplete: "
             "the monitor did not see the whole call).",
             ["direction", "outcome", "department"],
-            registry=reg,
+            lock=lock,
         )
-        self.missed_calls = Counter(
+        self.missed_calls = FastCounter(
             "callmon_missed_calls",
             "Calls that rang staff and were never answered, by why.",
             ["direction", "department", "reason"],
-            registry=reg,
+            lock=lock,
         )
-        self.answer_rings = Histogram(
+        self.answer_rings = FastHistogram(
             "callmon_answer_rings",
             "Ring on which customer calls were answered (P1: within 2 rings).",
             ["department"],
             buckets=ANSWER_RING_BUCKETS,
-            registry=reg,
+            lock=lock,
         )
-        self.ring_duration = Histogram(
+        self.ring_duration = FastHistogram(
             "callmon_ring_duration_seconds",
             "Customer calls: seconds from the first staff phone ringing to the answer "
             "(answered) or to the caller giving up (missed).",
             ["department", "outcome"],
             buckets=RING_SECONDS_BUCKETS,
-            registry=reg,
+            lock=lock,
         )
-        self.apology_expected = Counter(
+        self.apology_expected = FastCounter(
             "callmon_apology_expected_calls",
             "Customer calls answered on ring 3 or later, where P2 expects an apology.",
             ["department"],
-            registry=reg,
+            lock=lock,
         )
-        self.charter_checks = Counter(
+        self.charter_checks = FastCounter(
             "callmon_charter_checks",
             "Charter clauses judged on customer calls, by department and result.",
             ["clause", "department", "result"],
-            registry=reg,
+            lock=lock,
         )
-        self.staff_charter_checks = Counter(
+        self.staff_charter_checks = FastCounter(
             "callmon_staff_charter_checks",
             "Charter clauses judged on customer calls, by staff extension and result.",
             ["clause", "staff", "result"],
-            registry=reg,
+            lock=lock,
         )
-        self.transfer_wait = Histogram(
+        self.transfer_wait = FastHistogram(
             "callmon_transfer_wait_seconds",
             "Customer's wait from the start of a transfer to talking with the colleague "
             "(P4/P5: under 10 s), by the transferring staff member's department.",
             ["department"],
             buckets=TRANSFER_WAIT_BUCKETS,
-            registry=reg,
+            lock=lock,
         )
-        self.transfers = Counter(
+        self.transfers = FastCounter(
             "callmon_transfers",
             "Transfers of customers by kind (attended: the colleague was briefed) and P4 "
             "result (not_judged: no transfer target was seen).",
             ["kind", "department", "result"],
-            registry=reg,
+            lock=lock,
         )
-        self.hangup_first = Counter(
+        self.hangup_first = FastCounter(
             "callmon_hangup_first",
             "Answered customer calls by which side hung up first (P7: the caller).",
             ["department", "side"],
-            registry=reg,
+            lock=lock,
         )
-        self.resync_incomplete = Counter(
+        self.resync_incomplete = FastCounter(
             "callmon_resync_incomplete_calls",
             "Calls closed without the monitor seeing all of them (AMI gap); not judged.",
-            registry=reg,
+            lock=lock,
         )
-        self.staff_info = Gauge(
+        self.staff_info = FastGauge(
             "callmon_staff_info",
             "The department of each known staff extension (always 1), for joins.",
             ["staff", "department"],
-            registry=reg,
+            lock=lock,
         )
-        self.build_info = Info(
-            "callmon_build", "Version of call-monitor and of the charter definitions.", registry=reg
+        self.build_info = FastInfo(
+            "callmon_build",
+            "Version of call-monitor and of the charter definitions.",
+            {"version": __version__, "definitions_version": definitions_version or UNKNOWN},
+            lock=lock,
         )
-        self.build_info.info(
-            {"version": __version__, "definitions_version": definitions_version or UNKNOWN}
-        )
-        self.callbacks_closed = Counter(
+        self.callbacks_closed = FastCounter(
             "callmon_callbacks_closed",
             "Callback obligations closed (P6/V4), by the owner's department and how: "
             "fulfilled on time or late, resolved by the customer calling again, cancelled.",
             ["department", "result"],
-            registry=reg,
+            lock=lock,
         )
-        self.callback_fulfilment = Histogram(
+        self.callback_fulfilment = FastHistogram(
             "callmon_callback_fulfilment_working_seconds",
             "Working seconds from a callback obligation to the answered callback that "
             "fulfilled it (P6/V4: within 3600), by the owner's department.",
             ["department"],
             buckets=FULFILMENT_BUCKETS,
-            registry=reg,
+            lock=lock,
+        )
+        # The exposition renders these, in this order, then the scrape-time collectors: the
+        # registry's order too (what prometheus_client's encoders follow).
+        self._families: tuple[Family, ...] = (
+            self.calls,
+            self.missed_calls,
+            self.answer_rings,
+            self.ring_duration,
+            self.apology_expected,
+            self.charter_checks,
+            self.staff_charter_checks,
+            self.transfer_wait,
+            self.transfers,
+            self.hangup_first,
+            self.resync_incomplete,
+            self.staff_info,
+            self.build_info,
+            self.callbacks_closed,
+            self.callback_fulfilment,
         )
         self._watched = _WatchedCollector()
-        reg.register(self._watched)
-        self._callbacks = _CallbacksCollector(directory)
-        reg.register(self._callbacks)
+        self._callbacks = _CallbacksCollector(directory, lock)
+        for family in self._families:
+            self.registry.register(family)
+        self.registry.register(self._watched)
+        self.registry.register(self._callbacks)
 
-        # Every series exists from the start, at zero.
+        # Every series exists from the start, at zero (but per-staff P2: see the docstring).
         for department in departments:
             for direction in DIRECTIONS:
                 for outcome in OUTCOMES:
@@ -432,7 +507,7 @@ class CallMetrics:
                 self.callbacks_closed.labels(department, callback_result)
             self.callback_fulfilment.labels(department)
         for extension in extensions:
-            for clause in CHECK_CLAUSES:
+            for clause in STAFF_CLAUSES:
                 for result in RESULTS:
                     self.staff_charter_checks.labels(clause, extension, result)
         for extension in directory.extensions:
@@ -475,14 +550,19 @@ class CallMetrics:
         if not bounded:
             log.warning("metrics: callback result %r is not counted", result)
             return
-        self.callbacks_closed.labels(label, bounded).inc()
-        if bounded in FULFILLED and working_seconds is not None:
-            self.callback_fulfilment.labels(label).observe(max(0.0, working_seconds))
+        with self._lock:
+            self.callbacks_closed.labels(label, bounded).inc()
+            if bounded in FULFILLED and working_seconds is not None:
+                self.callback_fulfilment.labels(label).observe(max(0.0, working_seconds))
 
     # -- per call ----------------------------------------------------------------------
 
     def observe_call(self, record: CallRecord, verdict: CallVerdict) -> None:
         """Count one finished call (once per call, when it has ended)."""
+        with self._lock:
+            self._observe_call(record, verdict)
+
+    def _observe_call(self, record: CallRecord, verdict: CallVerdict) -> None:
         directory = self.directory
         department = directory.department_label(verdict.department)
         direction = _bounded(record.direction, DIRECTIONS)
@@ -531,28 +611,66 @@ class CallMetrics:
         self.observe_checks(verdict.checks)
 
     def observe_checks(self, checks: Iterable[Check]) -> None:
-        """Count judged clauses: those of :func:`judge`, and later the checklist's (P2)."""
-        for check in checks:
-            clause = _bounded(check.clause, CHECK_CLAUSES, default="")
-            if not clause:
-                continue
-            result = _result(check.met)
-            department = self.directory.department_label(check.department)
-            self.charter_checks.labels(clause, department, result).inc()
-            staff = self.directory.staff_label(check.staff)
-            self.staff_charter_checks.labels(clause, staff, result).inc()
+        """Count judged clauses: those of :func:`judge`, and later the checklist's (P2).
+
+        A staff member's P2 series (met and breached) are created at their first P2 check."""
+        with self._lock:
+            for check in checks:
+                clause = _bounded(check.clause, CHECK_CLAUSES, default="")
+                if not clause:
+                    continue
+                result = _result(check.met)
+                department = self.directory.department_label(check.department)
+                self.charter_checks.labels(clause, department, result).inc()
+                staff = self.directory.staff_label(check.staff)
+                if clause not in STAFF_CLAUSES:
+                    for other in RESULTS:  # both at once: a board sees 0, not "no data"
+                        self.staff_charter_checks.labels(clause, staff, other)
+                self.staff_charter_checks.labels(clause, staff, result).inc()
 
     # -- exposition --------------------------------------------------------------------
 
+    def exposition(self, accept: str = "") -> tuple[bytes, str]:
+        """The body and content type of ``GET /metrics`` for this ``Accept`` header.
+
+        The format is prometheus_client's choice (``choose_encoder``): text 0.0.4 by
+        default, OpenMetrics 1.0.0 for Prometheus. Those (and text 1.0.0) are rendered
+        here, from the cached lines; any other choice (the ``dots`` escaping, another
+        OpenMetrics version) by prometheus_client's encoder, slowly but the same way.
+
+        What CallMetrics registered, only: given a registry shared with other collectors,
+        ``generate_latest(registry)`` would show theirs too, this does not."""
+        encoder, content_type = choose_encoder(accept)
+        fmt = negotiated_format(content_type)
+        if fmt is None:
+            return encoder(self.registry), content_type
+        return self._render(fmt), content_type
+
     def render(self) -> bytes:
-        """The Prometheus text format (0.0.4) of this registry."""
-        return generate_latest(self.registry)
+        """The Prometheus text format (0.0.4), as :meth:`exposition` with no ``Accept``."""
+        return self._render(TEXT)
+
+    def _render(self, fmt: str) -> bytes:
+        parts: list[bytes] = []
+        with self._lock:
+            for family in self._families:
+                family.render_into(parts, fmt)
+        parts.append(encode_collector(self._watched.collect, fmt))
+        self._callbacks.render_into(parts, fmt)
+        if fmt == OPENMETRICS:
+            parts.append(EOF_LINE)
+        return b"".join(parts)
 
 
 __all__ = [
     "CallMetrics",
     "CallbacksView",
     "CorrelatorStatsView",
+    "FastCounter",
+    "FastGauge",
+    "FastHistogram",
+    "FastInfo",
     "LinkStatsView",
     "StoreStatsView",
+    "negotiated_format",
 ]

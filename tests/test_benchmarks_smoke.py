@@ -72,12 +72,18 @@ def test_metrics_benchmark_runs_and_prints_its_table() -> None:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
-    assert "| what | format | _created | series | bytes |" in out, out
-    assert "| render() | text 0.0.4 | off |" in out, out
-    assert "| GET /metrics | OpenMetrics 1.0.0 | off |" in out, out
-    assert "| what if: label prefixes formatted once" in out, out
+    assert "| what | format | series | bytes |" in out, out
+    assert "| /metrics: CallMetrics.exposition() | text 0.0.4 |" in out, out
+    assert "| /metrics: CallMetrics.exposition() | OpenMetrics 1.0.0 |" in out, out
+    assert "| GET /metrics | OpenMetrics 1.0.0 |" in out, out
+    for fmt in ("text 0.0.4", "OpenMetrics 1.0.0"):
+        baseline = f"| baseline: prometheus_client's encoder, same values | {fmt} |"
+        (line,) = [line for line in out.splitlines() if line.startswith(baseline)]
+        assert line.endswith("| identical |"), line  # the same bytes as exposition()
     assert "failed:" not in out, out
+    assert "DIFFER" not in out, out
     assert "the traffic adds none" in out, out
+    assert "exposition() gives the same bytes" in out, out  # with _created on too
 
 
 def test_soak_benchmark_runs_and_prints_its_table() -> None:

@@ -11,7 +11,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
+from prometheus_client.exposition import choose_encoder
 
+from call_monitor.charter.rules import Check
 from call_monitor.config import default_directory
 from call_monitor.directory import Directory
 from call_monitor.metrics import CallMetrics
@@ -47,6 +49,36 @@ async def test_metrics_openmetrics_on_request() -> None:
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("application/openmetrics-text")
     assert response.text.endswith("# EOF\n")
+
+
+PROMETHEUS_3_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,"
+    "application/openmetrics-text;version=0.0.1;q=0.5,"
+    "text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,"
+    "text/plain;version=0.0.4;q=0.3,*/*;q=0.2"
+)
+
+
+@pytest.mark.parametrize(
+    "accept",
+    [
+        "",
+        PROMETHEUS_3_ACCEPT,
+        "text/plain;version=1.0.0",
+        "application/openmetrics-text;version=1.0.0;escaping=dots",  # prometheus_client's
+    ],
+)
+async def test_metrics_body_is_what_prometheus_client_would_serve(accept: str) -> None:
+    app = make_app()
+    metrics: CallMetrics = app.state.metrics
+    metrics.observe_checks([Check("P1", False, "201", "민원여권과")])
+    async with client_for(app) as client:
+        response = await client.get("/metrics", headers={"Accept": accept} if accept else {})
+    encoder, content_type = choose_encoder(accept)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == content_type
+    assert response.content == metrics.exposition(accept)[0] == encoder(metrics.registry)
+    assert 'clause="P1",department="민원여권과",result="breached"} 1.0' in response.text
 
 
 async def test_healthz() -> None:

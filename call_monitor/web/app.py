@@ -2,9 +2,10 @@
 
 Routes:
 
-- ``GET /metrics``: Prometheus text format (OpenMetrics when the scraper asks for it), served
+- ``GET /metrics``: Prometheus text format (OpenMetrics when the scraper asks for it, as
+  prometheus_client's ``choose_encoder`` decides), by :meth:`CallMetrics.exposition`, served
   directly, not through ``make_asgi_app`` (mounted at ``/metrics`` it redirects to
-  ``/metrics/``);
+  ``/metrics/``, and it would render with ``generate_latest``: 0.3-0.9 s for 1,300 staff);
 - ``GET /healthz``: the process answers;
 - ``GET /readyz``: 200 while the AMI link is up, else 503.
 
@@ -23,7 +24,6 @@ from typing import Any
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
-from prometheus_client.exposition import choose_encoder
 
 from call_monitor import __version__
 from call_monitor.metrics import CallMetrics
@@ -52,9 +52,10 @@ def create_app(
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics(request: Request) -> Response:
         # Rendered in the event loop, not a worker thread: the scrape-time providers read
-        # the pipeline's state, which only the loop touches. A scrape takes milliseconds.
-        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
-        return Response(content=encoder(metrics.registry), media_type=content_type)
+        # the pipeline's state, which only the loop touches, and the render joins lines
+        # kept ready (a few ms for 1,300 staff, see benchmarks/metrics.py).
+        body, content_type = metrics.exposition(request.headers.get("accept", ""))
+        return Response(content=body, media_type=content_type)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

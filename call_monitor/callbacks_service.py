@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -38,17 +37,15 @@ from itertools import islice
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from call_monitor.alerts.messages import OutboxMessage, messages_for
-from call_monitor.charter.callbacks import (
-    OPEN_STATES,
-    CallbackTracker,
-    Obligation,
-    ObligationChange,
-)
+from call_monitor.charter.callbacks import CallbackTracker
+from call_monitor.charter.obligations import OPEN_STATES, Obligation, ObligationChange
 from call_monitor.charter.working_hours import WorkingHours
 from call_monitor.config import Settings
 from call_monitor.directory import Directory
 from call_monitor.metrics import CallMetrics
 from call_monitor.pipeline import JudgedCall
+from call_monitor.retry import Backoff, WriteQueue, write_until_stopped, write_until_written
+from call_monitor.retry import wait_for_event as _wait
 from call_monitor.store.obligations import (
     list_obligations,
     load_obligation,
@@ -135,8 +132,10 @@ class CallbackService:
         )
         self.stats = CallbackStats()
         self._prefix = settings.mqtt.topic_prefix
-        self._retry_initial = retry_initial_seconds
-        self._retry_max = max(retry_max_seconds, retry_initial_seconds)
+        self._backoff = Backoff(
+            retry_initial_seconds, max(retry_max_seconds, retry_initial_seconds)
+        )
+        self._queue = WriteQueue(log, "callbacks", "changes", lambda: self.pending)
         self._pending: deque[_Batch] = deque()
         self._lock = asyncio.Lock()  # one write at a time, in queue order
         self._wake = asyncio.Event()  # changes queued
@@ -157,12 +156,12 @@ class CallbackService:
 
     def gauges(self) -> CallbackGauges:
         """Open obligations by department and whether each is past due now (scrape time)."""
-        now = self.clock()
+        open_obligations: list[tuple[str | None, bool]] = []
+        for department, counts in self.tracker.counts_by_department(self.clock()).items():
+            open_obligations += [(department, True)] * counts.overdue
+            open_obligations += [(department, False)] * (counts.open - counts.overdue)
         return CallbackGauges(
-            open_obligations=[
-                (o.owner_department, o.state == "overdue" or o.due_at <= now)
-                for o in self.tracker.open_obligations()
-            ],
+            open_obligations=open_obligations,
             write_failures=self.stats.failures,
             pending_changes=self.pending,
         )
@@ -276,26 +275,15 @@ class CallbackService:
 
         Cancelling it is safe: an interrupted write is rolled back and stays queued.
         """
-        backoff = 0.0
-        while not self._stop.is_set():
-            if backoff:
-                await _wait(self._stop, backoff)
-            elif not self._pending:
-                await _wait(self._wake, WRITER_POLL_SECONDS)
-            self._wake.clear()
-            if self._stop.is_set():
-                break
-            if not self._pending:
-                continue
-            try:
-                await self.flush()
-            except Exception:
-                backoff = min(max(2 * backoff, self._retry_initial), self._retry_max)
-                log.warning(
-                    "callbacks: retrying in %.1f s (%d changes queued)", backoff, self.pending
-                )
-            else:
-                backoff = 0.0
+        await write_until_stopped(
+            self.flush,
+            self._queue,
+            self._backoff,
+            stop=self._stop,
+            wake=self._wake,
+            due=lambda: bool(self._pending),
+            interval=WRITER_POLL_SECONDS,
+        )
 
     async def flush(self) -> None:
         """Write everything queued, in order; on failure it stays queued and this raises."""
@@ -309,20 +297,9 @@ class CallbackService:
         self._closed = True
         self._stop.set()
         self._wake.set()
-        deadline = None if give_up_after is None else time.monotonic() + give_up_after
-        backoff = self._retry_initial
-        while True:
-            try:
-                await self.flush()
-            except Exception:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    log.error("callbacks: closed with %d changes NOT written", self.pending)
-                    raise
-                await asyncio.sleep(backoff if remaining is None else min(backoff, remaining))
-                backoff = min(2 * backoff, self._retry_max)
-            else:
-                return
+        await write_until_written(
+            self.flush, self._queue, self._backoff, give_up_after=give_up_after
+        )
 
     # -- internals --------------------------------------------------------------------
 
@@ -346,7 +323,7 @@ class CallbackService:
         messages: list[OutboxMessage] = []
         try:
             messages = messages_for(
-                changes, self.tracker.open_obligations(), self.clock(), self._prefix
+                changes, self.tracker.open_for_staff, self.clock(), self._prefix
             )
         except Exception:
             # A bug in building an alert must not cost the change itself.
@@ -443,12 +420,3 @@ class CallbackService:
             len(batch.messages),
             exc_info=exc,
         )
-
-
-async def _wait(event: asyncio.Event, seconds: float) -> None:
-    """Wait for ``event`` at most ``seconds``."""
-    try:
-        async with asyncio.timeout(seconds):
-            await event.wait()
-    except TimeoutError:
-        pass

@@ -20,7 +20,8 @@ from pydantic import ValidationError
 
 from call_monitor import service
 from call_monitor.calls.correlator import EventRejected
-from call_monitor.charter.callbacks import CallbackTracker, Obligation, callback_report
+from call_monitor.charter.callbacks import CallbackTracker
+from call_monitor.charter.obligations import Obligation, callback_report
 from call_monitor.charter.working_hours import WorkingHours
 from call_monitor.config import CONFIG_ENV, Settings, load_settings
 from call_monitor.directory import Directory

@@ -14,13 +14,12 @@ import gc
 import getpass
 import json
 import logging
-import os
 import shutil
 import socket
 import subprocess
 import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,10 +30,8 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from pydantic import ValidationError
-from sqlalchemy import Connection, select, text
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy import Connection, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from call_monitor.alerts import (
     OutboxMessage,
@@ -53,18 +50,16 @@ from call_monitor.alerts import (
     staff_topic,
     summary_message,
 )
-from call_monitor.alerts.messages import check_topic, mask_number
+from call_monitor.alerts.messages import ALERT_EVENTS, check_topic, event_id, mask_number
 from call_monitor.calls.model import CallRecord, Leg
-from call_monitor.charter.callbacks import CallbackTracker, ObligationChange
+from call_monitor.charter.callbacks import CallbackTracker
+from call_monitor.charter.obligations import Change, Obligation, ObligationChange
 from call_monitor.charter.working_hours import WorkingHours
 from call_monitor.config import DirectorySettings, MqttSettings, Settings, StaffEntry
 from call_monitor.directory import Directory
-from call_monitor.store import create_engine, upgrade
 from call_monitor.store.models import Base
 from call_monitor.timefmt import SEOUL
-
-PG_URL = os.environ.get("CALLMON_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-IN_CI = os.environ.get("CI", "").strip().lower() == "true"
+from tests.backends import unavailable
 
 CUSTOMER = "01012345678"
 DEPARTMENT = "민원여권과"
@@ -91,12 +86,6 @@ HOSTILE_NAMES = [
 def seoul(day: int, hh: int, mm: int = 0) -> datetime:
     """A time in November 2026, Asia/Seoul (the 30th is a Monday, an ordinary working day)."""
     return datetime(2026, 11, day, hh, mm, tzinfo=SEOUL)
-
-
-def unavailable(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: required)")
-    pytest.skip(reason)
 
 
 # --------------------------------------------------------------------------- obligations
@@ -308,7 +297,7 @@ def test_summary() -> None:
     callbacks.on_call(missed_call("1.1", seoul(30, 10)))  # due 11:00
     callbacks.on_call(missed_call("2.1", seoul(30, 10, 30), caller="0212345678"))  # due 11:30
     callbacks.on_call(missed_call("3.1", seoul(30, 10), dialed="202"))  # 202's, not 201's
-    message = summary_message("201", callbacks.open_obligations(), seoul(30, 11, 10))
+    message = summary_message("201", callbacks.open_for_staff("201"), seoul(30, 11, 10))
     assert (message.topic, message.qos, message.retain) == (staff_summary_topic("201"), 1, True)
     payload = json.loads(message.payload)
     assert payload["idempotency_key"] == message.idempotency_key
@@ -320,6 +309,7 @@ def test_summary() -> None:
         "oldest_due_at": "2026-11-30T11:00:00+09:00",
         "as_of": "2026-11-30T11:10:00.000000+09:00",
     }
+    # All open obligations give the same summary: the others are left out.
     assert message == summary_message("201", callbacks.open_obligations(), seoul(30, 11, 10))
     nobody = json.loads(summary_message("203", [], seoul(30, 11, 10)).payload)
     assert (nobody["open"], nobody["overdue"], nobody["oldest_due_at"]) == (0, 0, None)
@@ -329,7 +319,13 @@ def test_messages_for_a_transaction() -> None:
     callbacks = tracker()
     changes = callbacks.on_call(missed_call("1.1", seoul(30, 10)))
     changes += callbacks.on_call(missed_call("2.1", seoul(30, 10), dialed="600"))  # department
-    messages = messages_for(changes, callbacks.open_obligations(), seoul(30, 10, 1))
+    asked: list[str] = []
+
+    def open_for_staff(extension: str) -> list[Obligation]:
+        asked.append(extension)
+        return callbacks.open_for_staff(extension)
+
+    messages = messages_for(changes, open_for_staff, seoul(30, 10, 1))
     assert [m.topic for m in messages] == [
         staff_topic("201"),
         department_topic(DEPARTMENT),
@@ -337,62 +333,72 @@ def test_messages_for_a_transaction() -> None:
         staff_summary_topic("201"),  # after the alerts, one per staff member
     ]
     assert json.loads(messages[-1].payload)["open"] == 1
+    assert asked == ["201"]  # only the staff member with an alert: no scan of everything
 
 
-# --------------------------------------------------------------------------- backends
+def old_event_id(change: ObligationChange, history: list[Change]) -> str | None:
+    """``event_id`` as it was when snapshots held their history: counted in it."""
+    event = ALERT_EVENTS.get(change.kind)
+    if event is None:
+        return None
+    position = max(i for i, entry in enumerate(history) if entry == change.change)
+    n = sum(1 for earlier in history[:position] if ALERT_EVENTS.get(earlier.kind) == event)
+    return f"{change.obligation.id}:{event}:{n}"
 
 
-@dataclass
-class Backend:
-    name: str
-    url: str
-    connect_args: dict[str, Any] = field(default_factory=dict)
+def test_keys_from_the_counts_are_the_keys_from_the_history() -> None:
+    """A long life (joins, attempts, memos, reminder, overdue, close) gives the keys the
+    history-counting ``event_id`` gave, and a reloaded snapshot keeps giving them."""
+    callbacks = tracker()
+    changes = list(callbacks.on_call(missed_call("1.0", seoul(30, 10))))
+    for n in range(1, 40):
+        changes += callbacks.on_call(missed_call(f"1.{n}", seoul(30, 10, n)))
+        changes.append(
+            callbacks.memo(
+                obligation_id=f"memo-{n}",
+                at=seoul(30, 10, n),
+                number=CUSTOMER,
+                owner="201",
+                taken_by="202",
+            )
+        )
+        if n % 10 == 0:  # an unanswered callback
+            placed = seoul(30, 10, n).timestamp() + 30
+            changes += callbacks.on_call(
+                CallRecord(
+                    linkedid=f"2.{n}",
+                    started_at=placed,
+                    direction="outbound",
+                    caller="201",
+                    dialed=CUSTOMER,
+                    staff="201",
+                    ring_started_at=placed,
+                    ended_at=placed + 30,
+                )
+            )
+    changes += callbacks.due_events(seoul(30, 10, 50))
+    restarted = tracker()
+    assert restarted.restore(callbacks.open_obligations()) == 1
+    changes += restarted.due_events(seoul(30, 11, 5))
+    changes += restarted.on_call(missed_call("1.99", seoul(30, 11, 6)))
+    changes.append(restarted.cancel("call-1.0", "done", "202", seoul(30, 11, 10)))
+    history: list[Change] = []
+    for change in changes:
+        history.append(change.change)
+        assert change.obligation.history_length == len(history)
+        assert event_id(change) == old_event_id(change, history)
+    alerted = [event_id(c) for c in changes if event_id(c) is not None]
+    assert alerted == [f"call-1.0:{e}:0" for e in ("created", "reminder", "overdue", "closed")]
+    (created, *_) = changes
+    assert (created.obligation.missed_calls, changes[-1].obligation.missed_calls) == (1, 41)
+    last = payloads(alert_messages(changes[-1]))[0]
+    assert (last["missed_calls"], last["attempts"]) == (41, 3)
+    assert [c.kind for c in changes].count("attempt") == 3
 
-    def engine(self) -> AsyncEngine:
-        return create_engine(self.url, connect_args=self.connect_args)
 
+# --------------------------------------------------------------------------- the outbox
 
-@contextlib.asynccontextmanager
-async def postgres_schema() -> AsyncIterator[Backend]:
-    """A fresh schema on the test server, dropped afterwards."""
-    admin = create_async_engine(
-        PG_URL, poolclass=NullPool, isolation_level="AUTOCOMMIT", connect_args={"timeout": 5}
-    )
-    try:
-        try:
-            async with admin.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except (OSError, TimeoutError, SQLAlchemyError) as exc:
-            unavailable(f"PostgreSQL at {PG_URL} unreachable: {type(exc).__name__}: {exc}")
-        schema = f"callmon_alerts_{uuid.uuid4().hex}"
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        try:
-            yield Backend("postgresql", PG_URL, {"server_settings": {"search_path": schema}})
-        finally:
-            async with admin.connect() as conn:
-                await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    finally:
-        await admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    if request.param == "sqlite":
-        yield Backend("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'db' / 'alerts.sqlite3'}")
-        return
-    async with postgres_schema() as pg:
-        yield pg
-
-
-@pytest.fixture
-async def engine(backend: Backend) -> AsyncIterator[AsyncEngine]:
-    await upgrade(backend.url, connect_args=backend.connect_args)
-    engine = backend.engine()
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
+# The ``backend`` and ``engine`` fixtures (SQLite, PostgreSQL) are in tests/conftest.py.
 
 
 def message(n: int, topic: str = "callmon/v1/staff/201/callbacks") -> OutboxMessage:
@@ -652,7 +658,7 @@ async def test_created_reminder_overdue_closed_reach_a_subscriber(
 ) -> None:
     callbacks = tracker(HOSTILE_DEPARTMENT)
     changes = life_of_an_obligation(callbacks)
-    messages = messages_for(changes, callbacks.open_obligations(), seoul(30, 11, 10))
+    messages = messages_for(changes, callbacks.open_for_staff, seoul(30, 11, 10))
     staff_sub = Subscriber(broker, staff_topic("201"))
     # A wildcard for one level: the hostile department name must arrive within it.
     department_sub = Subscriber(broker, f"{PREFIX}/departments/+/callbacks")

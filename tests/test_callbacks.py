@@ -3,17 +3,23 @@ records for the rules the recordings do not show."""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import replace
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from call_monitor.calls.model import CallRecord, Leg
-from call_monitor.charter.callbacks import (
-    CallbackTracker,
+from call_monitor.charter.callbacks import CallbackTracker
+from call_monitor.charter.obligations import (
     Obligation,
     ObligationChange,
+    ObligationHistory,
     callback_report,
+    count_kinds,
     normalise_number,
 )
 from call_monitor.charter.working_hours import NaiveDatetimeError, WorkingHours
@@ -117,20 +123,34 @@ def only(changes: list[ObligationChange]) -> ObligationChange:
     return changes[0]
 
 
+def history_of(changes: list[ObligationChange], obligation_id: str) -> ObligationHistory:
+    """An obligation's history as the store keeps it: its changes, in order."""
+    mine = [c for c in changes if c.obligation.id == obligation_id]
+    # Each change's snapshot counts the history up to it, the change included.
+    for i, change in enumerate(mine):
+        assert change.position == i
+        assert change.obligation.kind_counts == count_kinds(c.kind for c in mine[: i + 1])
+    return ObligationHistory(tuple(c.change for c in mine))
+
+
 # -- the recordings ------------------------------------------------------------------------
 
 
-def replay_through_tracker(scenario: str) -> tuple[CallbackTracker, dict[str, Obligation]]:
+def replay_through_tracker(
+    scenario: str,
+) -> tuple[CallbackTracker, dict[str, Obligation], list[ObligationChange]]:
     settings = Settings()
     callbacks = CallbackTracker(
         settings.callbacks, WorkingHours(settings.working_hours), Directory(settings.directory)
     )
     latest: dict[str, Obligation] = {}
+    changes: list[ObligationChange] = []
     for item in replay(streams(scenario)["ami"], settings):
         assert isinstance(item, JudgedCall)
         for change in callbacks.on_call(item.record):
             latest[change.obligation.id] = change.obligation
-    return callbacks, latest
+            changes.append(change)
+    return callbacks, latest, changes
 
 
 @pytest.mark.parametrize(
@@ -142,7 +162,7 @@ def replay_through_tracker(scenario: str) -> tuple[CallbackTracker, dict[str, Ob
     ],
 )
 def test_recordings(scenario: str, owner: str, state: str, attempts: int, still_open: bool) -> None:
-    callbacks, latest = replay_through_tracker(scenario)
+    callbacks, latest, _ = replay_through_tracker(scenario)
     (obligation,) = latest.values()
     report = callback_report(obligation)
     # The lab clock read Saturday 2026-11-28 ~15:30: one working hour from Monday 09:00.
@@ -162,26 +182,29 @@ def test_recordings(scenario: str, owner: str, state: str, attempts: int, still_
 
 
 def test_recording_n_history() -> None:
-    _, latest = replay_through_tracker("n_missed_then_two_callback_attempts")
+    _, latest, changes = replay_through_tracker("n_missed_then_two_callback_attempts")
     (obligation,) = latest.values()
-    assert [c.kind for c in obligation.history] == ["created", "attempt", "fulfilled_on_time"]
-    (attempt,) = obligation.attempts
+    history = history_of(changes, obligation.id)
+    assert [c.kind for c in history.changes] == ["created", "attempt", "fulfilled_on_time"]
+    assert obligation.history_length == 3
+    assert (obligation.attempt_count, obligation.missed_calls) == (1, 1)
+    (attempt,) = history.attempts
     assert attempt.by == "201"
     assert obligation.created_at < attempt.at < obligation.closed_at  # type: ignore[operator]
     assert obligation.closed_by == "201"
     assert obligation.closing_call is not None
-    assert obligation.id == f"call-{obligation.calls[0]}"
+    assert obligation.id == f"call-{history.calls[0]}"
 
 
 def test_recording_m_is_caller_abandoned() -> None:
-    _, latest = replay_through_tracker("m_caller_abandons_while_ringing")
+    _, latest, changes = replay_through_tracker("m_caller_abandons_while_ringing")
     (obligation,) = latest.values()
-    assert obligation.history[0].cause == "missed_call:caller_abandoned"
+    assert history_of(changes, obligation.id).changes[0].cause == "missed_call:caller_abandoned"
 
 
 def test_answered_recordings_owe_nothing() -> None:
     for scenario in ("a_answer_1ring", "h1_ring_group", "i1_group_pickup", "p_internal_call"):
-        _, latest = replay_through_tracker(scenario)
+        _, latest, _ = replay_through_tracker(scenario)
         assert latest == {}, scenario
 
 
@@ -221,7 +244,8 @@ def test_differently_written_numbers_join_one_obligation() -> None:
     assert second.kind == "joined"
     obligation = second.obligation
     assert obligation.id == first.obligation.id == "call-c1"
-    assert obligation.calls == ("c1", "c2")
+    assert obligation.missed_calls == 2
+    assert history_of([first, second], obligation.id).calls == ("c1", "c2")
     assert obligation.due_at == first.obligation.due_at  # the first due time is kept
     assert obligation.due_at == seoul(2026, 11, 30, 11, 0, ss=20)
     closed = only(callbacks.on_call(outbound("o1", MON_10 + 900, to="01012345678")))
@@ -340,12 +364,14 @@ def test_reminder_and_overdue_each_once() -> None:
     assert callbacks.next_event_at() is None
     done = only(callbacks.on_call(outbound("o1", epoch(2026, 11, 30, 14))))
     assert done.kind == "fulfilled_late"
-    assert [c.kind for c in done.obligation.history] == [
+    history = history_of([created, reminder, overdue, done], obligation.id)
+    assert [c.kind for c in history.changes] == [
         "created",
         "reminder",
         "overdue",
         "fulfilled_late",
     ]
+    assert done.obligation.history_length == 4
 
 
 def test_reminder_counts_working_time() -> None:
@@ -480,3 +506,192 @@ def test_memo_rejects_unknown_owner_and_number() -> None:
         callbacks.memo(obligation_id="m", at=at, number=CUSTOMER, owner="999", taken_by=None)
     with pytest.raises(ValueError, match="no callable number"):
         callbacks.memo(obligation_id="m", at=at, number="", owner="201", taken_by=None)
+
+
+# -- scale: constant-size snapshots, indexes that agree with a scan ---------------------------
+
+
+def deep_size(value: object) -> int:
+    """Bytes of ``value`` and of everything it holds (a snapshot's slots, tuples, strings)."""
+    size = sys.getsizeof(value)
+    if isinstance(value, tuple):
+        return size + sum(deep_size(item) for item in value)
+    if hasattr(value, "__slots__") and not isinstance(value, (str, int, datetime)):
+        return size + sum(deep_size(getattr(value, name)) for name in value.__slots__)
+    return size
+
+
+def test_ten_thousand_joins_keep_a_constant_size_snapshot() -> None:
+    callbacks = tracker()
+    created = only(callbacks.on_call(missed("c0")))
+    sizes = {}
+    for n in range(1, 10_001):
+        at = MON_10 + 60 + n * 0.01  # after the first call ended
+        change = only(callbacks.on_call(missed(f"c{n}", at)))
+        assert change.kind == "joined"
+        if n % 50 == 0:  # an unanswered callback now and then, and a memo
+            assert only(callbacks.on_call(outbound(f"o{n}", at, answered=False))).kind == "attempt"
+            memo = callbacks.memo(
+                obligation_id=f"m{n}", at=_seoul(at), number=CUSTOMER, owner="201", taken_by="202"
+            )
+            assert memo.kind == "memo"
+        if n in (100, 10_000):
+            sizes[n] = deep_size(callbacks.get(created.obligation.id))
+    obligation = callbacks.get(created.obligation.id)
+    assert obligation is not None
+    assert sizes[100] == sizes[10_000]
+    # The same as the first snapshot's, but for the memo's taker it now names.
+    assert sizes[100] == deep_size(replace(created.obligation, taken_by="202"))
+    assert obligation.missed_calls == 10_001
+    assert (obligation.count("joined"), obligation.attempt_count) == (10_000, 200)
+    assert obligation.count("memo") == 200
+    assert obligation.history_length == 1 + 10_000 + 200 + 200
+    assert obligation.due_at == created.obligation.due_at
+    # One obligation, however often it was joined: one of everything in the indexes too.
+    assert callbacks.open_obligations() == [obligation]
+    assert callbacks.open_for_staff("201") == [obligation]
+    assert callbacks.open_for_number("+82 10-1234-5678") == [obligation]
+    assert len(callbacks._timeline) == 1
+    assert callbacks.next_event_at() == obligation.reminder_at
+
+
+def _seoul(epoch_seconds: float) -> datetime:
+    return datetime.fromtimestamp(epoch_seconds, SEOUL)
+
+
+TrackerT = TypeVar("TrackerT", bound=CallbackTracker)
+
+
+class ScanningTracker(CallbackTracker):
+    """The same rules with every lookup a scan of all open obligations, as the tracker did
+    before it had indexes: the reference the indexed one must agree with."""
+
+    def _for_number(self, number: str) -> list[Obligation]:
+        return [o for o in self.open_obligations() if o.number == number]
+
+    def _due(self, now: datetime) -> list[Obligation]:
+        return [
+            o
+            for o in self.open_obligations()
+            if (o.state in ("open", "reminded") and now >= o.due_at)
+            or (o.state == "open" and now >= o.reminder_at)
+        ]
+
+
+NUMBERS = ["010-1234-5678", "+82 10 1234 5678", "01099998888", "02-1234-5678"]
+MISSED_TO = [("201", None), ("202", None), ("203", None), ("600", ["201", "202"])]
+MISSED_TO += [("800", ["202", "201"]), ("800", ["203"]), ("999", [])]
+MEMO_OWNERS = ["201", "202", "203", DEPARTMENT, "총무과"]
+STAFF = ["201", "202", "203", "204"]
+
+operations = st.one_of(
+    st.tuples(
+        st.just("missed"),
+        st.sampled_from(NUMBERS),
+        st.sampled_from(MISSED_TO),
+        st.sampled_from(["no_answer", "caller_abandoned", "busy", "failed"]),
+    ),
+    st.tuples(st.just("callback"), st.sampled_from(NUMBERS), st.sampled_from(STAFF), st.booleans()),
+    st.tuples(st.just("inbound"), st.sampled_from(NUMBERS), st.sampled_from(STAFF)),
+    st.tuples(st.just("memo"), st.sampled_from(NUMBERS), st.sampled_from(MEMO_OWNERS)),
+    st.tuples(st.just("cancel"), st.integers(0, 20)),
+    st.tuples(st.just("tick")),
+    st.tuples(st.just("restart")),
+    # A store holding two open obligations of one key (restored as they are).
+    st.tuples(st.just("duplicate"), st.integers(0, 20)),
+)
+
+
+def _apply(
+    callbacks: CallbackTracker, op: tuple[Any, ...], n: int, at: float
+) -> list[ObligationChange]:
+    kind = op[0]
+    if kind == "missed":
+        _, number, (dialed, rang), reason = op
+        return callbacks.on_call(missed(f"m{n}", at, caller=number, dialed=dialed, rang=rang,
+                                        reason=reason))  # fmt: skip
+    if kind == "callback":
+        _, number, staff, answered = op
+        return callbacks.on_call(outbound(f"o{n}", at, staff=staff, to=number, answered=answered))
+    if kind == "inbound":
+        _, number, by = op
+        return callbacks.on_call(answered_inbound(f"i{n}", at, caller=number, dialed=by, by=by))
+    if kind == "memo":
+        _, number, owner = op
+        change = callbacks.memo(
+            obligation_id=f"memo-{n}", at=_seoul(at), number=number, owner=owner, taken_by="203"
+        )
+        return [change]
+    if kind == "cancel":
+        candidates = callbacks.open_obligations()
+        if not candidates:
+            return []
+        chosen = candidates[op[1] % len(candidates)]
+        return [callbacks.cancel(chosen.id, "test", "203", _seoul(at))]
+    if kind == "tick":
+        return callbacks.due_events(_seoul(at))
+    if kind == "duplicate":
+        candidates = callbacks.open_obligations()
+        if candidates:
+            chosen = candidates[op[1] % len(candidates)]
+            assert callbacks.restore([replace(chosen, id=f"{chosen.id}-{n}")]) == 1
+        return []
+    raise AssertionError(op)
+
+
+def _restarted(callbacks: TrackerT) -> TrackerT:
+    again = type(callbacks)(callbacks.settings, callbacks.working_hours, callbacks.directory)
+    assert again.restore(callbacks.open_obligations()) == len(callbacks.open_obligations())
+    return again
+
+
+def _check_queries(callbacks: CallbackTracker, now: datetime) -> None:
+    """Every indexed query against a scan of all open obligations."""
+    everything = callbacks.open_obligations()
+    for extension in STAFF:
+        mine = [o for o in everything if o.owner_kind == "staff" and o.owner == extension]
+        assert callbacks.open_for_staff(extension) == mine
+    for number in NUMBERS:
+        key = normalise_number(number)
+        assert callbacks.open_for_number(number) == [o for o in everything if o.number == key]
+    times = {now, now + timedelta(minutes=20), now + timedelta(hours=3)}
+    times |= {t for o in everything[:4] for t in (o.due_at, o.reminder_at)}  # the edges
+    for when in sorted(times):
+        counts: dict[str | None, list[int]] = {}
+        for o in everything:
+            tally = counts.setdefault(o.owner_department, [0, 0])
+            tally[0] += 1
+            tally[1] += o.state == "overdue" or o.due_at <= when
+        assert {k: list(v) for k, v in callbacks.counts_by_department(when).items()} == counts
+    pending = [
+        o.reminder_at if o.state == "open" else o.due_at
+        for o in everything
+        if o.state in ("open", "reminded")
+    ]
+    assert callbacks.next_event_at() == min(pending, default=None)
+    for o in everything:  # joins find an open obligation of their key
+        found = callbacks._find(o.number, o.owner)
+        assert found is not None
+        assert found.key == o.key
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(operations, st.integers(0, 5400)), max_size=60),
+    st.sampled_from([0.0, 900.0]),
+)
+def test_indexes_agree_with_a_scan(
+    steps: list[tuple[tuple[Any, ...], int]], reminder_before: float
+) -> None:
+    indexed = tracker(reminder_before_working_seconds=reminder_before)
+    scanning = ScanningTracker(indexed.settings, indexed.working_hours, indexed.directory)
+    at = epoch(2026, 11, 30, 8, 30)  # Monday, before opening time
+    for n, (op, step) in enumerate(steps):
+        at += step
+        if op[0] == "restart":
+            indexed, scanning = _restarted(indexed), _restarted(scanning)
+            continue
+        got = _apply(indexed, op, n, at)
+        assert got == _apply(scanning, op, n, at), op
+        assert indexed.open_obligations() == scanning.open_obligations()
+        _check_queries(indexed, _seoul(at))

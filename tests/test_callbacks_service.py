@@ -21,6 +21,8 @@ from typing import Any
 import aiomqtt
 import httpx
 import pytest
+import sqlalchemy as sa
+from alembic import command
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 from sqlalchemy import func, select
@@ -37,7 +39,9 @@ from call_monitor.alerts.messages import (
 from call_monitor.alerts.outbox import outbox_table
 from call_monitor.ami.playback import PlaybackServer, recording_path, script_for
 from call_monitor.callbacks_service import CallbackService
-from call_monitor.charter.callbacks import CallbackTracker, Obligation, ObligationChange
+from call_monitor.calls.model import CallRecord
+from call_monitor.charter.callbacks import CallbackTracker
+from call_monitor.charter.obligations import Obligation, ObligationChange, ObligationHistory
 from call_monitor.charter.working_hours import WorkingHours
 from call_monitor.config import AmiSettings, MqttSettings, Settings, StoreSettings, WebSettings
 from call_monitor.directory import Directory
@@ -45,17 +49,25 @@ from call_monitor.metrics import CallMetrics
 from call_monitor.pipeline import JudgedCall, replay
 from call_monitor.service import Daemon
 from call_monitor.store import create_engine, upgrade
+from call_monitor.store.models import UtcDateTime
 from call_monitor.store.obligations import (
+    change_row,
     list_obligations,
+    load_histories,
+    load_history,
     load_obligation,
     load_open,
     obligation_changes_table,
+    obligation_row,
     obligations_table,
     save_changes,
 )
+from call_monitor.store.schema import alembic_config
 from call_monitor.timefmt import SEOUL
+from call_monitor.web import callbacks as callbacks_web
 from call_monitor.web.app import create_app
 from call_monitor.web.callbacks import MAX_NAME, callbacks_router
+from tests.test_callbacks import MON_10, answered_inbound, missed, outbound
 from tests.test_store import Backend, postgres_schema
 
 DEADLINE = 30.0
@@ -167,10 +179,10 @@ def metric(text: str, name: str, **labels: str) -> float:
     return found[0]
 
 
-def alert_keys(obligation: Obligation) -> list[str]:
+def alert_keys(obligation: Obligation, history: ObligationHistory) -> list[str]:
     """The outbox keys of an obligation's history: two audiences for a staff member's."""
     keys = []
-    for change in obligation.history:
+    for change in history.changes:
         event = ALERT_EVENTS.get(change.kind)
         if event is not None:
             keys += [f"{obligation.id}:{event}:0@staff", f"{obligation.id}:{event}:0@department"]
@@ -222,7 +234,7 @@ def tracker_changes() -> tuple[CallbackTracker, list[ObligationChange]]:
 
 async def test_save_changes_round_trip_is_exact_and_idempotent(engine: AsyncEngine) -> None:
     tracker, changes = tracker_changes()
-    messages = messages_for(changes, tracker.open_obligations(), seoul(2026, 11, 30, 10, 0, ss=1))
+    messages = messages_for(changes, tracker.open_for_staff, seoul(2026, 11, 30, 10, 0, ss=1))
     await save_changes(engine, changes, messages)
     counts = [await count(engine, t) for t in (obligations_table, obligation_changes_table)]
     rows = await outbox(engine)
@@ -243,8 +255,13 @@ async def test_save_changes_round_trip_is_exact_and_idempotent(engine: AsyncEngi
             # PostgreSQL text cannot hold NUL: that character alone is replaced.
             assert got.caller_name == want.caller_name.replace("\x00", "\ufffd")
             same = dataclasses.replace(got, caller_name=want.caller_name)
-        assert same == want  # history, attempts, calls, times: all of it
+        assert same == want  # the counts of its history, times: all of it
         assert got.created_at.tzinfo == SEOUL
+    # The history itself, as the tracker made it, comes from the change rows.
+    histories = await load_histories(engine, loaded)
+    for obligation in loaded:
+        made = [c.change for c in changes if c.obligation.id == obligation.id]
+        assert histories[obligation.id] == ObligationHistory(tuple(made))
 
     # A restarted tracker picks up where this one stopped: nothing due twice.
     settings = Settings()
@@ -273,8 +290,10 @@ async def test_list_filters(engine: AsyncEngine) -> None:
     assert [o.id for o in await list_obligations(engine, limit=2)] == [n, "memo-1"]
     stored_n = await load_obligation(engine, n)
     assert stored_n is not None
-    assert [c.kind for c in stored_n.history] == ["created", "attempt", "fulfilled_on_time"]
-    assert len(stored_n.attempts) == 1
+    history_n = await load_history(engine, n)
+    assert [c.kind for c in history_n.changes] == ["created", "attempt", "fulfilled_on_time"]
+    assert (stored_n.attempt_count, len(history_n.attempts)) == (1, 1)
+    assert history_n.calls == (n.removeprefix("call-"),)
     assert await load_obligation(engine, "nope") is None
 
 
@@ -282,7 +301,7 @@ async def test_the_change_and_its_alerts_commit_together(
     engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     tracker, changes = tracker_changes()
-    messages = messages_for(changes, tracker.open_obligations(), seoul(2026, 11, 30, 10, 0, ss=1))
+    messages = messages_for(changes, tracker.open_for_staff, seoul(2026, 11, 30, 10, 0, ss=1))
 
     async def broken(*args: Any, **kwargs: Any) -> int:
         raise OSError("outbox unavailable")
@@ -293,6 +312,215 @@ async def test_the_change_and_its_alerts_commit_together(
     # The obligations were written before the outbox failed: rolled back with it.
     assert await count(engine, obligations_table) == 0
     assert await count(engine, obligation_changes_table) == 0
+
+
+# --------------------------------------------------------------------------- restarts
+
+
+Step = Callable[[CallbackTracker], list[ObligationChange]]
+
+
+def call(record: CallRecord) -> Step:
+    return lambda tracker: tracker.on_call(record)
+
+
+def due(at: datetime) -> Step:
+    return lambda tracker: tracker.due_events(at)
+
+
+def memo_for_201(tracker: CallbackTracker) -> list[ObligationChange]:
+    at = seoul(2026, 11, 30, 10, 20)
+    return [
+        tracker.memo(
+            obligation_id="memo-1",
+            at=at,
+            number=CUSTOMER,
+            owner="201",
+            taken_by="202",
+            caller_name="홍길동",
+            matter="여권",
+        )
+    ]
+
+
+def busy_day() -> tuple[list[Step], list[Step]]:
+    """Monday's calls, in two parts: before a restart and after it (each step a batch).
+
+    201 owes CUSTOMER a call, missed 32 times, attempted three times, with a memo; the
+    department owes 02-1234-5678 one; 202 calls 010-9999-8888 back at once.
+    """
+    group = "0212345678"
+    before = [
+        call(missed("c0", MON_10)),
+        call(missed("x1", MON_10, caller="01099998888", dialed="202")),
+        *(call(missed(f"c{n}", MON_10 + 60 * n)) for n in range(1, 31)),
+        call(outbound("o1", MON_10 + 300, answered=False)),
+        call(missed("g1", MON_10 + 600, caller=group, dialed="600", rang=["201"])),
+        call(outbound("o2", MON_10 + 720, staff="202", to="01099998888")),
+        call(outbound("o3", MON_10 + 900, answered=False)),
+        memo_for_201,
+        due(seoul(2026, 11, 30, 10, 50)),  # 201's reminder
+    ]
+    after = [
+        call(missed("c31", MON_10 + 52 * 60)),
+        due(seoul(2026, 11, 30, 10, 56)),  # the department's reminder
+        call(outbound("o4", MON_10 + 58 * 60, answered=False)),
+        due(seoul(2026, 11, 30, 11, 1)),  # 201's deadline
+        call(outbound("o5", MON_10 + 65 * 60)),
+        call(answered_inbound("i1", MON_10 + 66 * 60, caller=group, dialed="600", by="202")),
+    ]
+    return before, after
+
+
+def new_tracker() -> CallbackTracker:
+    settings = Settings()
+    return CallbackTracker(
+        settings.callbacks, WorkingHours(settings.working_hours), Directory(settings.directory)
+    )
+
+
+async def commit(
+    engine: AsyncEngine, tracker: CallbackTracker, changes: list[ObligationChange]
+) -> list[str]:
+    """Store a batch with its alerts as the service does; their idempotency keys."""
+    as_of = max((c.at for c in changes), default=seoul(2026, 11, 30, 12))
+    messages = messages_for(changes, tracker.open_for_staff, as_of)
+    await save_changes(engine, changes, messages)
+    return [m.idempotency_key for m in messages]
+
+
+async def test_a_restart_through_the_store_gives_the_same_snapshots_and_keys(
+    engine: AsyncEngine,
+) -> None:
+    before, after = busy_day()
+    running = new_tracker()
+    keys: list[str] = []
+    made: list[ObligationChange] = []
+    for step in before:
+        changes = step(running)
+        made += changes
+        keys += await commit(engine, running, changes)
+
+    # The compact snapshots come back exactly: the counts the keys and positions rest on.
+    loaded = await load_open(engine)
+    assert loaded == running.open_obligations()
+    busy = running.get("call-c0")
+    assert busy is not None
+    assert (busy.missed_calls, busy.attempt_count, busy.count("memo")) == (31, 2, 1)
+    assert busy.history_length == 1 + 30 + 2 + 1 + 1  # created, joined, attempts, memo, reminder
+    restarted = new_tracker()
+    assert restarted.restore(loaded) == 2
+    assert restarted.next_event_at() == running.next_event_at()
+
+    # The same calls to the tracker that ran on and to the restarted one: the same changes,
+    # snapshots and alerts, idempotency keys included.
+    for step in after:
+        expected, got = step(running), step(restarted)
+        assert got == expected
+        as_of = seoul(2026, 11, 30, 12)
+        assert messages_for(got, restarted.open_for_staff, as_of) == messages_for(
+            expected, running.open_for_staff, as_of
+        )
+        made += got
+        keys += await commit(engine, restarted, got)
+    assert restarted.open_obligations() == running.open_obligations() == []
+
+    # Every change has its row (no position taken twice), every key is new, and the stored
+    # snapshots and histories are the tracker's.
+    assert await count(engine, obligation_changes_table) == len(made)
+    alerts = [k for k in keys if not k.startswith("summary:")]
+    assert len(set(alerts)) == len(alerts)
+    stored_keys = [r["idempotency_key"] for r in await outbox(engine)]
+    assert sorted(k for k in stored_keys if not k.startswith("summary:")) == sorted(alerts)
+    latest = {c.obligation.id: c.obligation for c in made}
+    stored = {o.id: o for o in await list_obligations(engine)}
+    assert stored == latest
+    histories = await load_histories(engine, stored.values())
+    for obligation_id, history in histories.items():
+        assert history.changes == tuple(c.change for c in made if c.obligation.id == obligation_id)
+    assert len(histories["call-c0"].calls) == 32
+    assert [a.linkedid for a in histories["call-c0"].attempts] == ["o1", "o3", "o4"]
+    assert [c.kind for c in histories["call-c0"].changes[-3:]] == [
+        "attempt",
+        "overdue",
+        "fulfilled_late",
+    ]
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def bare(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
+    """A database with no schema yet, to migrate step by step."""
+    if request.param == "sqlite":
+        yield Backend("sqlite", sqlite_url(tmp_path / "db" / "migrations.sqlite3"))
+        return
+    async with postgres_schema() as pg:
+        yield pg
+
+
+def _table_0003(name: str, columns: list[str]) -> sa.TableClause:
+    times = {"at", "created_at", "due_at", "reminder_at", "reminded_at", "overdue_at", "closed_at"}
+    return sa.table(name, *(sa.column(c, UtcDateTime() if c in times else None) for c in columns))
+
+
+async def test_migration_0004_keeps_what_0003_stored(bare: Backend) -> None:
+    """Obligations stored with their ``calls`` / ``attempts`` lists (0003) read back the same
+    after 0004 dropped the lists, and a downgrade rebuilds the lists from the history."""
+    before, _ = busy_day()
+    tracker = new_tracker()
+    made = [change for step in before for change in step(tracker)]
+    latest: dict[str, ObligationChange] = {c.obligation.id: c for c in made}
+    lists: dict[str, tuple[list[str], list[dict[str, Any]]]] = {}
+    for obligation_id in latest:
+        history = ObligationHistory(
+            tuple(c.change for c in made if c.obligation.id == obligation_id)
+        )
+        attempts = [
+            {"at": a.at.isoformat(), "by": a.by, "linkedid": a.linkedid} for a in history.attempts
+        ]
+        lists[obligation_id] = (list(history.calls), attempts)
+
+    await upgrade(bare.url, connect_args=bare.connect_args, revision="0003")
+    engine = bare.engine()
+    try:
+        rows = []
+        for c in latest.values():  # as 0003's code wrote them
+            calls, attempts = lists[c.obligation.id]
+            row = obligation_row(c.obligation, c.change.cause)
+            rows.append({**row, "calls": json.dumps(calls), "attempts": json.dumps(attempts)})
+        async with engine.begin() as conn:
+            await conn.execute(sa.insert(_table_0003("obligations", list(rows[0]))), rows)
+            history_rows = [change_row(c) for c in made]
+            table = _table_0003("obligation_changes", list(history_rows[0]))
+            await conn.execute(sa.insert(table), history_rows)
+
+        await upgrade(bare.url, connect_args=bare.connect_args)
+        assert await load_open(engine) == tracker.open_obligations()
+        stored = {o.id: o for o in await list_obligations(engine)}
+        assert stored == {i: c.obligation for i, c in latest.items()}
+        histories = await load_histories(engine, stored.values())
+        for obligation_id, (calls, attempts) in lists.items():
+            history = histories[obligation_id]
+            assert list(history.calls) == calls
+            assert [
+                {"at": a.at.isoformat(), "by": a.by, "linkedid": a.linkedid}
+                for a in history.attempts
+            ] == attempts
+        assert len(lists["call-c0"][0]) == 31
+        assert len(lists["call-c0"][1]) == 2
+
+        config = alembic_config(bare.url, connect_args=bare.connect_args)
+        await asyncio.to_thread(command.downgrade, config, "0003")
+        async with engine.connect() as conn:
+            table = _table_0003("obligations", ["id", "calls", "attempts"])
+            back = {
+                r.id: (json.loads(r.calls), json.loads(r.attempts))
+                for r in await conn.execute(sa.select(table))
+            }
+        assert back == lists
+        await upgrade(bare.url, connect_args=bare.connect_args)
+        assert await load_open(engine) == tracker.open_obligations()
+    finally:
+        await engine.dispose()
 
 
 # --------------------------------------------------------------------------- the service
@@ -466,6 +694,37 @@ async def test_api_refuses_a_bad_memo(tmp_path: Path, change: dict[str, str], ne
         assert service.tracker.open_obligations() == []
 
 
+async def test_an_answer_not_yet_stored_shows_the_history_with_its_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A 202: the rows stored so far, then the change still queued (from memory)."""
+    real = callbacks_service.save_changes
+    down = {"store": False}
+
+    async def maybe(*args: Any, **kwargs: Any) -> None:
+        if down["store"]:
+            raise ConnectionError("database went away")
+        await real(*args, **kwargs)
+
+    monkeypatch.setattr(callbacks_service, "save_changes", maybe)
+    clock = Clock(seoul(2026, 11, 30, 10, 0))
+    async with service_at(tmp_path / "lagging.sqlite3", clock) as (service, _, api):
+        body = {"number": "010-3000-0000", "owner": "201", "taken_by": "202"}
+        created = await api.post("/api/callbacks/memo", json=body)
+        assert created.status_code == 201, created.text
+        down["store"] = True
+        clock.at += timedelta(minutes=1)
+        joined = await service.memo(**body, wait_seconds=0)
+        assert not joined.stored
+        history = await callbacks_web._history_until(service, joined.change)
+        assert [c.kind for c in history.changes] == ["created", "memo"]
+        assert history.changes[-1] == joined.change.change
+        down["store"] = False
+        assert await service.settle()
+        stored = await load_history(service.engine, joined.obligation.id)
+        assert stored == history
+
+
 async def test_a_failing_store_is_retried_and_nothing_is_lost(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -518,9 +777,8 @@ async def test_the_timer_emits_reminder_then_overdue_from_the_wall_clock(tmp_pat
         )
         service.rearm()
         await eventually(lambda: _state(service.engine, obligation.id, "overdue"), "overdue")
-        stored = await load_obligation(service.engine, obligation.id)
-        assert stored is not None
-        assert [(c.kind, c.at) for c in stored.history] == [
+        history = await load_history(service.engine, obligation.id)
+        assert [(c.kind, c.at) for c in history.changes] == [
             ("created", seoul(2026, 11, 30, 10)),
             ("reminder", seoul(2026, 11, 30, 10, 45)),
             ("overdue", seoul(2026, 11, 30, 11)),
@@ -598,7 +856,21 @@ async def test_recordings_through_the_daemon(tmp_path: Path) -> None:
         async with running(daemon) as web:
             await consumed(daemon, server)
             stored = {o.id: o for o in await list_obligations(daemon.engine)}
+            histories = await load_histories(daemon.engine, stored.values())
             rows = await outbox(daemon.engine)
+
+            # The API serves the history, the joined calls and the attempts from the store.
+            api_n = (await web.get(f"/api/callbacks/{n}")).json()
+            assert [h["kind"] for h in api_n["history"]] == [
+                "created",
+                "attempt",
+                "fulfilled_on_time",
+            ]
+            assert api_n["calls"] == [n.removeprefix("call-")] == list(histories[n].calls)
+            assert api_n["attempts"] == 1
+            assert api_n["history"][1]["call_id"] == histories[n].attempts[0].linkedid
+            listed = (await web.get("/api/callbacks")).json()["obligations"]
+            assert [o["calls"] for o in listed] == [list(histories[o["id"]].calls) for o in listed]
 
             # (e) the metrics, as a scrape sees them
             text = (await web.get("/metrics")).text
@@ -623,7 +895,7 @@ async def test_recordings_through_the_daemon(tmp_path: Path) -> None:
 
         # (a) what the store holds is exactly what the tracker concluded from the recordings
         assert stored == replayed([D, N, M], daemon.settings)
-        assert [(stored[i].owner, stored[i].state, len(stored[i].attempts)) for i in (d, n, m)] == [
+        assert [(stored[i].owner, stored[i].state, stored[i].attempt_count) for i in (d, n, m)] == [
             ("201", "fulfilled_on_time", 0),
             ("201", "fulfilled_on_time", 1),
             ("202", "open", 0),
@@ -635,7 +907,10 @@ async def test_recordings_through_the_daemon(tmp_path: Path) -> None:
         # ... and every alerted change has its outbox rows, an attempt none.
         keys = [row["idempotency_key"] for row in rows]
         alerts = [key for key in keys if not key.startswith("summary:")]
-        assert sorted(alerts) == sorted(k for o in stored.values() for k in alert_keys(o))
+        assert sorted(alerts) == sorted(
+            k for o in stored.values() for k in alert_keys(o, histories[o.id])
+        )
+        assert [len(histories[i].attempts) for i in (d, n, m)] == [0, 1, 0]
         assert not [key for key in keys if ":attempt" in key]
         assert {row["topic"] for row in rows if row["retain"]} == {
             staff_summary_topic("201"),
@@ -659,11 +934,10 @@ async def test_recordings_through_the_daemon(tmp_path: Path) -> None:
         engine = create_engine(sqlite_url(db))
         try:
             after = await outbox(engine)
-            reloaded = await load_obligation(engine, m)
+            reloaded = await load_history(engine, m)
         finally:
             await engine.dispose()
-    assert reloaded is not None
-    assert [c.kind for c in reloaded.history] == ["created", "overdue"]
+    assert [c.kind for c in reloaded.changes] == ["created", "overdue"]
     alerts_after = [r["idempotency_key"] for r in after if not r["retain"]]
     assert alerts_after.count(f"{m}:overdue:0@staff") == 1
     assert len(after) == len(rows) + 3  # m's overdue (2 audiences) and 202's summary, once
@@ -808,12 +1082,15 @@ class Process:
         return proc.returncode, out.decode(), err.decode()
 
 
-async def _stored(db: Path, obligation_id: str) -> tuple[Obligation | None, list[dict[str, Any]]]:
+async def _stored(
+    db: Path, obligation_id: str
+) -> tuple[Obligation | None, ObligationHistory, list[dict[str, Any]]]:
     engine = create_engine(sqlite_url(db))
     try:
         obligation = await load_obligation(engine, obligation_id)
+        history = await load_history(engine, obligation_id)
         rows = [r for r in await outbox(engine) if r["idempotency_key"].startswith(obligation_id)]
-        return obligation, rows
+        return obligation, history, rows
     finally:
         await engine.dispose()
 
@@ -844,9 +1121,9 @@ async def test_kill_9_before_the_deadline_then_restart_alerts_overdue_once(
     assert killed_at < reminder_at, "too slow to kill the daemon before its reminder"
     assert proc.returncode == -signal.SIGKILL
 
-    obligation, rows = await _stored(db, obligation_id)
+    obligation, history, rows = await _stored(db, obligation_id)
     assert obligation is not None
-    assert [c.kind for c in obligation.history] == ["created"]  # committed before the answer
+    assert [c.kind for c in history.changes] == ["created"]  # committed before the answer
     assert obligation.caller_name == "홍길동"
 
     # Down past the deadline, then back: reloaded, overdue alerted once; no reminder after
@@ -854,7 +1131,7 @@ async def test_kill_9_before_the_deadline_then_restart_alerts_overdue_once(
     await asyncio.sleep((due_at - datetime.now(SEOUL)).total_seconds() + 0.5)
 
     async def overdue_stored() -> bool:
-        found, _ = await _stored(db, obligation_id)
+        found, _, _ = await _stored(db, obligation_id)
         return found is not None and found.state == "overdue"
 
     async with daemon.run() as proc:
@@ -864,9 +1141,9 @@ async def test_kill_9_before_the_deadline_then_restart_alerts_overdue_once(
         assert metric(text, "callmon_callbacks_overdue", department=MINWON) == 1
         proc.kill()
         await proc.wait()
-    obligation, rows = await _stored(db, obligation_id)
+    obligation, history, rows = await _stored(db, obligation_id)
     assert obligation is not None
-    assert [(c.kind, c.at) for c in obligation.history] == [
+    assert [(c.kind, c.at) for c in history.changes] == [
         ("created", obligation.created_at),
         ("overdue", obligation.due_at),  # the deadline, not the restart
     ]
@@ -886,8 +1163,9 @@ async def test_kill_9_before_the_deadline_then_restart_alerts_overdue_once(
         proc.send_signal(signal.SIGTERM)
         async with asyncio.timeout(DEADLINE):
             assert await proc.wait() == 0
-    again, rows_again = await _stored(db, obligation_id)
+    again, history_again, rows_again = await _stored(db, obligation_id)
     assert again == obligation
+    assert history_again == history
     assert rows_again == rows
     assert "Traceback" not in daemon.log
 

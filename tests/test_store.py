@@ -1,18 +1,18 @@
 """The store on SQLite (a temporary file) and PostgreSQL (a throwaway schema per test).
 
-PostgreSQL is ``postgresql+asyncpg://postgres@127.0.0.1:5432/test`` (or ``$CALLMON_TEST_PG_URL``).
-Outside CI an unreachable server skips its tests; with ``CI=true`` it fails them.
+The ``backend`` and ``engine`` fixtures are in ``tests/conftest.py`` (see ``tests/backends.py``:
+PostgreSQL is ``postgresql+asyncpg://postgres@127.0.0.1:5432/test`` or
+``$CALLMON_TEST_PG_URL``; outside CI an unreachable server skips its tests, with ``CI=true`` it
+fails them).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
+import dataclasses
 import shutil
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -22,14 +22,15 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, func, inspect, select, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
-import call_monitor.alerts.outbox  # noqa: F401  (its table is part of the schema)
+from call_monitor.alerts.outbox import backlog, mark_delivered, outbox_table, pending
+from call_monitor.callbacks_service import CallbackService
 from call_monitor.calls.model import CallRecord, Leg, Transfer
 from call_monitor.charter.rules import CallVerdict, Check, TransferVerdict
-from call_monitor.config import StoreSettings
+from call_monitor.config import Settings, StoreSettings
+from call_monitor.directory import Directory
 from call_monitor.store import (
     StoreWriter,
     count_calls,
@@ -37,11 +38,19 @@ from call_monitor.store import (
     load_call,
     upgrade,
 )
-from call_monitor.store.models import Base, call_legs_table, transfers_table, verdicts_table
+from call_monitor.store import engine as engine_module
+from call_monitor.store.models import (
+    Base,
+    call_legs_table,
+    calls_table,
+    transfers_table,
+    verdicts_table,
+)
+from call_monitor.store.obligations import list_obligations, obligation_changes_table
 from call_monitor.store.schema import head_revision
-
-PG_URL = os.environ.get("CALLMON_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
-IN_CI = os.environ.get("CI", "").strip().lower() == "true"
+from call_monitor.store.writer import call_rows
+from call_monitor.timefmt import SEOUL
+from tests.backends import Backend, postgres_schema
 
 T0 = datetime(2026, 3, 2, 1, 2, 3, tzinfo=UTC)
 E0 = T0.timestamp()
@@ -49,68 +58,6 @@ E0 = T0.timestamp()
 
 def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
-
-
-# --------------------------------------------------------------------------- backends
-
-
-@dataclass
-class Backend:
-    name: str
-    url: str
-    connect_args: dict[str, Any] = field(default_factory=dict)
-
-    def engine(self, url: str | None = None) -> AsyncEngine:
-        return create_engine(url or self.url, connect_args=self.connect_args)
-
-    async def migrate(self, url: str | None = None) -> None:
-        await upgrade(url or self.url, connect_args=self.connect_args)
-
-
-@contextlib.asynccontextmanager
-async def postgres_schema() -> AsyncIterator[Backend]:
-    """A fresh schema on the test server, dropped afterwards."""
-    admin = create_async_engine(
-        PG_URL, poolclass=NullPool, isolation_level="AUTOCOMMIT", connect_args={"timeout": 5}
-    )
-    try:
-        try:
-            async with admin.connect() as conn:
-                await conn.execute(text("SELECT 1"))
-        except (OSError, TimeoutError, SQLAlchemyError) as exc:
-            reason = f"PostgreSQL at {PG_URL} unreachable: {type(exc).__name__}: {exc}"
-            if IN_CI:
-                pytest.fail(f"{reason} (CI=true: PostgreSQL is required)")
-            pytest.skip(reason)
-        schema = f"callmon_test_{uuid.uuid4().hex}"
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-        try:
-            yield Backend("postgresql", PG_URL, {"server_settings": {"search_path": schema}})
-        finally:
-            async with admin.connect() as conn:
-                await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    finally:
-        await admin.dispose()
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    if request.param == "sqlite":
-        yield Backend("sqlite", f"sqlite+aiosqlite:///{tmp_path / 'db' / 'calls.sqlite3'}")
-        return
-    async with postgres_schema() as pg:
-        yield pg
-
-
-@pytest.fixture
-async def engine(backend: Backend) -> AsyncIterator[AsyncEngine]:
-    await backend.migrate()
-    engine = backend.engine()
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 def settings(batch_size: int = 200, flush_interval_seconds: float = 3600.0) -> StoreSettings:
@@ -860,3 +807,196 @@ def test_the_queue_is_bounded_and_counts_what_it_drops(caplog: pytest.LogCapture
     assert writer.pending == 2
     assert writer.stats.dropped == 1
     assert "'a' dropped" in caplog.text
+
+
+# --------------------------------------------------------------------------- one connection
+
+
+def many_calls(count: int) -> list[tuple[CallRecord, CallVerdict]]:
+    """``count`` distinct calls; every tenth the transferred one (rows in all four tables)."""
+    calls = []
+    for n in range(count):
+        if n % 10 == 0:
+            record, verdict = transferred_call()
+            linkedid = f"1772500000.{n}"
+            calls.append(
+                (
+                    dataclasses.replace(record, linkedid=linkedid),
+                    dataclasses.replace(verdict, linkedid=linkedid),
+                )
+            )
+        else:
+            calls.append(simple_call(f"1772500000.{n}", f"caller {n}", n))
+    return calls
+
+
+def old_pool() -> dict[str, Any]:
+    """The pool of a SQLite file engine before it was one connection: SQLAlchemy's default
+    (five connections and ten more, each with its own aiosqlite thread)."""
+    return {"poolclass": AsyncAdaptedQueuePool}
+
+
+OLD_POOL_CONTENDS = pytest.mark.xfail(
+    strict=True, reason="several connections: the writers wait on SQLite's lock, and fail"
+)
+
+
+@pytest.fixture
+async def sqlite_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A migrated SQLite file whose connections do NOT wait for SQLite's write lock (a busy
+    timeout of 0, set after the migration): any two transactions that meet fail at once."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'one' / 'calls.sqlite3'}"
+    await upgrade(url)
+    monkeypatch.setattr(engine_module, "SQLITE_BUSY_TIMEOUT_MS", 0)
+    return url
+
+
+@pytest.mark.parametrize("pool", [{}, pytest.param(old_pool(), marks=OLD_POOL_CONTENDS)])
+async def test_a_write_waits_for_the_connection_not_for_sqlites_lock(
+    sqlite_url: str, pool: dict[str, Any]
+) -> None:
+    engine = create_engine(sqlite_url, **pool)
+    try:
+        writer = StoreWriter(engine, settings())
+        for record, verdict in batch():
+            writer.submit(record, verdict)
+        async with engine.begin() as conn:  # someone else's write transaction, held
+            await conn.execute(calls_table.insert(), [call_rows(*simple_call("held")).call])
+            flushing = asyncio.create_task(writer.flush())
+            await asyncio.sleep(0.3)
+            assert not flushing.done(), flushing.exception()  # waiting, not failed
+        await asyncio.wait_for(flushing, 10)
+        assert writer.stats.failures == 0
+        assert await count_calls(engine) == len(batch()) + 1
+    finally:
+        await engine.dispose()
+
+
+async def test_sqlite_writers_and_readers_at_once_never_contend(sqlite_url: str) -> None:
+    """The daemon's writers on one engine, as ``service.py`` wires them, flat out: calls
+    (``StoreWriter``), memos (``CallbackService``: obligations, history, outbox rows), and a
+    reader that also marks outbox rows delivered (as the MQTT publisher does). Not one
+    write may fail (with no busy timeout, any two transactions that met would), and every
+    row lands."""
+    engine = create_engine(sqlite_url)
+    settings_ = Settings()
+    writer = StoreWriter(
+        engine,
+        settings(batch_size=50, flush_interval_seconds=0.01),
+        retry_initial_seconds=0.01,
+        retry_max_seconds=0.05,
+    )
+    service = CallbackService(
+        settings_,
+        engine,
+        Directory(settings_.directory),
+        clock=lambda: datetime(2026, 11, 30, 10, 0, tzinfo=SEOUL),  # a Monday morning
+        retry_initial_seconds=0.01,
+        retry_max_seconds=0.05,
+    )
+    calls, memos = many_calls(3000), 1000
+    stop = asyncio.Event()
+    reads = {"done": 0, "failed": 0}
+
+    async def read(*, deliver: bool) -> None:
+        while not stop.is_set():
+            try:
+                await count_calls(engine)
+                await list_obligations(engine, staff="201", limit=20)
+                rows = await pending(engine, 20)
+                if rows and deliver:
+                    await mark_delivered(engine, [row.id for row in rows])
+                reads["done"] += 1
+            except Exception:
+                reads["failed"] += 1
+                raise
+            await asyncio.sleep(0)
+
+    async def feed() -> None:
+        for n, (record, verdict) in enumerate(calls):
+            writer.submit(record, verdict)
+            if n % 3 == 0 and n // 3 < memos:
+                number = f"010-7000-{n // 3:04d}"
+                await service.memo(number=number, owner="201", taken_by="202", wait_seconds=0)
+            if n % 10 == 0:
+                await asyncio.sleep(0)
+
+    try:
+        tasks = [
+            asyncio.create_task(writer.run()),
+            asyncio.create_task(service.run_writer()),
+            asyncio.create_task(read(deliver=True)),
+            asyncio.create_task(read(deliver=False)),
+        ]
+        try:
+            async with asyncio.timeout(120):
+                await feed()
+                await writer.close(give_up_after=5)
+                await service.close(give_up_after=5)
+        finally:
+            stop.set()
+            await asyncio.gather(*tasks)
+        assert (writer.stats.failures, service.stats.failures, reads["failed"]) == (0, 0, 0)
+        assert writer.stats.written == len(calls)
+        assert service.stats.written == memos
+        assert reads["done"] > 10
+        assert await count_calls(engine) == len(calls)
+        assert await child_counts(engine) == (
+            sum(len(record.legs) for record, _ in calls),
+            sum(len(record.transfers) for record, _ in calls),
+            sum(len(verdict.checks) for _, verdict in calls),
+        )
+        assert len(await list_obligations(engine, limit=None)) == memos
+        undelivered = await backlog(engine)  # not inside the connection below: one at a time
+        async with engine.connect() as conn:
+            changes = await conn.execute(select(func.count()).select_from(obligation_changes_table))
+            outbox = await conn.execute(select(func.count()).select_from(outbox_table))
+            delivered = await conn.execute(
+                select(func.count()).where(outbox_table.c.delivered_at.is_not(None))
+            )
+            assert changes.scalar_one() == memos
+            assert outbox.scalar_one() == delivered.scalar_one() + undelivered >= memos
+    finally:
+        await engine.dispose()
+
+
+# Long enough for a cancellation to land while SQLite runs it (half a second or so).
+SLOW_QUERY = text(
+    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000000) "
+    "SELECT count(*) FROM n"
+)
+
+
+async def test_a_transaction_cancelled_mid_statement_leaves_no_lock_behind(
+    sqlite_url: str,
+) -> None:
+    """A task cancelled while SQLite runs a statement of its write transaction: SQLAlchemy
+    invalidates the connection (the pool's one slot is free again) and the engine rolls it
+    back before it is closed, so the next writer gets the database at once, not "database
+    is locked" until the abandoned connection is garbage-collected."""
+    engine = create_engine(sqlite_url)
+    try:
+        running = asyncio.Event()
+
+        async def cancelled_transaction() -> None:
+            async with engine.begin() as conn:
+                await conn.execute(calls_table.insert(), [call_rows(*simple_call("gone")).call])
+                running.set()
+                await conn.execute(SLOW_QUERY)
+
+        task = asyncio.create_task(cancelled_transaction())
+        await running.wait()
+        await asyncio.sleep(0.05)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        assert engine.pool.checkedout() == 0  # type: ignore[attr-defined]
+        writer = StoreWriter(engine, settings())
+        for record, verdict in batch():
+            writer.submit(record, verdict)
+        async with asyncio.timeout(10):  # not the pool's 60 s
+            await writer.flush()  # with no busy timeout: at once, or "database is locked"
+        assert writer.stats.failures == 0
+        assert await count_calls(engine) == len(batch())  # "gone" was rolled back
+    finally:
+        await engine.dispose()

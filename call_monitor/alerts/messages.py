@@ -29,12 +29,12 @@ from __future__ import annotations
 import hashlib
 import json
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from call_monitor.charter.callbacks import (
+from call_monitor.charter.obligations import (
     OPEN_STATES,
     ChangeKind,
     Obligation,
@@ -201,22 +201,25 @@ def alert_text(event: AlertEvent, obligation: Obligation, at: datetime, number: 
     return f"{_CLOSED_TEXT.get(obligation.state, '회신 종료')} ({number})"
 
 
+# The change kinds that give each alert event (what ``event_id`` counts).
+_KINDS_OF_EVENT: Mapping[AlertEvent, tuple[ChangeKind, ...]] = {
+    event: tuple(kind for kind, of in ALERT_EVENTS.items() if of == event)
+    for event in dict.fromkeys(ALERT_EVENTS.values())
+}
+
+
 def event_id(change: ObligationChange) -> str | None:
     """``<obligation id>:<event>:<n>``, or ``None`` when the change is not alerted.
 
     ``n`` counts the obligation's earlier changes that gave the same event: 0 in practice
     (each event happens at most once per obligation), and it stays stable when a restart
-    reloads the obligation, whatever other history (joined calls, attempts) it kept.
+    reloads the obligation, whatever other history (joined calls, attempts) it kept. It is
+    read from the snapshot's counts of its history, which include ``change`` itself.
     """
     event = ALERT_EVENTS.get(change.kind)
     if event is None:
         return None
-    history = change.obligation.history
-    position = next(
-        (i for i in range(len(history) - 1, -1, -1) if history[i] == change.change),
-        len(history),
-    )
-    n = sum(1 for earlier in history[:position] if ALERT_EVENTS.get(earlier.kind) == event)
+    n = max(change.obligation.count(*_KINDS_OF_EVENT[event]) - 1, 0)
     return f"{change.obligation.id}:{event}:{n}"
 
 
@@ -246,8 +249,8 @@ def alert_payload(change: ObligationChange, audience: Audience, *, mask: bool) -
         "created_at": _iso(obligation.created_at),
         "due_at": _iso(obligation.due_at),
         "state": obligation.state,
-        "attempts": len(obligation.attempts),  # unanswered callback attempts
-        "missed_calls": len(obligation.calls),
+        "attempts": obligation.attempt_count,  # unanswered callback attempts
+        "missed_calls": obligation.missed_calls,
         "closed_at": _iso(obligation.closed_at),
         "closed_by": obligation.closed_by,
         "text": alert_text(event, obligation, change.at, number),
@@ -293,12 +296,13 @@ def summary_message(
 ) -> OutboxMessage:
     """The retained summary of ``extension``'s open callbacks as of ``as_of``.
 
-    ``obligations`` may be all open obligations (``CallbackTracker.open_obligations()``):
-    only the open ones this extension owns count. Payload: ``open`` (all open, overdue
-    included), ``overdue`` (past due, whether or not ``due_events`` has marked them yet),
-    ``oldest_due_at`` (the earliest deadline, ``null`` with none open) and ``as_of``.
-    Build it from the state after a transaction's last change and enqueue it in that
-    transaction: the outbox publishes in order, so the broker keeps the newest.
+    ``obligations``: the extension's own (``CallbackTracker.open_for_staff``); any others
+    given are left out, so all open obligations would do too, at the cost of a scan.
+    Payload: ``open`` (all open, overdue included), ``overdue`` (past due, whether or not
+    ``due_events`` has marked them yet), ``oldest_due_at`` (the earliest deadline, ``null``
+    with none open) and ``as_of``. Build it from the state after a transaction's last change
+    and enqueue it in that transaction: the outbox publishes in order, so the broker keeps
+    the newest.
     """
     mine = [
         o
@@ -329,14 +333,15 @@ def summary_message(
 
 def messages_for(
     changes: Iterable[ObligationChange],
-    open_obligations: Iterable[Obligation],
+    open_for_staff: Callable[[str], Iterable[Obligation]],
     as_of: datetime,
     prefix: str = DEFAULT_PREFIX,
 ) -> list[OutboxMessage]:
     """Everything one transaction of tracker changes publishes, in order.
 
     The alerts of ``changes``, then one summary per staff member with an alerted change,
-    computed from ``open_obligations`` (the tracker's, after the changes).
+    computed from ``open_for_staff(extension)``: that staff member's open obligations after
+    the changes (``CallbackTracker.open_for_staff``).
     """
     messages: list[OutboxMessage] = []
     extensions: dict[str, None] = {}
@@ -345,6 +350,5 @@ def messages_for(
         messages += alerts
         if alerts and change.obligation.owner_kind == "staff":
             extensions[change.obligation.owner] = None
-    current = list(open_obligations)
-    messages += [summary_message(ext, current, as_of, prefix) for ext in extensions]
+    messages += [summary_message(ext, open_for_staff(ext), as_of, prefix) for ext in extensions]
     return messages

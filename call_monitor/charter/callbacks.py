@@ -3,7 +3,11 @@
 No clock, no I/O: times come from the call records' own epoch seconds (the PBX's clock), from
 the memo's ``at`` and from the ``now`` the shell passes to ``due_events``. Obligations are
 immutable snapshots; the tracker keeps the open ones and returns every change it makes as an
-``ObligationChange`` carrying the new snapshot, for a store or an alert to use.
+``ObligationChange`` carrying the new snapshot, for a store or an alert to use. A snapshot has
+a constant size however often it is joined, attempted or changed: it counts its history
+(changes by kind, missed calls) and the store keeps the history itself. The tracker indexes
+the open obligations (by key, number, staff owner, department and next due time), so a call
+costs O(obligations of its number + log n) and a timer tick O(due ones · log n).
 
 Rules (where the charter is silent, the choice is marked *chosen*):
 - Created by a complete inbound customer call that was missed (``no_answer``,
@@ -40,167 +44,61 @@ Rules (where the charter is silent, the choice is marked *chosen*):
 from __future__ import annotations
 
 import dataclasses
-import re
-from collections.abc import Iterable
-from dataclasses import dataclass
+import heapq
+import operator
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from call_monitor.calls.model import CallRecord
+from call_monitor.charter.obligations import (
+    Change,
+    Obligation,
+    ObligationChange,
+    ObligationState,
+    OpenCounts,
+    OwnerKind,
+    Source,
+    at_epoch,
+    bump,
+    normalise_number,
+)
 from call_monitor.charter.rules import call_department
 from call_monitor.charter.working_hours import WorkingHours, to_seoul
 from call_monitor.config import CallbackSettings
 from call_monitor.directory import Directory
-from call_monitor.timefmt import SEOUL, iso_seoul
-
-ObligationState = Literal[
-    "open",
-    "reminded",
-    "overdue",
-    "fulfilled_on_time",
-    "fulfilled_late",
-    "resolved_by_inbound",
-    "cancelled",
-]
-OPEN_STATES: frozenset[ObligationState] = frozenset({"open", "reminded", "overdue"})
-OwnerKind = Literal["staff", "department"]
-Source = Literal["missed_call", "memo"]
-ChangeKind = Literal[
-    "created",
-    "joined",
-    "memo",
-    "attempt",
-    "reminder",
-    "overdue",
-    "fulfilled_on_time",
-    "fulfilled_late",
-    "resolved_by_inbound",
-    "cancelled",
-]
 
 OBLIGING_REASONS = frozenset({"no_answer", "caller_abandoned", "busy"})
 
-_NOT_DIGITS = re.compile(r"\D")
+
+# Earliest deadline first, then by id: the order of every listing (``(due_at, id)``).
+_order: Callable[[Obligation], tuple[datetime, str]] = operator.attrgetter("due_at", "id")
 
 
-def normalise_number(raw: str | None) -> str:
-    """One key per phone number: Korean national format, digits only; never raises.
-
-    ``+82 10-1234-5678``, ``0082 10 1234 5678``, ``821012345678`` and ``010-1234-5678`` all
-    give ``01012345678``; ``+82 2-450-1435`` gives ``024501435``. Anything else keeps its
-    digits (extensions, foreign numbers, service numbers such as 1588-xxxx).
-    """
-    if not raw:
-        return ""
-    text = str(raw).strip()
-    international = text.startswith("+")
-    digits = _NOT_DIGITS.sub("", text)
-    if digits.startswith("0082"):
-        digits, international = digits[2:], True
-    # A Korean domestic number always starts with 0, so 10+ digits starting with 82 is the
-    # country code without its '+' (as some trunks present the caller ID).
-    if digits.startswith("82") and (international or len(digits) >= 10):
-        national = digits[2:]
-        return national if national.startswith("0") else "0" + national
-    return digits
+# A timeline entry: (when, obligation id, the state it must still be in to be due then).
+_Event = tuple[datetime, str, ObligationState]
 
 
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """An unanswered callback attempt."""
-
-    at: datetime  # when the call was placed
-    by: str | None  # the staff extension that placed it
-    linkedid: str
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """One entry of an obligation's history: what happened, when, why, and the state after."""
-
-    at: datetime
-    kind: ChangeKind
-    state: ObligationState
-    cause: str
-    linkedid: str | None = None
-    by: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Obligation:
-    """A callback owed to one number by one staff member or department."""
-
-    id: str  # stable: "call-<linkedid of the first missed call>" or the memo's id
-    number: str  # normalised (``normalise_number``)
-    number_raw: str  # as first seen
-    owner: str  # a staff extension or a department name
-    owner_kind: OwnerKind
-    owner_department: str | None
-    source: Source
-    created_at: datetime
-    due_at: datetime
-    reminder_at: datetime
-    state: ObligationState = "open"
-    calls: tuple[str, ...] = ()  # linkedids of the missed calls joined here
-    attempts: tuple[Attempt, ...] = ()
-    caller_name: str = ""
-    matter: str = ""  # memo: the customer's matter (민원내용)
-    taken_by: str | None = None  # memo: who took it
-    closed_at: datetime | None = None
-    closed_by: str | None = None  # extension that called back / answered, or who cancelled
-    closing_call: str | None = None  # linkedid of the call that closed it
-    history: tuple[Change, ...] = ()
-
-    @property
-    def is_open(self) -> bool:
-        return self.state in OPEN_STATES
-
-    @property
-    def key(self) -> tuple[str, str]:
-        return (self.number, self.owner)
-
-
-@dataclass(frozen=True, slots=True)
-class ObligationChange:
-    """A change the tracker made, with the obligation as it is after it."""
-
-    obligation: Obligation
-    change: Change
-
-    @property
-    def kind(self) -> ChangeKind:
-        return self.change.kind
-
-    @property
-    def at(self) -> datetime:
-        return self.change.at
-
-
-def _at(epoch: float) -> datetime:
-    return datetime.fromtimestamp(epoch, SEOUL)
-
-
-def _iso(at: datetime | None) -> str | None:
-    return None if at is None else iso_seoul(at.timestamp())
-
-
-def callback_report(obligation: Obligation) -> dict[str, Any]:
-    """The obligation as one report line; times ISO 8601 with the +09:00 offset."""
-    return {
-        "kind": "callback",
-        "owner": obligation.owner,
-        "owner_department": obligation.owner_department,
-        "number": obligation.number,
-        "created_at": _iso(obligation.created_at),
-        "due_at": _iso(obligation.due_at),
-        "state": obligation.state,
-        "attempts": len(obligation.attempts),  # unanswered callback attempts only
-        "closed_at": _iso(obligation.closed_at),
-    }
+def _next_event(obligation: Obligation) -> _Event | None:
+    """When ``due_events`` has something to emit for ``obligation``, if ever."""
+    if obligation.state == "open":
+        # min(): a reminder never comes after the deadline (overdue wins, see due_events).
+        return (min(obligation.reminder_at, obligation.due_at), obligation.id, "open")
+    if obligation.state == "reminded":
+        return (obligation.due_at, obligation.id, "reminded")
+    return None
 
 
 class CallbackTracker:
-    """Open callback obligations and their state machine (see the module docstring)."""
+    """Open callback obligations and their state machine (see the module docstring).
+
+    Indexes (all kept in step by :meth:`_put` and :meth:`_remove`): the open obligations by
+    id, by (number, owner) for joins, by number for callbacks and inbound calls, by staff
+    owner for the summaries, open and marked-overdue counts by department for the gauges,
+    and a heap of the next reminder or deadline of each (lazy deletion: an entry whose
+    obligation closed or moved on is skipped when it comes up, and the heap is rebuilt when
+    such entries outnumber the live ones).
+    """
 
     def __init__(
         self, settings: CallbackSettings, working_hours: WorkingHours, directory: Directory
@@ -210,6 +108,12 @@ class CallbackTracker:
         self.directory = directory
         self._open: dict[str, Obligation] = {}
         self._by_key: dict[tuple[str, str], str] = {}
+        self._by_number: dict[str, dict[str, None]] = {}  # ordered sets of ids
+        self._by_staff: dict[str, dict[str, None]] = {}
+        self._open_count: dict[str | None, int] = {}  # by owner department
+        self._overdue_count: dict[str | None, int] = {}  # state "overdue", by owner department
+        self._timeline: list[_Event] = []  # a heap
+        self._scheduled = 0  # open obligations with a next event: the live heap entries
 
     # -- queries ------------------------------------------------------------------------
 
@@ -217,16 +121,58 @@ class CallbackTracker:
         return self._open.get(obligation_id)
 
     def open_obligations(self) -> list[Obligation]:
-        return sorted(self._open.values(), key=lambda o: (o.due_at, o.id))
+        """Every open obligation, earliest deadline first: O(n log n), for listings and
+        checks; the per-call paths use the narrower queries below."""
+        return sorted(self._open.values(), key=_order)
+
+    def open_for_number(self, number: str) -> list[Obligation]:
+        """The open obligations owed to ``number`` (normalised here), earliest deadline first."""
+        return self._for_number(normalise_number(number))
+
+    def open_for_staff(self, extension: str) -> list[Obligation]:
+        """The open obligations staff member ``extension`` owns, earliest deadline first
+        (not those of the department: :func:`~call_monitor.alerts.messages.summary_message`)."""
+        ids = self._by_staff.get(extension, {})
+        return sorted((self._open[i] for i in ids), key=_order)
+
+    def counts_by_department(self, now: datetime) -> dict[str | None, OpenCounts]:
+        """Open and past-due-at-``now`` obligations by owner department (``None``: unknown).
+
+        Past due is marked ``overdue`` or ``due_at <= now`` though ``due_events`` has not
+        marked it yet. O(departments + entries of the timeline due by ``now``): between timer
+        ticks, only what fell due since the last one.
+        """
+        now = to_seoul(now)
+        unmarked: dict[str | None, int] = {}
+        seen: set[str] = set()
+        timeline = self._timeline
+        stack = [0] if timeline else []
+        while stack:  # the heap's entries due by now: a subtree is pruned at its root
+            index = stack.pop()
+            event = timeline[index]
+            if event[0] > now:
+                continue
+            stack += [c for c in (2 * index + 1, 2 * index + 2) if c < len(timeline)]
+            obligation = self._open.get(event[1])
+            if obligation is None or event != _next_event(obligation) or event[1] in seen:
+                continue
+            seen.add(event[1])
+            if obligation.due_at <= now:
+                department = obligation.owner_department
+                unmarked[department] = unmarked.get(department, 0) + 1
+        return {
+            department: OpenCounts(
+                count, self._overdue_count.get(department, 0) + unmarked.get(department, 0)
+            )
+            for department, count in self._open_count.items()
+        }
 
     def next_event_at(self) -> datetime | None:
         """When ``due_events`` next has something to emit (the shell may sleep until then)."""
-        times = [
-            o.reminder_at if o.state == "open" else o.due_at
-            for o in self._open.values()
-            if o.state in ("open", "reminded")
-        ]
-        return min(times, default=None)
+        timeline = self._timeline
+        while timeline and not self._live(timeline[0]):
+            heapq.heappop(timeline)
+        return timeline[0][0] if timeline else None
 
     # -- inputs -------------------------------------------------------------------------
 
@@ -275,13 +221,13 @@ class CallbackTracker:
             )
         existing = self._find(key_number, owner)
         if existing is not None:
-            joined = dataclasses.replace(
+            return self._record(
                 existing,
+                Change(at, "memo", existing.state, "memo", by=taken_by),
                 caller_name=existing.caller_name or caller_name,
                 matter=existing.matter or matter,
                 taken_by=existing.taken_by or taken_by,
             )
-            return self._record(joined, Change(at, "memo", joined.state, "memo", by=taken_by))
         obligation = self._new(
             obligation_id=obligation_id,
             number=key_number,
@@ -291,7 +237,7 @@ class CallbackTracker:
             department=department,
             source="memo",
             created_at=at,
-            calls=(),
+            missed_calls=0,
             caller_name=caller_name,
             matter=matter,
             taken_by=taken_by,
@@ -314,16 +260,14 @@ class CallbackTracker:
         """Reminder and overdue transitions due at ``now``, each at most once per obligation."""
         now = to_seoul(now)
         changes: list[ObligationChange] = []
-        for obligation in self.open_obligations():
+        for obligation in self._due(now):
             if obligation.state in ("open", "reminded") and now >= obligation.due_at:
                 change = Change(obligation.due_at, "overdue", "overdue", "deadline passed")
             elif obligation.state == "open" and now >= obligation.reminder_at:
                 change = Change(obligation.reminder_at, "reminder", "reminded", "deadline near")
             else:
                 continue
-            changes.append(
-                self._record(dataclasses.replace(obligation, state=change.state), change)
-            )
+            changes.append(self._record(obligation, change, state=change.state))
         changes.sort(key=lambda c: (c.at, c.obligation.id))
         return changes
 
@@ -336,7 +280,11 @@ class CallbackTracker:
         for obligation in sorted(obligations, key=lambda o: (o.created_at, o.id)):
             if not obligation.is_open:
                 continue
-            self._open[obligation.id] = obligation
+            old = self._open.get(obligation.id)
+            if old is not None and old.key != obligation.key:
+                self._remove(old)
+                self._unkey(old)
+            self._put(obligation)
             self._by_key.setdefault(obligation.key, obligation.id)
             loaded += 1
         return loaded
@@ -358,13 +306,14 @@ class CallbackTracker:
             return None
         owner_name, kind, department = owner
         end = record.ended_at if record.ended_at is not None else record.started_at
-        at = _at(end)
+        at = at_epoch(end)
         cause = f"missed_call:{record.missed_reason}"
         existing = self._find(number, owner_name)
         if existing is not None:
-            joined = dataclasses.replace(existing, calls=(*existing.calls, record.linkedid))
             return self._record(
-                joined, Change(at, "joined", joined.state, cause, linkedid=record.linkedid)
+                existing,
+                Change(at, "joined", existing.state, cause, linkedid=record.linkedid),
+                missed_calls=existing.missed_calls + 1,
             )
         obligation = self._new(
             obligation_id=f"call-{record.linkedid}",
@@ -375,7 +324,7 @@ class CallbackTracker:
             department=department,
             source="missed_call",
             created_at=at,
-            calls=(record.linkedid,),
+            missed_calls=1,
             caller_name=record.caller_name,
         )
         return self._record(
@@ -403,11 +352,11 @@ class CallbackTracker:
         caller = record.staff
         if not number or caller is None:
             return []
-        placed = _at(record.started_at)
+        placed = at_epoch(record.started_at)
         caller_department = self.directory.department_of(caller)
         changes: list[ObligationChange] = []
-        for obligation in self.open_obligations():
-            if obligation.number != number or placed < obligation.created_at:
+        for obligation in self._for_number(number):
+            if placed < obligation.created_at:
                 continue
             if obligation.owner_kind == "staff":
                 allowed = caller == obligation.owner
@@ -416,19 +365,17 @@ class CallbackTracker:
             if not allowed:
                 continue
             if record.answered_at is None:
-                attempt = Attempt(placed, caller, record.linkedid)
-                updated = dataclasses.replace(obligation, attempts=(*obligation.attempts, attempt))
                 change = Change(
                     placed,
                     "attempt",
-                    updated.state,
+                    obligation.state,
                     "callback_unanswered",
                     linkedid=record.linkedid,
                     by=caller,
                 )
-                changes.append(self._record(updated, change))
+                changes.append(self._record(obligation, change))
                 continue
-            answered = _at(record.answered_at)
+            answered = at_epoch(record.answered_at)
             on_time = answered <= obligation.due_at
             change = Change(
                 answered,
@@ -446,12 +393,12 @@ class CallbackTracker:
         number = normalise_number(record.caller)
         if not number or record.answered_at is None:
             return []
-        answered = _at(record.answered_at)
+        answered = at_epoch(record.answered_at)
         answerer = record.answered_by
         answer_department = self.directory.department_of(answerer)
         changes: list[ObligationChange] = []
-        for obligation in self.open_obligations():
-            if obligation.number != number or answered < obligation.created_at:
+        for obligation in self._for_number(number):
+            if answered < obligation.created_at:
                 continue
             if obligation.owner_department is not None:
                 reached = answer_department == obligation.owner_department
@@ -483,7 +430,7 @@ class CallbackTracker:
         department: str | None,
         source: Source,
         created_at: datetime,
-        calls: tuple[str, ...],
+        missed_calls: int,
         caller_name: str = "",
         matter: str = "",
         taken_by: str | None = None,
@@ -504,7 +451,7 @@ class CallbackTracker:
             created_at=created_at,
             due_at=due,
             reminder_at=reminder,
-            calls=calls,
+            missed_calls=missed_calls,
             caller_name=caller_name,
             matter=matter,
             taken_by=taken_by,
@@ -514,9 +461,36 @@ class CallbackTracker:
         obligation_id = self._by_key.get((number, owner))
         return None if obligation_id is None else self._open.get(obligation_id)
 
-    def _record(self, obligation: Obligation, change: Change) -> ObligationChange:
-        updated = dataclasses.replace(obligation, history=(*obligation.history, change))
-        self._open[updated.id] = updated
+    def _for_number(self, number: str) -> list[Obligation]:
+        """The open obligations of a normalised number, earliest deadline first."""
+        ids = self._by_number.get(number, {})
+        return sorted((self._open[i] for i in ids), key=_order)
+
+    def _due(self, now: datetime) -> list[Obligation]:
+        """The open obligations with a reminder or a deadline at or before ``now``, each
+        once; their timeline entries are taken off (``_put`` adds the next one)."""
+        due: dict[str, Obligation] = {}
+        timeline = self._timeline
+        while timeline and timeline[0][0] <= now:
+            event = heapq.heappop(timeline)
+            if self._live(event):
+                due[event[1]] = self._open[event[1]]
+        # In deadline order, as a scan of every open obligation would take them.
+        return sorted(due.values(), key=_order)
+
+    def _live(self, event: _Event) -> bool:
+        obligation = self._open.get(event[1])
+        return obligation is not None and _next_event(obligation) == event
+
+    def _record(self, obligation: Obligation, change: Change, **fields: Any) -> ObligationChange:
+        """Apply a change that leaves the obligation open (``fields``: what else it sets)."""
+        updated = dataclasses.replace(
+            obligation,
+            history_length=obligation.history_length + 1,
+            kind_counts=bump(obligation.kind_counts, change.kind),
+            **fields,
+        )
+        self._put(updated)
         self._by_key[updated.key] = updated.id
         return ObligationChange(updated, change)
 
@@ -527,14 +501,86 @@ class CallbackTracker:
             closed_at=change.at,
             closed_by=change.by,
             closing_call=change.linkedid,
-            history=(*obligation.history, change),
+            history_length=obligation.history_length + 1,
+            kind_counts=bump(obligation.kind_counts, change.kind),
         )
-        self._open.pop(closed.id, None)
-        if self._by_key.get(closed.key) == closed.id:
-            del self._by_key[closed.key]
-            # Restored data may hold two open obligations of one key: index the other.
-            for other in self.open_obligations():
-                if other.key == closed.key:
-                    self._by_key[closed.key] = other.id
-                    break
+        self._remove(obligation)
+        self._unkey(obligation)
+        self._compact()
         return ObligationChange(closed, change)
+
+    def _put(self, obligation: Obligation) -> None:
+        """Add an open obligation to every index but the key's, or replace it there.
+
+        The timeline gets an entry when the obligation's next event differs from the one
+        it replaces (``_due`` takes the old entry off before a change that moves it).
+        """
+        old = self._open.get(obligation.id)
+        if old is not None:
+            self._remove(old)
+        oid = obligation.id
+        self._open[oid] = obligation
+        self._by_number.setdefault(obligation.number, {})[oid] = None
+        if obligation.owner_kind == "staff":
+            self._by_staff.setdefault(obligation.owner, {})[oid] = None
+        department = obligation.owner_department
+        self._open_count[department] = self._open_count.get(department, 0) + 1
+        if obligation.state == "overdue":
+            self._overdue_count[department] = self._overdue_count.get(department, 0) + 1
+        event = _next_event(obligation)
+        if event is not None:
+            self._scheduled += 1
+            # The entry of the previous snapshot still stands when the event is the same.
+            if old is None or _next_event(old) != event:
+                heapq.heappush(self._timeline, event)
+
+    def _remove(self, obligation: Obligation) -> None:
+        """Take an open obligation out of every index but the key's."""
+        oid = obligation.id
+        del self._open[oid]
+        _discard(self._by_number, obligation.number, oid)
+        if obligation.owner_kind == "staff":
+            _discard(self._by_staff, obligation.owner, oid)
+        department = obligation.owner_department
+        _decrement(self._open_count, department)
+        if obligation.state == "overdue":
+            _decrement(self._overdue_count, department)
+        if _next_event(obligation) is not None:
+            self._scheduled -= 1
+
+    def _compact(self) -> None:
+        """Rebuild the timeline once dead entries (of obligations that closed before their
+        reminder or deadline came up) outnumber the live ones: amortised O(1) per close."""
+        if len(self._timeline) > 2 * self._scheduled + 64:
+            self._timeline = [
+                event for event in map(_next_event, self._open.values()) if event is not None
+            ]
+            heapq.heapify(self._timeline)
+
+    def _unkey(self, obligation: Obligation) -> None:
+        """After ``obligation`` left: its (number, owner) points to another open one, if any."""
+        key = obligation.key
+        if self._by_key.get(key) != obligation.id:
+            return
+        del self._by_key[key]
+        # Restored data may hold two open obligations of one key: index the other.
+        for other in self._for_number(obligation.number):
+            if other.key == key:
+                self._by_key[key] = other.id
+                break
+
+
+def _discard(index: dict[str, dict[str, None]], key: str, obligation_id: str) -> None:
+    ids = index.get(key)
+    if ids is not None:
+        ids.pop(obligation_id, None)
+        if not ids:
+            del index[key]
+
+
+def _decrement(counts: dict[str | None, int], department: str | None) -> None:
+    left = counts.get(department, 0) - 1
+    if left > 0:
+        counts[department] = left
+    else:
+        counts.pop(department, None)

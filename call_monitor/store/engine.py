@@ -1,7 +1,50 @@
-"""The async engine for the store: SQLite (aiosqlite) or PostgreSQL (asyncpg)."""
+"""The async engine for the store: SQLite (aiosqlite) or PostgreSQL (asyncpg).
+
+SQLite: one connection, one user at a time
+------------------------------------------
+
+The daemon's writers share one engine (``service.py``): the :class:`StoreWriter
+<call_monitor.store.writer.StoreWriter>` (calls), the callback service (obligations and their
+outbox rows) and the MQTT publisher (outbox rows delivered), with the web API reading. SQLite
+takes one writer at a time per file; given a connection (each its own aiosqlite thread) each,
+their transactions would fight for that lock, and one held longer than the busy timeout (a
+batch, with the event loop busy) fails the others with "database is locked".
+
+So a SQLite engine's pool is exactly one connection (``AsyncAdaptedQueuePool``,
+``pool_size=1``, ``max_overflow=0``): whoever wants the database waits for it in the pool, in
+the event loop and in turn (``pool_timeout``: :data:`SQLITE_POOL_TIMEOUT_SECONDS`), never on
+SQLite's lock. Every transaction of the process is serialized, reads too: WAL would let a
+read run beside a write on a connection of its own, but the reads here (the web API, the
+outbox) are short and few. No ``BEGIN IMMEDIATE`` is needed, as nothing else in the process
+takes the lock. The busy timeout stays, for other processes on the file (a ``sqlite3``
+shell, a backup) and for the Alembic upgrade, which runs its own engine in a worker thread
+before the writers start (``store/schema.py``).
+
+It cannot deadlock as long as no coroutine holds a connection while it asks for another:
+every user of the engine (``store/writer.py``, ``store/obligations.py``, ``store/reading.py``,
+``alerts/outbox.py``) opens one ``engine.begin()`` / ``engine.connect()``, runs its
+statements on it and returns it, and none waits for anything else (a lock, an event, the
+network) while holding it. A connection that is never returned would stall the others until
+``pool_timeout`` (they fail with ``sqlalchemy.exc.TimeoutError``; the writers keep their rows
+and retry). A task cancelled while SQLite runs one of its statements does not keep the
+connection: SQLAlchemy invalidates it, which frees the slot, and the engine rolls it back
+before it is closed (:func:`_sqlite_on_invalidate`); closed with its transaction open, the
+abandoned sqlite3 connection would hold the write lock until garbage-collected, and the next
+connection would wait for it (the busy timeout) and fail, "database is locked". (Seen with
+any pool: the daemon never cancels its store writers for this reason, ``service.py``.)
+
+In-memory SQLite (``sqlite+aiosqlite://``) gets the same pool: its one connection is the
+database, kept for the life of the engine (as the ``StaticPool`` SQLAlchemy would choose
+keeps it), and its users also take turns instead of sharing one transaction.
+
+A caller that passes ``poolclass`` or ``pool`` chooses its own pool (the migrations use
+``NullPool``; a test can ask for the old default, ``poolclass=AsyncAdaptedQueuePool``).
+PostgreSQL keeps SQLAlchemy's default pool, its connections pinged before use.
+"""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -9,9 +52,15 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
+
+log = logging.getLogger(__name__)
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+# How long a SQLite user waits for the one connection: generous, as a batch written while
+# the event loop is busy takes a while; past it the wait fails (and a writer retries).
+SQLITE_POOL_TIMEOUT_SECONDS = 60.0
+_POOL_CHOICES = frozenset({"poolclass", "pool"})
 
 
 def sqlite_file(url: str | URL) -> Path | None:
@@ -43,6 +92,24 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
         cursor.close()
 
 
+def _sqlite_on_invalidate(
+    dbapi_connection: Any, _record: ConnectionPoolEntry, _exception: BaseException | None
+) -> None:
+    """End the transaction of a connection the pool gives up on, before it is closed.
+
+    A task cancelled in the middle of a transaction gets its connection invalidated (and
+    the pool's one slot freed), not returned. Closed as it is, with statements of the
+    cancelled transaction still unfinalized, sqlite3 keeps it as a zombie that holds the
+    write lock until they are garbage-collected: every later writer waits the busy timeout
+    and fails "database is locked". So: roll back first (on the connection's own thread,
+    after the statement it is running).
+    """
+    try:
+        dbapi_connection.rollback()
+    except Exception:  # a lost connection, or no event loop (garbage collection): close it
+        log.debug("rollback of an invalidated SQLite connection failed", exc_info=True)
+
+
 def create_engine(
     url: str | URL,
     *,
@@ -51,21 +118,32 @@ def create_engine(
 ) -> AsyncEngine:
     """An async engine for ``url``.
 
-    SQLite: the file's directory is created if missing, and every connection gets
-    ``journal_mode=WAL``, ``synchronous=NORMAL``, ``foreign_keys=ON`` and a busy timeout.
-    PostgreSQL: pooled connections are pinged before use, so a restarted server is survived.
-    ``connect_args`` go to the driver (for example asyncpg's ``server_settings``); other
-    keyword arguments go to :func:`sqlalchemy.ext.asyncio.create_async_engine`.
+    SQLite: the file's directory is created if missing; the pool is ONE connection, so all
+    database work through the engine is serialized (see the module docstring); every
+    connection gets ``journal_mode=WAL``, ``synchronous=NORMAL``, ``foreign_keys=ON`` and a
+    busy timeout. PostgreSQL: pooled connections are pinged before use, so a restarted server
+    is survived. ``connect_args`` go to the driver (for example asyncpg's
+    ``server_settings``); other keyword arguments go to
+    :func:`sqlalchemy.ext.asyncio.create_async_engine` (``poolclass`` or ``pool`` replace the
+    single-connection pool of SQLite).
     """
     parsed = make_url(url)
     options: dict[str, Any] = {"connect_args": dict(connect_args or {})}
     sqlite = parsed.get_backend_name() == "sqlite"
     if sqlite:
         ensure_sqlite_directory(parsed)
+        if not _POOL_CHOICES & kwargs.keys():
+            options.update(
+                poolclass=AsyncAdaptedQueuePool,
+                pool_size=1,
+                max_overflow=0,
+                pool_timeout=SQLITE_POOL_TIMEOUT_SECONDS,
+            )
     else:
         options["pool_pre_ping"] = True
     options.update(kwargs)
     engine = create_async_engine(parsed, **options)
     if sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
+        event.listen(engine.sync_engine, "invalidate", _sqlite_on_invalidate)
     return engine

@@ -1,20 +1,26 @@
 """Callback obligations (P6, V4) in the store: the current snapshot and every transition.
 
 - ``obligations``: one row per obligation (:class:`~call_monitor.charter.callbacks.Obligation`),
-  the latest snapshot, rewritten (upsert) on every change. ``calls`` (linkedids of the missed
-  calls joined) and ``attempts`` (unanswered callback attempts) are JSON text: small lists
-  that are only ever read whole. ``reminded_at`` / ``overdue_at`` say when the reminder and
+  the latest snapshot, rewritten (upsert) on every change. ``attempt_count`` counts the
+  unanswered callback attempts; ``reminded_at`` / ``overdue_at`` say when the reminder and
   the overdue transition happened (``NULL``: not yet), also after the obligation closed.
 - ``obligation_changes``: the obligation's history, one row per
-  :class:`~call_monitor.charter.callbacks.Change` (``position`` from 0, the index in
-  ``Obligation.history``): when, what, the state after it, why, the call and the person.
+  :class:`~call_monitor.charter.callbacks.Change` (``position`` from 0, the change's
+  ``ObligationChange.position``): when, what, the state after it, why, the call and the
+  person. It is the only record of the joined calls' linkedids and of the attempts
+  (:class:`~call_monitor.charter.callbacks.ObligationHistory` derives both; until migration
+  0004 the snapshot row also held them as JSON lists, rewritten whole on every change).
 
 :func:`save_changes` writes a batch of tracker changes and their outbox messages in ONE
 transaction (an alert exists exactly when its change does). It is idempotent: the snapshot is
 an upsert and a change row that is already there is skipped, so a batch retried after an
-unknown outcome (a connection lost during COMMIT) leaves the same rows. :func:`load_open`
-rebuilds the open obligations exactly (history included: the alerts' idempotency keys count
-it) for :meth:`CallbackTracker.restore`.
+unknown outcome (a connection lost during COMMIT) leaves the same rows.
+
+Reading: :func:`load_open` rebuilds the open obligations' compact snapshots exactly, for
+:meth:`CallbackTracker.restore` (the counts of their history that the alerts' idempotency
+keys and the next change's position depend on are counted in SQL, not loaded);
+:func:`load_obligation` and :func:`list_obligations` give snapshots the same way, and
+:func:`load_histories` / :func:`load_history` the history rows, for the API.
 
 PostgreSQL text cannot hold NUL: there, and only there, a NUL character in a stored string
 becomes U+FFFD (an AMI caller name may contain one; the obligation matters more than the
@@ -23,24 +29,26 @@ byte). Everything else is stored as given.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from sqlalchemy import ForeignKey, Index, Integer, Table, Text, insert, select
+from sqlalchemy import ForeignKey, Index, Integer, Table, Text, func, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql import Select
 
-from call_monitor.charter.callbacks import (
+from call_monitor.charter.obligations import (
+    CHANGE_KINDS,
+    NO_CHANGES,
     OPEN_STATES,
-    Attempt,
     Change,
     ChangeKind,
     Obligation,
     ObligationChange,
+    ObligationHistory,
     ObligationState,
     OwnerKind,
     Source,
@@ -74,8 +82,6 @@ class ObligationRow(Base):
     due_at: Mapped[datetime] = mapped_column(UtcDateTime)
     reminder_at: Mapped[datetime] = mapped_column(UtcDateTime)
     state: Mapped[str] = mapped_column(Text)
-    calls: Mapped[str] = mapped_column(Text)  # JSON list of linkedids
-    attempts: Mapped[str] = mapped_column(Text)  # JSON list of {at, by, linkedid}
     attempt_count: Mapped[int] = mapped_column(Integer)
     reminded_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     overdue_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -116,21 +122,8 @@ obligation_changes_table: Table = Base.metadata.tables["obligation_changes"]
 # --------------------------------------------------------------------------- rows
 
 
-def _position(change: ObligationChange) -> int:
-    """The change's index in its snapshot's history (the tracker appends it last)."""
-    history = change.obligation.history
-    for i in range(len(history) - 1, -1, -1):
-        if history[i] == change.change:
-            return i
-    raise ValueError(f"change {change.kind!r} is not in the history of {change.obligation.id!r}")
-
-
-def _first_at(obligation: Obligation, kind: ChangeKind) -> datetime | None:
-    return next((c.at for c in obligation.history if c.kind == kind), None)
-
-
-def obligation_row(obligation: Obligation) -> Row:
-    closing = obligation.history[-1] if obligation.closed_at is not None else None
+def obligation_row(obligation: Obligation, closed_cause: str | None = None) -> Row:
+    """The snapshot row; ``closed_cause``: the cause of the change that closed it, if it did."""
     return {
         "id": obligation.id,
         "source": obligation.source,
@@ -146,19 +139,12 @@ def obligation_row(obligation: Obligation) -> Row:
         "due_at": obligation.due_at,
         "reminder_at": obligation.reminder_at,
         "state": obligation.state,
-        "calls": json.dumps(list(obligation.calls), ensure_ascii=False),
-        "attempts": json.dumps(
-            [
-                {"at": a.at.isoformat(), "by": a.by, "linkedid": a.linkedid}
-                for a in obligation.attempts
-            ],
-            ensure_ascii=False,
-        ),
-        "attempt_count": len(obligation.attempts),
-        "reminded_at": _first_at(obligation, "reminder"),
-        "overdue_at": _first_at(obligation, "overdue"),
+        "attempt_count": obligation.attempt_count,
+        # The tracker stamps these transitions with the times they were due at.
+        "reminded_at": obligation.reminder_at if obligation.count("reminder") else None,
+        "overdue_at": obligation.due_at if obligation.count("overdue") else None,
         "closed_at": obligation.closed_at,
-        "closed_cause": None if closing is None else closing.cause,
+        "closed_cause": None if obligation.closed_at is None else closed_cause,
         "closed_by": obligation.closed_by,
         "closing_call": obligation.closing_call,
     }
@@ -168,7 +154,7 @@ def change_row(change: ObligationChange) -> Row:
     entry = change.change
     return {
         "obligation_id": change.obligation.id,
-        "position": _position(change),
+        "position": change.position,
         "at": entry.at,
         "kind": entry.kind,
         "state_after": entry.state,
@@ -209,10 +195,11 @@ async def write_changes(
     # package imports this module (so that its tables are always on Base.metadata).
     from call_monitor.alerts.outbox import enqueue  # noqa: PLC0415
 
-    latest: dict[str, Obligation] = {}
+    latest: dict[str, ObligationChange] = {}
     for change in changes:
-        latest[change.obligation.id] = change.obligation  # the last snapshot wins
-    snapshots = [obligation_row(o) for o in latest.values()]
+        latest[change.obligation.id] = change  # the last snapshot wins
+    # Nothing follows the change that closes an obligation: when closed, the last is it.
+    snapshots = [obligation_row(c.obligation, c.change.cause) for c in latest.values()]
     history = [change_row(c) for c in changes]
     if conn.dialect.name == "postgresql":
         snapshots, history = _no_nul(snapshots), _no_nul(history)
@@ -260,11 +247,16 @@ def _maybe_seoul(at: datetime | None) -> datetime | None:
     return None if at is None else at.astimezone(SEOUL)
 
 
-def _obligation(row: Any, history: list[Change]) -> Obligation:
-    attempts = tuple(
-        Attempt(at=_seoul(datetime.fromisoformat(a["at"])), by=a["by"], linkedid=a["linkedid"])
-        for a in json.loads(row.attempts)
-    )
+@dataclass(slots=True)
+class _Tally:
+    """What a snapshot counts of its history, counted from the history rows."""
+
+    kinds: list[int]
+    missed_calls: int = 0
+    length: int = 0  # the last position + 1 (a change set aside leaves a gap: not reused)
+
+
+def _obligation(row: Any, tally: _Tally | None) -> Obligation:
     return Obligation(
         id=row.id,
         number=row.number,
@@ -277,42 +269,54 @@ def _obligation(row: Any, history: list[Change]) -> Obligation:
         due_at=_seoul(row.due_at),
         reminder_at=_seoul(row.reminder_at),
         state=cast("ObligationState", row.state),
-        calls=tuple(json.loads(row.calls)),
-        attempts=attempts,
+        missed_calls=0 if tally is None else tally.missed_calls,
         caller_name=row.caller_name,
         matter=row.matter,
         taken_by=row.taken_by,
         closed_at=_maybe_seoul(row.closed_at),
         closed_by=row.closed_by,
         closing_call=row.closing_call,
-        history=tuple(history),
+        history_length=0 if tally is None else tally.length,
+        kind_counts=NO_CHANGES if tally is None else tuple(tally.kinds),
     )
+
+
+def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
+    return (ids[start : start + _IN_CHUNK] for start in range(0, len(ids), _IN_CHUNK))
+
+
+async def _tallies(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, _Tally]:
+    """Per obligation: its changes by kind, its missed calls and its history's length,
+    counted by the database (one row per obligation and kind comes back)."""
+    index = {kind: i for i, kind in enumerate(CHANGE_KINDS)}
+    table = obligation_changes_table
+    tallies: dict[str, _Tally] = {}
+    for chunk in _chunks(ids):
+        result = await conn.execute(
+            select(
+                table.c.obligation_id,
+                table.c.kind,
+                func.count(),
+                func.count(table.c.call_id),
+                func.max(table.c.position),
+            )
+            .where(table.c.obligation_id.in_(chunk))
+            .group_by(table.c.obligation_id, table.c.kind)
+        )
+        for obligation_id, kind, changes, with_call, last in result:
+            tally = tallies.setdefault(obligation_id, _Tally(list(NO_CHANGES)))
+            if kind in index:
+                tally.kinds[index[kind]] += changes
+            if kind in ("created", "joined"):
+                tally.missed_calls += with_call  # a memo creates without a call
+            tally.length = max(tally.length, last + 1)
+    return tallies
 
 
 async def _load(conn: AsyncConnection, query: Select[Any]) -> list[Obligation]:
     rows = (await conn.execute(query)).all()
-    ids = [row.id for row in rows]
-    histories: dict[str, list[Change]] = {obligation_id: [] for obligation_id in ids}
-    table = obligation_changes_table
-    for start in range(0, len(ids), _IN_CHUNK):
-        chunk = ids[start : start + _IN_CHUNK]
-        result = await conn.execute(
-            select(table)
-            .where(table.c.obligation_id.in_(chunk))
-            .order_by(table.c.obligation_id, table.c.position)
-        )
-        for change in result:
-            histories[change.obligation_id].append(
-                Change(
-                    at=_seoul(change.at),
-                    kind=cast("ChangeKind", change.kind),
-                    state=cast("ObligationState", change.state_after),
-                    cause=change.cause,
-                    linkedid=change.call_id,
-                    by=change.by,
-                )
-            )
-    return [_obligation(row, histories[row.id]) for row in rows]
+    tallies = await _tallies(conn, [row.id for row in rows])
+    return [_obligation(row, tallies.get(row.id)) for row in rows]
 
 
 async def load_open(engine: AsyncEngine) -> list[Obligation]:
@@ -368,3 +372,48 @@ async def list_obligations(
     query = query.order_by(table.c.created_at, table.c.id)
     async with engine.connect() as conn:
         return await _load(conn, query)
+
+
+async def load_histories(
+    engine: AsyncEngine, obligations: Iterable[Obligation]
+) -> dict[str, ObligationHistory]:
+    """The stored history of each obligation by id, as far as its snapshot goes (the rows
+    before ``history_length``: a change committed since the snapshot was read is left out)."""
+    lengths = {o.id: o.history_length for o in obligations}
+    changes: dict[str, list[Change]] = {obligation_id: [] for obligation_id in lengths}
+    table = obligation_changes_table
+    async with engine.connect() as conn:
+        for chunk in _chunks(list(lengths)):
+            result = await conn.execute(
+                select(table)
+                .where(table.c.obligation_id.in_(chunk))
+                .order_by(table.c.obligation_id, table.c.position)
+            )
+            for row in result:
+                if row.position < lengths[row.obligation_id]:
+                    changes[row.obligation_id].append(_change(row))
+    return {i: ObligationHistory(tuple(found)) for i, found in changes.items()}
+
+
+async def load_history(
+    engine: AsyncEngine, obligation_id: str, before: int | None = None
+) -> ObligationHistory:
+    """One obligation's stored history (the rows before position ``before``, if given)."""
+    table = obligation_changes_table
+    query = select(table).where(table.c.obligation_id == obligation_id)
+    if before is not None:
+        query = query.where(table.c.position < before)
+    async with engine.connect() as conn:
+        result = await conn.execute(query.order_by(table.c.position))
+        return ObligationHistory(tuple(_change(row) for row in result))
+
+
+def _change(row: Any) -> Change:
+    return Change(
+        at=_seoul(row.at),
+        kind=cast("ChangeKind", row.kind),
+        state=cast("ObligationState", row.state_after),
+        cause=row.cause,
+        linkedid=row.call_id,
+        by=row.by,
+    )

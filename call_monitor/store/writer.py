@@ -35,6 +35,7 @@ from sqlalchemy.sql.elements import KeyedColumnElement
 from call_monitor.calls.model import CallRecord
 from call_monitor.charter.rules import CallVerdict
 from call_monitor.config import StoreSettings
+from call_monitor.retry import Backoff, WriteQueue, write_until_stopped, write_until_written
 from call_monitor.store.engine import create_engine
 from call_monitor.store.models import (
     CHILD_TABLES,
@@ -198,10 +199,11 @@ class StoreWriter:
         )
         if self._max_pending < 1:
             raise ValueError("max_pending must be at least 1")
-        self._retry_initial = (
+        retry_initial = (
             retry_initial_seconds if retry_initial_seconds is not None else max(0.1, self._interval)
         )
-        self._retry_max = max(retry_max_seconds, self._retry_initial)
+        self._backoff = Backoff(retry_initial, max(retry_max_seconds, retry_initial))
+        self._queue = WriteQueue(log, "store", "calls", lambda: len(self._pending))
         self._pending: dict[str, _CallRows] = {}
         self._rejected: dict[str, _CallRows] = {}
         self._lock = asyncio.Lock()
@@ -341,27 +343,18 @@ class StoreWriter:
 
         Run it as a task; it returns once :meth:`close` is called (``close`` writes the
         rest). Stop it with :meth:`close`, not by cancelling it: an interrupted batch stays
-        queued, but aiosqlite can leave the cancelled transaction holding SQLite's write
-        lock, and the final flush then waits on it.
+        queued, but its transaction is rolled back only once the statement the database
+        thread is running ends, and the final flush then waits for it.
         """
-        backoff = 0.0
-        while not self._stop.is_set():
-            if backoff:
-                await _wait(self._stop, backoff)
-            elif len(self._pending) < self._batch_size:
-                await _wait(self._wake, self._interval)
-            self._wake.clear()
-            if self._stop.is_set():
-                break
-            if not self._pending:
-                continue
-            try:
-                await self.flush()
-            except Exception:
-                backoff = min(max(2 * backoff, self._retry_initial), self._retry_max)
-                log.warning("store: retrying in %.1f s (%d calls queued)", backoff, self.pending)
-            else:
-                backoff = 0.0
+        await write_until_stopped(
+            self.flush,
+            self._queue,
+            self._backoff,
+            stop=self._stop,
+            wake=self._wake,
+            due=lambda: len(self._pending) >= self._batch_size,
+            interval=self._interval,
+        )
 
     async def close(self, give_up_after: float | None = 30.0) -> None:
         """Stop :meth:`run` and write everything queued, retrying for ``give_up_after`` seconds.
@@ -372,21 +365,9 @@ class StoreWriter:
         self._closed = True
         self._stop.set()
         self._wake.set()
-        deadline = None if give_up_after is None else time.monotonic() + give_up_after
-        backoff = self._retry_initial
-        while True:
-            try:
-                await self.flush()
-            except Exception:
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    log.error("store closed with %d calls NOT written", self.pending)
-                    raise
-                delay = backoff if remaining is None else min(backoff, remaining)
-                await asyncio.sleep(delay)
-                backoff = min(2 * backoff, self._retry_max)
-            else:
-                return
+        await write_until_written(
+            self.flush, self._queue, self._backoff, give_up_after=give_up_after
+        )
 
 
 def is_data_error(exc: BaseException) -> bool:
@@ -433,15 +414,6 @@ def _updates(excluded: ReadOnlyColumnCollection[str, KeyedColumnElement[Any]]) -
         for column in calls_table.columns
         if not column.primary_key
     }
-
-
-async def _wait(event: asyncio.Event, seconds: float) -> None:
-    """Wait for ``event`` at most ``seconds``."""
-    try:
-        async with asyncio.timeout(seconds):
-            await event.wait()
-    except TimeoutError:
-        pass
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:

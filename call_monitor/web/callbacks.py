@@ -10,6 +10,10 @@ by ``call-monitor memo``.
 - ``POST /api/callbacks/{id}/cancel``: JSON ``{reason, by}``; 404 if there is no such
   obligation, 409 if it is already closed; 200 when committed, 202 as for a memo.
 
+An obligation comes with its history (``history``, and the joined calls' linkedids in
+``calls``) as the store's ``obligation_changes`` rows have it: the tracker in memory keeps
+only counts. A memo's or a cancel's answer ends with its own change, committed or not.
+
 The caller's name, number and matter are strangers' words: stored and returned exactly as
 given (JSON-escaped, never interpreted); only their length is limited, and NUL is refused
 (PostgreSQL text cannot hold it).
@@ -20,6 +24,7 @@ server must listen on loopback only (``web.host``, 127.0.0.1 by default).
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
@@ -28,8 +33,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.exc import SQLAlchemyError
 
 from call_monitor.callbacks_service import CallbackService, Outcome
-from call_monitor.charter.callbacks import Obligation, ObligationState, callback_report
+from call_monitor.charter.obligations import (
+    Obligation,
+    ObligationChange,
+    ObligationHistory,
+    ObligationState,
+    callback_report,
+)
+from call_monitor.store.obligations import load_histories, load_history
 from call_monitor.timefmt import iso_seoul
+
+log = logging.getLogger(__name__)
 
 MAX_NUMBER = 64
 MAX_NAME = 200
@@ -67,8 +81,9 @@ def _iso(value: Any) -> str | None:
     return None if value is None else iso_seoul(value.timestamp())
 
 
-def obligation_json(obligation: Obligation) -> dict[str, Any]:
-    """An obligation for the API: the ``replay --json`` line plus its details and history."""
+def obligation_json(obligation: Obligation, history: ObligationHistory) -> dict[str, Any]:
+    """An obligation for the API: the ``replay --json`` line plus its details and history
+    (``history``: the store's, :func:`~call_monitor.store.obligations.load_histories`)."""
     return {
         "id": obligation.id,
         **callback_report(obligation),
@@ -79,7 +94,7 @@ def obligation_json(obligation: Obligation) -> dict[str, Any]:
         "matter": obligation.matter,
         "taken_by": obligation.taken_by,
         "reminder_at": _iso(obligation.reminder_at),
-        "calls": list(obligation.calls),
+        "calls": list(history.calls),
         "closed_by": obligation.closed_by,
         "closing_call": obligation.closing_call,
         "history": [
@@ -91,16 +106,33 @@ def obligation_json(obligation: Obligation) -> dict[str, Any]:
                 "call_id": change.linkedid,
                 "by": change.by,
             }
-            for change in obligation.history
+            for change in history.changes
         ],
     }
 
 
-def _outcome(outcome: Outcome, done_status: int) -> JSONResponse:
+async def _history_until(service: CallbackService, change: ObligationChange) -> ObligationHistory:
+    """The history up to and including ``change``: the stored rows before it, then it.
+
+    The rows before it are committed when ``change`` is (the service writes in order); when
+    it is not yet (a 202 answer), those still queued with it are not shown.
+    """
+    before = change.position
+    try:
+        earlier = await load_history(service.engine, change.obligation.id, before)
+    except SQLAlchemyError:
+        log.warning("callbacks: history of %r not read", change.obligation.id, exc_info=True)
+        earlier = ObligationHistory()
+    return ObligationHistory((*earlier.changes, change.change))
+
+
+async def _outcome(service: CallbackService, outcome: Outcome, done_status: int) -> JSONResponse:
     body = {
         "stored": outcome.stored,
         "change": outcome.change.kind,
-        "obligation": obligation_json(outcome.obligation),
+        "obligation": obligation_json(
+            outcome.obligation, await _history_until(service, outcome.change)
+        ),
     }
     return JSONResponse(body, status_code=done_status if outcome.stored else 202)
 
@@ -123,9 +155,10 @@ def callbacks_router(service: CallbackService) -> APIRouter:
             found = await service.query(
                 staff=staff, department=department, state=state, limit=limit
             )
+            histories = await load_histories(service.engine, found)
         except SQLAlchemyError as exc:
             raise _unavailable(exc) from exc
-        return {"obligations": [obligation_json(o) for o in found]}
+        return {"obligations": [obligation_json(o, histories[o.id]) for o in found]}
 
     @router.get("/{obligation_id}")
     async def get_callback(obligation_id: str) -> dict[str, Any]:
@@ -135,7 +168,11 @@ def callbacks_router(service: CallbackService) -> APIRouter:
             raise _unavailable(exc) from exc
         if found is None:
             raise HTTPException(404, "no such callback obligation")
-        return obligation_json(found)
+        try:
+            histories = await load_histories(service.engine, [found])
+        except SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+        return obligation_json(found, histories[found.id])
 
     @router.post("/memo", status_code=201)
     async def create_memo(memo: MemoIn) -> JSONResponse:
@@ -151,7 +188,7 @@ def callbacks_router(service: CallbackService) -> APIRouter:
             raise HTTPException(422, str(exc)) from exc
         except RuntimeError as exc:  # shutting down
             raise HTTPException(503, str(exc)) from exc
-        return _outcome(outcome, 201)
+        return await _outcome(service, outcome, 201)
 
     @router.post("/{obligation_id}/cancel")
     async def cancel_callback(obligation_id: str, cancel: CancelIn) -> JSONResponse:
@@ -167,6 +204,6 @@ def callbacks_router(service: CallbackService) -> APIRouter:
             raise HTTPException(409, f"already closed: {stored.state}") from None
         except RuntimeError as exc:
             raise HTTPException(503, str(exc)) from exc
-        return _outcome(outcome, 200)
+        return await _outcome(service, outcome, 200)
 
     return router

@@ -1,0 +1,131 @@
+"""Writing a queue to the store until it is written: the retry loops, written once.
+
+Both writers of the daemon (:class:`~call_monitor.store.writer.StoreWriter` for calls,
+:class:`~call_monitor.callbacks_service.CallbackService` for obligation changes) keep what
+they could not write queued and try again; they differ only in when a write is due, what
+``flush`` writes and what the log calls the rows. Here:
+
+- :class:`Backoff`: the delays between failed attempts, ``initial`` doubled each time up to
+  ``maximum``;
+- :func:`write_until_stopped`: the background loop (``run``): wait for work, flush, and on a
+  failure wait the next delay (a logged warning) before trying again; back to normal after a
+  success;
+- :func:`write_until_written`: the last flush (``close``): retried with backoff until it
+  succeeds or ``give_up_after`` seconds have passed, then logged and re-raised.
+
+``flush`` itself logs and counts each failure (with its traceback) and keeps the rows queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Backoff:
+    """Exponential backoff: ``initial`` seconds, doubled each retry, at most ``maximum``."""
+
+    initial: float
+    maximum: float
+
+    def delays(self) -> Iterator[float]:
+        """The waits before the retries: ``initial``, ``2 * initial``, ... capped."""
+        delay = self.initial
+        while True:
+            yield min(delay, self.maximum)
+            delay = min(2 * delay, self.maximum)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteQueue:
+    """What a writer's log calls its queue: ``"store"`` with ``"calls"``, say."""
+
+    log: logging.Logger
+    name: str
+    rows: str
+    pending: Callable[[], int]
+
+
+async def write_until_stopped(
+    flush: Callable[[], Awaitable[None]],
+    queued: WriteQueue,
+    backoff: Backoff,
+    *,
+    stop: asyncio.Event,
+    wake: asyncio.Event,
+    due: Callable[[], bool],
+    interval: float,
+) -> None:
+    """Flush until ``stop`` is set; a failed flush is retried after the next backoff delay.
+
+    Between flushes it waits for ``wake`` at most ``interval`` seconds, unless ``due()``
+    says a write is due already; it flushes only when rows are queued. Returns once ``stop``
+    is set (even during a backoff wait), leaving the rest to :func:`write_until_written`.
+    """
+    delays: Iterator[float] | None = None  # while failing: the next waits
+    delay = 0.0
+    while not stop.is_set():
+        if delays is not None:
+            await wait_for_event(stop, delay)
+        elif not due():
+            await wait_for_event(wake, interval)
+        wake.clear()
+        if stop.is_set():
+            break
+        if not queued.pending():
+            continue
+        try:
+            await flush()
+        except Exception:
+            if delays is None:
+                delays = backoff.delays()
+            delay = next(delays)
+            queued.log.warning(
+                "%s: retrying in %.1f s (%d %s queued)",
+                queued.name,
+                delay,
+                queued.pending(),
+                queued.rows,
+            )
+        else:
+            delays = None
+
+
+async def write_until_written(
+    flush: Callable[[], Awaitable[None]],
+    queued: WriteQueue,
+    backoff: Backoff,
+    *,
+    give_up_after: float | None,
+) -> None:
+    """Flush, retrying with backoff; after ``give_up_after`` seconds (``None``: never) of
+    failures, log what stays queued and re-raise the last error."""
+    deadline = None if give_up_after is None else time.monotonic() + give_up_after
+    delays = backoff.delays()
+    while True:
+        try:
+            await flush()
+        except Exception:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                queued.log.error(
+                    "%s: closed with %d %s NOT written", queued.name, queued.pending(), queued.rows
+                )
+                raise
+            delay = next(delays)
+            await asyncio.sleep(delay if remaining is None else min(delay, remaining))
+        else:
+            return
+
+
+async def wait_for_event(event: asyncio.Event, seconds: float) -> None:
+    """Wait for ``event`` at most ``seconds``."""
+    try:
+        async with asyncio.timeout(seconds):
+            await event.wait()
+    except TimeoutError:
+        pass

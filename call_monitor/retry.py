@@ -52,7 +52,7 @@ class WriteQueue:
 
 async def write_until_stopped(
     flush: Callable[[], Awaitable[None]],
-    queued: WriteQueue,
+    queue: WriteQueue,
     backoff: Backoff,
     *,
     stop: asyncio.Event,
@@ -69,14 +69,14 @@ async def write_until_stopped(
     delays: Iterator[float] | None = None  # while failing: the next waits
     delay = 0.0
     while not stop.is_set():
-        if delays is not None:
+        if delay:
             await wait_for_event(stop, delay)
         elif not due():
             await wait_for_event(wake, interval)
         wake.clear()
         if stop.is_set():
             break
-        if not queued.pending():
+        if not queue.pending():
             continue
         try:
             await flush()
@@ -84,20 +84,20 @@ async def write_until_stopped(
             if delays is None:
                 delays = backoff.delays()
             delay = next(delays)
-            queued.log.warning(
+            queue.log.warning(
                 "%s: retrying in %.1f s (%d %s queued)",
-                queued.name,
+                queue.name,
                 delay,
-                queued.pending(),
-                queued.rows,
+                queue.pending(),
+                queue.rows,
             )
         else:
-            delays = None
+            delays, delay = None, 0.0
 
 
 async def write_until_written(
     flush: Callable[[], Awaitable[None]],
-    queued: WriteQueue,
+    queue: WriteQueue,
     backoff: Backoff,
     *,
     give_up_after: float | None,
@@ -112,8 +112,8 @@ async def write_until_written(
         except Exception:
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
-                queued.log.error(
-                    "%s: closed with %d %s NOT written", queued.name, queued.pending(), queued.rows
+                queue.log.error(
+                    "%s: closed with %d %s NOT written", queue.name, queue.pending(), queue.rows
                 )
                 raise
             delay = next(delays)

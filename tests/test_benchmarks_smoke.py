@@ -116,3 +116,19 @@ def test_soak_benchmark_runs_and_prints_its_table() -> None:
     assert "0 failed, 0 dropped" in out, out
     assert "0 events rejected, 0 calls incomplete" in out, out
     assert "(end) |" in out, out
+
+
+def test_store_benchmark_runs_and_prints_its_table() -> None:
+    done = subprocess.run(
+        [sys.executable, str(BENCHMARK.with_name("store.py")), "--calls", "300", "--runs", "1"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = {
+        line.split("|")[1].strip() for line in done.stdout.splitlines() if line.startswith("| ")
+    }
+    assert {"new", "rewrite", "contended"} <= rows, done.stdout
+    assert "failures: store 0, callbacks 0, reads 0" in done.stdout

@@ -29,6 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from call_monitor.alerts.outbox import backlog, mark_delivered, mark_failed, pending
 from call_monitor.config import MqttSettings
+from call_monitor.retry import wait_for_event
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +194,7 @@ class OutboxPublisher:
             rows = await pending(self.engine, self._batch_size)
             if not rows:
                 self.stats.outbox_backlog = 0
-                await _wait(self._wake, self.settings.poll_seconds)
+                await wait_for_event(self._wake, self.settings.poll_seconds)
                 continue
             for row in rows:
                 self._in_flight = row.id
@@ -267,12 +268,3 @@ def _describe(error: BaseException) -> str:
     if error.__cause__ is not None:
         described += f" ({_describe(error.__cause__)})"
     return described
-
-
-async def _wait(event: asyncio.Event, seconds: float) -> None:
-    """Wait for ``event`` at most ``seconds``."""
-    try:
-        async with asyncio.timeout(seconds):
-            await event.wait()
-    except TimeoutError:
-        pass

@@ -59,6 +59,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from _ingest.common import LINKUP_LINE, RESULT_PREFIX, ClientArgs
+from _machine import cpu_model, load_average
 
 if TYPE_CHECKING:
     from _ingest.stream import Stream
@@ -470,13 +471,8 @@ def full_details(series: Series) -> str:
 
 
 def machine_lines(stream: Stream, args: argparse.Namespace) -> list[str]:
-    cpu = platform.processor() or "?"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as fh:
-        for line in fh:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    cpu = cpu_model()
+    load = load_average()
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     size_mb = stream.size / 1e6

@@ -58,6 +58,7 @@ from typing import Any
 
 import prometheus_client
 from _ingest.common import free_port
+from _machine import cpu_model, load_average
 from _metrics.baseline import plain_registry
 from _soak.traffic import DEPARTMENT_FORMAT, bench_directory, build_traffic, judge_rounds
 from prometheus_client import CollectorRegistry
@@ -487,17 +488,8 @@ def stall_lines(stalls: dict[str, Stalls]) -> list[str]:
     return lines
 
 
-def _load() -> str:
-    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
 def header_lines(args: argparse.Namespace, day: Day, load_start: str) -> list[str]:
-    cpu = platform.processor() or "?"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as fh:
-        for line in fh:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     staff_hit = sum(1 for k in day.staff_checked if k != UNKNOWN)
     departments_hit = sum(1 for k in day.departments_judged if k != UNKNOWN)
@@ -506,7 +498,8 @@ def header_lines(args: argparse.Namespace, day: Day, load_start: str) -> list[st
         "",
         f"- date: {now}",
         f"- machine: {cpu}, {os.cpu_count()} cores; load average at start {load_start}, "
-        f"at the end {_load()} (the machine is shared: other test runs may be in the figures)",
+        f"at the end {load_average()} "
+        "(the machine is shared: other test runs may be in the figures)",
         f"- Python {platform.python_version()}, prometheus_client "
         f"{_version('prometheus_client')}, uvicorn {_version('uvicorn')}, fastapi "
         f"{_version('fastapi')}, httpx {_version('httpx')}",
@@ -561,7 +554,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
-    load_start = _load()
+    load_start = load_average()
     set_created(False)  # as the daemon runs
     print(f"replaying a day of {args.judged:,} judged calls ...", file=sys.stderr, flush=True)
     day = replay_day(args)

@@ -63,6 +63,7 @@ from typing import Any
 
 import httpx
 from _ingest.common import free_port
+from _machine import cpu_model, load_average
 from _soak.daemon import RESULT_PREFIX, SAMPLE_PREFIX, DaemonArgs
 from _soak.traffic import bench_directory, build_traffic, judge_rounds
 
@@ -93,10 +94,6 @@ def _kill_group(proc: subprocess.Popen[str] | subprocess.Popen[bytes]) -> None:
     """End a process this script started, and its children (its own session)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-
-
-def _load() -> str:
-    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 @dataclass
@@ -271,7 +268,7 @@ def _follow(
                         _progress(
                             f"  {sample['calls']:>9,} calls, {sample['seconds']:7.1f} s, "
                             f"VmRSS {sample['rss_kib'] / 1024:6.1f} MiB, store backlog "
-                            f"{sample['store_pending']:,}, load {_load()}"
+                            f"{sample['store_pending']:,}, load {load_average()}"
                         )
                     elif line.startswith(RESULT_PREFIX):
                         loaded: dict[str, Any] = json.loads(line[len(RESULT_PREFIX) :])
@@ -466,12 +463,7 @@ def _slope(xs: list[float], ys: list[float]) -> float:
 def header_lines(
     args: argparse.Namespace, the_plan: Plan, load_start: str, outcome: Outcome
 ) -> list[str]:
-    cpu = platform.processor() or "?"
-    with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as fh:
-        for line in fh:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
+    cpu = cpu_model()
     now = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     result = outcome.result
     seconds = float(result.get("seconds") or 0.0)
@@ -488,7 +480,7 @@ def header_lines(
         "",
         f"- date: {now}",
         f"- machine: {cpu}, {os.cpu_count()} cores; load average at start {load_start}, at "
-        f"the end {_load()} (the machine is shared: other test runs may be in the figures)",
+        f"the end {load_average()} (the machine is shared: other test runs may be in the figures)",
         f"- Python {platform.python_version()} on {platform.platform()}; call-monitor tree: "
         f"{_git_state()}",
         f"- traffic: {the_plan.rounds:,} rounds of the {the_plan.recordings} {kind} recordings "
@@ -613,7 +605,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse(sys.argv[1:] if argv is None else argv)
-    load_start = _load()
+    load_start = load_average()
     the_plan = plan(args)
     _progress(
         f"soak: {the_plan.calls:,} calls ({the_plan.rounds:,} rounds of "

@@ -167,7 +167,8 @@ def run_once(
             _, err = server.communicate()
             run.result = {"error": f"the server did not start: {line!r} {err.strip()}"}
             return run
-        marks = tuple(m for m in (RSS_EARLY_MARK, count) if m <= count)
+        quarters = (count // 4, count // 2, 3 * count // 4, count)
+        marks = tuple(sorted({m for m in (RSS_EARLY_MARK, *quarters) if 0 < m <= count}))
         client_args = ClientArgs(
             port=int(line.split()[1]),
             expected=count,
@@ -463,6 +464,7 @@ def full_details(series: Series) -> str:
         f"{r.get('rejected', 0):,} rejected; {r.get('calls', 0):,} calls judged, "
         f"{r.get('stored', 0):,} stored in {r.get('store_flushes', 0):,} batches; "
         f"calls queued in the store at the RSS samples: {r.get('store_pending_marks', {})}; "
+        f"open callback obligations then: {r.get('open_obligation_marks', {})}; "
         f"daemon shutdown {r.get('shutdown_seconds', 0):.2f} s"
     )
 

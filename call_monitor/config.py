@@ -172,8 +172,21 @@ class CallbackSettings(_Section):
 
 class StoreSettings(_Section):
     url: str = "sqlite+aiosqlite:///var/call-monitor.sqlite3"
-    batch_size: int = 200
-    flush_interval_seconds: float = 1.0
+    # A write starts once this many calls are queued, or every flush interval.
+    batch_size: int = Field(default=200, ge=1)
+    flush_interval_seconds: float = Field(default=1.0, gt=0)
+    # A write takes everything queued, up to this many calls per transaction: a store that
+    # fell behind catches up in larger transactions (per call, fewer round trips).
+    max_batch_size: int = Field(default=2000, ge=1)
+
+    @model_validator(mode="after")
+    def _max_batch_holds_a_batch(self) -> StoreSettings:
+        if self.max_batch_size < self.batch_size:
+            raise ValueError(
+                f"max_batch_size ({self.max_batch_size}) is less than batch_size "
+                f"({self.batch_size})"
+            )
+        return self
 
 
 class MqttSettings(_Section):

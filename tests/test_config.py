@@ -258,3 +258,10 @@ def test_a_staff_members_department_is_known_even_if_not_listed() -> None:
     directory = DirectorySettings(staff={"301": StaffEntry(name="Jung", department="세무과")})
     assert "세무과" in directory.departments
     assert directory.departments["세무과"].direct_number is None
+
+
+def test_a_transaction_cap_below_the_batch_is_an_error(tmp_path: Path) -> None:
+    path = tmp_path / "store.toml"
+    path.write_text("[store]\nbatch_size = 500\nmax_batch_size = 100\n", encoding="utf-8")
+    with pytest.raises(ValidationError, match="max_batch_size"):
+        load_settings(path)

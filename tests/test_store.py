@@ -61,8 +61,16 @@ def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
 
 
-def settings(batch_size: int = 200, flush_interval_seconds: float = 3600.0) -> StoreSettings:
-    return StoreSettings(batch_size=batch_size, flush_interval_seconds=flush_interval_seconds)
+def settings(
+    batch_size: int = 200,
+    flush_interval_seconds: float = 3600.0,
+    max_batch_size: int = 2000,
+) -> StoreSettings:
+    return StoreSettings(
+        batch_size=batch_size,
+        flush_interval_seconds=flush_interval_seconds,
+        max_batch_size=max_batch_size,
+    )
 
 
 # --------------------------------------------------------------------------- calls
@@ -465,7 +473,7 @@ async def test_round_trip_is_exact(engine: AsyncEngine) -> None:
 
 
 async def test_writing_the_same_calls_twice_keeps_one_of_each(engine: AsyncEngine) -> None:
-    first = StoreWriter(engine, settings(batch_size=3))  # several transactions per flush
+    first = StoreWriter(engine, settings(3, max_batch_size=3))  # several transactions per flush
     for record, verdict in batch():
         first.submit(record, verdict)
     await first.close()
@@ -593,6 +601,19 @@ async def test_run_flushes_when_a_batch_is_full_and_on_the_interval(engine: Asyn
     finally:
         await timed.close()
         await asyncio.wait_for(runner, 5)
+
+
+async def test_a_store_that_fell_behind_catches_up_in_larger_transactions(
+    engine: AsyncEngine,
+) -> None:
+    writer = StoreWriter(engine, settings(batch_size=10, max_batch_size=1000))
+    for record, verdict in many_calls(2500):
+        writer.submit(record, verdict)
+    await writer.flush()
+    assert writer.stats.flushes == 3  # 1000 + 1000 + 500, not 250 transactions of 10
+    assert writer.stats.written == 2500
+    assert await count_calls(engine) == 2500
+    await writer.close()
 
 
 async def _count_is(engine: AsyncEngine, expected: int) -> bool:
@@ -885,7 +906,7 @@ async def test_sqlite_writers_and_readers_at_once_never_contend(sqlite_url: str)
     settings_ = Settings()
     writer = StoreWriter(
         engine,
-        settings(batch_size=50, flush_interval_seconds=0.01),
+        settings(batch_size=50, flush_interval_seconds=0.01, max_batch_size=50),
         retry_initial_seconds=0.01,
         retry_max_seconds=0.05,
     )

@@ -3,16 +3,18 @@
 :meth:`StoreWriter.submit` is synchronous and cheap: it turns the call into rows at once (a
 snapshot, immune to later changes of the record) and queues them by ``linkedid``; a call
 submitted again before it is written replaces the queued one. :meth:`StoreWriter.run` writes
-the queue in batches of ``batch_size`` calls, each batch in one transaction, every
-``flush_interval_seconds`` or as soon as a batch is full. A call is written as an upsert
-(``INSERT ... ON CONFLICT (linkedid) DO UPDATE`` on SQLite and PostgreSQL) after deleting its
-child rows, so writing the same call twice leaves one call. A failed batch stays queued (the
-failure is logged with its traceback and counted in :attr:`StoreWriter.stats`) and is retried
-with exponential backoff; :meth:`StoreWriter.close` writes what is left. The one exception:
-a call the database refuses for its data (an integrity or data error, say a NUL character in
-PostgreSQL text) would block every later write, so it is written alone, and if still refused
-it is set aside in :attr:`StoreWriter.rejected`, logged with its rows and counted, while
-the rest of the batch goes on.
+what is queued every ``flush_interval_seconds``, or as soon as ``batch_size`` calls are, up to
+``max_batch_size`` calls per transaction: a writer that fell behind (a database slower than the
+calls, for a while) catches up in larger transactions, which cost fewer round trips per call. A
+call is written as an upsert (``INSERT ... ON CONFLICT (linkedid) DO UPDATE`` on SQLite and
+PostgreSQL) after deleting its child rows, so writing the same call twice leaves one call. On
+SQLite a batch goes in a few multi-row statements (``store/sqlite_batch.py``). A failed batch
+stays queued (the failure is logged with its traceback and counted in :attr:`StoreWriter.stats`)
+and is retried with exponential backoff; :meth:`StoreWriter.close` writes what is left. The one
+exception: a call the database refuses for its data (an integrity or data error, say a NUL
+character in PostgreSQL text) would block every later write, so it is written alone, and if
+still refused it is set aside in :attr:`StoreWriter.rejected`, logged with its rows and counted,
+while the rest of the batch goes on.
 """
 
 from __future__ import annotations
@@ -25,8 +27,8 @@ from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import delete, insert
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, delete, insert
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
@@ -36,6 +38,7 @@ from call_monitor.calls.model import CallRecord
 from call_monitor.charter.rules import CallVerdict
 from call_monitor.config import StoreSettings
 from call_monitor.retry import Backoff, WriteQueue, write_until_stopped, write_until_written
+from call_monitor.store import sqlite_batch
 from call_monitor.store.engine import create_engine
 from call_monitor.store.models import (
     CHILD_TABLES,
@@ -192,7 +195,8 @@ class StoreWriter:
         retry_max_seconds: float = 30.0,
     ) -> None:
         self._engine = engine
-        self._batch_size = max(1, settings.batch_size)
+        self._batch_size = settings.batch_size
+        self._max_batch_size = settings.max_batch_size
         self._interval = max(0.01, settings.flush_interval_seconds)
         self._max_pending = (
             max_pending if max_pending is not None else max(100_000, 100 * self._batch_size)
@@ -253,17 +257,17 @@ class StoreWriter:
             self._wake.set()
 
     async def flush(self) -> None:
-        """Write every call queued so far, ``batch_size`` calls per transaction.
+        """Write every call queued so far, ``max_batch_size`` calls per transaction at most.
 
         On failure the unwritten calls stay queued, the failure is logged and counted, and
         the exception propagates.
         """
         async with self._lock:
             keys = list(self._pending)
-            for start in range(0, len(keys), self._batch_size):
+            for start in range(0, len(keys), self._max_batch_size):
                 batch = [
                     (key, self._pending[key])
-                    for key in keys[start : start + self._batch_size]
+                    for key in keys[start : start + self._max_batch_size]
                     if key in self._pending
                 ]
                 if batch:
@@ -324,17 +328,21 @@ class StoreWriter:
 
     @staticmethod
     async def _write(engine: AsyncEngine, calls: Sequence[_CallRows]) -> None:
+        linkedids = [rows.call["linkedid"] for rows in calls]
+        children = (
+            (call_legs_table, [row for rows in calls for row in rows.legs]),
+            (transfers_table, [row for rows in calls for row in rows.transfers]),
+            (verdicts_table, [row for rows in calls for row in rows.verdicts]),
+        )
         async with engine.begin() as conn:
-            linkedids = [rows.call["linkedid"] for rows in calls]
+            if conn.dialect.name == "sqlite":
+                await _write_sqlite(conn, linkedids, [rows.call for rows in calls], children)
+                return
             for chunk in _chunks(linkedids, _IN_CHUNK):
                 for table in CHILD_TABLES:
                     await conn.execute(delete(table).where(table.c.linkedid.in_(chunk)))
             await _upsert_calls(conn, [rows.call for rows in calls])
-            for table, rows_of in (
-                (call_legs_table, [row for rows in calls for row in rows.legs]),
-                (transfers_table, [row for rows in calls for row in rows.transfers]),
-                (verdicts_table, [row for rows in calls for row in rows.verdicts]),
-            ):
+            for table, rows_of in children:
                 if rows_of:
                     await conn.execute(insert(table), rows_of)
 
@@ -386,15 +394,22 @@ def is_data_error(exc: BaseException) -> bool:
     return isinstance(exc, StatementError)
 
 
+async def _write_sqlite(
+    conn: AsyncConnection,
+    linkedids: list[str],
+    calls: list[Row],
+    children: Sequence[tuple[Table, list[Row]]],
+) -> None:
+    """The batch in a few multi-row statements (why: ``store/sqlite_batch.py``)."""
+    for table in CHILD_TABLES:
+        await sqlite_batch.delete_where_in(conn, table, "linkedid", linkedids)
+    await sqlite_batch.insert_rows(conn, calls_table, calls, upsert_key="linkedid")
+    for table, rows in children:
+        await sqlite_batch.insert_rows(conn, table, rows)
+
+
 async def _upsert_calls(conn: AsyncConnection, rows: list[Row]) -> None:
-    dialect = conn.dialect.name
-    if dialect == "sqlite":
-        lite = sqlite.insert(calls_table)
-        await conn.execute(
-            lite.on_conflict_do_update(index_elements=["linkedid"], set_=_updates(lite.excluded)),
-            rows,
-        )
-    elif dialect == "postgresql":
+    if conn.dialect.name == "postgresql":
         pg = postgresql.insert(calls_table)
         await conn.execute(
             pg.on_conflict_do_update(index_elements=["linkedid"], set_=_updates(pg.excluded)),

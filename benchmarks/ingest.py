@@ -464,7 +464,8 @@ def full_details(series: Series) -> str:
         f"{r.get('rejected', 0):,} rejected; {r.get('calls', 0):,} calls judged, "
         f"{r.get('stored', 0):,} stored in {r.get('store_flushes', 0):,} batches; "
         f"calls queued in the store at the RSS samples: {r.get('store_pending_marks', {})}; "
-        f"open callback obligations then: {r.get('open_obligation_marks', {})}; "
+        f"open callback obligations then: {r.get('open_obligation_marks', {})}, "
+        f"their changes queued for the store: {r.get('callback_pending_marks', {})}; "
         f"daemon shutdown {r.get('shutdown_seconds', 0):.2f} s"
     )
 

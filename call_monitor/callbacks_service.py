@@ -60,7 +60,10 @@ log = logging.getLogger(__name__)
 MAX_TIMER_SLEEP = 30.0  # seconds; the wall clock is read again at least this often
 TIMER_ERROR_SLEEP = 5.0
 WRITER_POLL_SECONDS = 1.0
-BATCHES_PER_TRANSACTION = 100
+# One batch is what one call or memo changed; a transaction's cost is mostly its round trips
+# to the database, not its rows (SQLite: a few multi-row statements), so a writer that fell
+# behind catches up in large ones (100 a transaction fell ever further behind flat out).
+BATCHES_PER_TRANSACTION = 1000
 STORED_WAIT_SECONDS = 5.0  # how long the API waits for its change to be committed
 
 

@@ -9,13 +9,17 @@ way (a datetime's text, a boolean's integer, a NULL) fails the comparison.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import Table, insert
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from call_monitor.alerts.messages import OutboxMessage
+from call_monitor.alerts.outbox import outbox_rows, outbox_table
 from call_monitor.calls.model import CallRecord
 from call_monitor.charter.rules import CallVerdict
 from call_monitor.config import StoreSettings
@@ -124,3 +128,55 @@ async def test_a_rewrite_in_batch_statements_replaces_every_row(
     finally:
         await engine.dispose()
         await reference.dispose()
+
+
+async def test_on_conflict_do_nothing_skips_taken_keys_and_counts_what_it_inserts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The outbox's insert (an autoincrement id left out, a unique key) against Core's."""
+    monkeypatch.setattr(sqlite_batch, "MAX_PARAMETERS", 50)  # several statements
+    at = datetime(2026, 11, 30, 1, 0, tzinfo=UTC)
+    messages = [
+        OutboxMessage(f"key-{n % 25}", f"callmon/v1/staff/{n}", f'{{"n": {n}, "name": "=1+2"}}')
+        for n in range(40)  # keys 0..24, then 0..14 again
+    ]
+    rows = outbox_rows(messages, at)
+    batched = await migrated(tmp_path, "batched.sqlite3")
+    core = await migrated(tmp_path, "core.sqlite3")
+    try:
+        async with batched.begin() as conn:
+            inserted = await sqlite_batch.insert_rows(
+                conn, outbox_table, rows, on_conflict=("idempotency_key",)
+            )
+            again = await sqlite_batch.insert_rows(
+                conn, outbox_table, rows[:10], on_conflict=("idempotency_key",)
+            )
+        assert (inserted, again) == (25, 0)
+        async with core.begin() as conn:
+            for row in rows:
+                statement = sqlite.insert(outbox_table).on_conflict_do_nothing(
+                    index_elements=["idempotency_key"]
+                )
+                await conn.execute(statement, [row])
+        assert await raw_rows(batched, outbox_table) == await raw_rows(core, outbox_table)
+    finally:
+        await batched.dispose()
+        await core.dispose()
+
+
+async def test_rows_must_match_the_table() -> None:
+    engine = create_engine("sqlite+aiosqlite://")
+    try:
+        async with engine.begin() as conn:
+            with pytest.raises(KeyError, match="no column nope"):
+                await sqlite_batch.insert_rows(conn, outbox_table, [{"nope": 1}])
+            with pytest.raises(ValueError, match="columns"):
+                await sqlite_batch.insert_rows(
+                    conn, outbox_table, [{"topic": "a"}, {"topic": "b", "payload": "c"}]
+                )
+            with pytest.raises(ValueError, match="conflict columns"):
+                await sqlite_batch.insert_rows(
+                    conn, outbox_table, [{"topic": "a"}], on_conflict=("idempotency_key",)
+                )
+    finally:
+        await engine.dispose()

@@ -89,6 +89,7 @@ class BenchDaemon(Daemon):
         self.rss_marks: dict[int, int] = {}
         self.pending_marks: dict[int, int] = {}  # calls queued in the store writer
         self.open_marks: dict[int, int] = {}  # open callback obligations (owed work)
+        self.callback_marks: dict[int, int] = {}  # callback changes queued for the store
         self.stored_at: float | None = None
         self.pending_at_end = 0
         self._finishing: asyncio.Task[None] | None = None
@@ -117,6 +118,7 @@ class BenchDaemon(Daemon):
                 self.rss_marks[mark] = current_rss_kib()
                 self.pending_marks[mark] = self.writer.pending
                 self.open_marks[mark] = len(self.callbacks.tracker.open_obligations())
+                self.callback_marks[mark] = self.callbacks.pending
         if isinstance(item, LinkUp) and self.started_at is None:
             self.started_at = arrived
             self.rss_start_kib = current_rss_kib()
@@ -164,6 +166,7 @@ async def _run(args: ClientArgs) -> dict[str, Any]:
         "store_pending_at_end": daemon.pending_at_end,
         "store_pending_marks": {str(k): v for k, v in daemon.pending_marks.items()},
         "open_obligation_marks": {str(k): v for k, v in daemon.open_marks.items()},
+        "callback_pending_marks": {str(k): v for k, v in daemon.callback_marks.items()},
         "shutdown_seconds": closed_at - (daemon.stored_at or daemon.done_at),
         "rss_start_kib": daemon.rss_start_kib,
         "rss_marks_kib": {str(k): v for k, v in daemon.rss_marks.items()},

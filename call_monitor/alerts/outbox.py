@@ -20,11 +20,12 @@ from itertools import islice
 from typing import Any
 
 from sqlalchemy import Boolean, Index, Integer, Table, Text, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
 from call_monitor.alerts.messages import OutboxMessage
+from call_monitor.store import sqlite_batch
 from call_monitor.store.models import Base, UtcDateTime
 
 MAX_ERROR_CHARS = 2000
@@ -109,19 +110,20 @@ async def enqueue(
     if not rows:
         return 0
     dialect = conn.dialect.name
+    if dialect == "sqlite":
+        return await sqlite_batch.insert_rows(
+            conn, outbox_table, rows, on_conflict=("idempotency_key",)
+        )
     inserted = 0
     for chunk in _chunks(rows, _CHUNK):
-        # One multi-row statement per chunk: its rowcount is the rows actually inserted.
-        if dialect == "sqlite":
-            lite = sqlite.insert(outbox_table).values(chunk)
-            statement: Any = lite.on_conflict_do_nothing(index_elements=["idempotency_key"])
-        elif dialect == "postgresql":
-            pg = postgresql.insert(outbox_table).values(chunk)
-            statement = pg.on_conflict_do_nothing(index_elements=["idempotency_key"])
-        else:
+        if dialect != "postgresql":  # any other backend
             inserted += await _insert_new(conn, chunk)
             continue
-        result = await conn.execute(statement)
+        # One multi-row statement per chunk: its rowcount is the rows actually inserted.
+        statement = postgresql.insert(outbox_table).values(chunk)
+        result = await conn.execute(
+            statement.on_conflict_do_nothing(index_elements=["idempotency_key"])
+        )
         inserted += max(result.rowcount, 0)
     return inserted
 

@@ -35,7 +35,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import ForeignKey, Index, Integer, Table, Text, func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql import Select
@@ -53,6 +53,7 @@ from call_monitor.charter.obligations import (
     OwnerKind,
     Source,
 )
+from call_monitor.store import sqlite_batch
 from call_monitor.store.models import Base, UtcDateTime
 from call_monitor.timefmt import SEOUL
 
@@ -216,8 +217,11 @@ async def _upsert(
     conn: AsyncConnection, table: Table, rows: list[Row], keys: list[str], *, update: bool
 ) -> None:
     dialect = conn.dialect.name
-    if dialect in ("sqlite", "postgresql"):
-        statement: Any = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
+    if dialect == "sqlite":
+        await sqlite_batch.insert_rows(conn, table, rows, on_conflict=tuple(keys), update=update)
+        return
+    if dialect == "postgresql":
+        statement: Any = postgresql.insert(table)
         if update:
             excluded = statement.excluded
             columns = {c.name: excluded[c.name] for c in table.columns if c.name not in keys}

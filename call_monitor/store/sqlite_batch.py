@@ -35,11 +35,11 @@ MAX_PARAMETERS = 32_766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
 
 @dataclass(frozen=True, slots=True)
 class _Shape:
-    """A table as the statements need it: quoted names and each column's bind processor."""
+    """Columns of a table as the statements need them: quoted names, bind processors."""
 
     table: str
     columns: tuple[str, ...]
-    quoted: tuple[str, ...]
+    quoted: dict[str, str]
     processors: tuple[Processor | None, ...]
 
     @property
@@ -48,45 +48,50 @@ class _Shape:
 
 
 @lru_cache(maxsize=64)
-def _shape(table: Table, dialect: Dialect) -> _Shape:
+def _shape(table: Table, dialect: Dialect, columns: tuple[str, ...]) -> _Shape:
+    unknown = [name for name in columns if name not in table.c]
+    if unknown:
+        raise KeyError(f"{table.name} has no column {', '.join(unknown)}")
     quote = dialect.identifier_preparer.quote
-    columns = tuple(column.name for column in table.columns)
     return _Shape(
         table=dialect.identifier_preparer.format_table(table),
         columns=columns,
-        quoted=tuple(quote(name) for name in columns),
+        quoted={name: quote(name) for name in columns},
         processors=tuple(
-            column.type.dialect_impl(dialect).bind_processor(dialect) for column in table.columns
+            table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in columns
         ),
     )
 
 
-def _flat_parameters(shape: _Shape, rows: Sequence[Row]) -> list[Any]:
-    """The rows' values in column order, bind-processed, one flat list."""
+def _flat_parameters(shape: _Shape, rows: Sequence[Row]) -> tuple[Any, ...]:
+    """The rows' values in column order, bind-processed, one flat tuple."""
     pairs = tuple(zip(shape.columns, shape.processors, strict=True))
     values: list[Any] = []
     append = values.append
     for row in rows:
+        if len(row) != len(pairs):
+            raise ValueError(f"a row for {shape.table} has columns {sorted(row)}")
         for name, process in pairs:
             value = row[name]
             append(value if process is None or value is None else process(value))
-    return values
+    return tuple(values)
 
 
-def _insert_sql(shape: _Shape, count: int, upsert_key: str | None) -> str:
+def _insert_sql(shape: _Shape, count: int, conflict: tuple[str, ...], update: bool) -> str:
     group = "(" + ",".join("?" * len(shape.columns)) + ")"
-    sql = f"INSERT INTO {shape.table} ({','.join(shape.quoted)}) VALUES " + ",".join(
-        [group] * count
-    )
-    if upsert_key is None:
+    names = ",".join(shape.quoted.values())
+    sql = f"INSERT INTO {shape.table} ({names}) VALUES " + ",".join([group] * count)
+    if not conflict:
         return sql
+    target = ",".join(shape.quoted[name] for name in conflict)
+    if not update:
+        return f"{sql} ON CONFLICT ({target}) DO NOTHING"
     updates = ",".join(
         f"{quoted}=excluded.{quoted}"
-        for name, quoted in zip(shape.columns, shape.quoted, strict=True)
-        if name != upsert_key
+        for name, quoted in shape.quoted.items()
+        if name not in conflict
     )
-    key = shape.quoted[shape.columns.index(upsert_key)]
-    return f"{sql} ON CONFLICT ({key}) DO UPDATE SET {updates}"
+    return f"{sql} ON CONFLICT ({target}) DO UPDATE SET {updates}"
 
 
 def _slices(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -95,30 +100,43 @@ def _slices(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 
 async def insert_rows(
-    conn: AsyncConnection, table: Table, rows: Sequence[Row], *, upsert_key: str | None = None
-) -> None:
-    """Insert ``rows`` (each with every column of ``table``) in as few statements as fit.
+    conn: AsyncConnection,
+    table: Table,
+    rows: Sequence[Row],
+    *,
+    on_conflict: tuple[str, ...] = (),
+    update: bool = False,
+) -> int:
+    """Insert ``rows`` in as few statements as fit; how many rows were inserted or updated.
 
-    With ``upsert_key`` (the primary key's one column) a row whose key exists replaces the
-    stored one's other columns; ``rows`` must not repeat a key.
+    Every row has the same columns (those of the first). With ``on_conflict`` (the columns of
+    a primary key or unique constraint) a row whose key is taken is skipped, or with
+    ``update`` replaces the stored row's other columns (then ``rows`` must not repeat a key).
     """
-    shape = _shape(table, conn.dialect)
+    if not rows:
+        return 0
+    shape = _shape(table, conn.dialect, tuple(rows[0]))
+    missing = [name for name in on_conflict if name not in shape.quoted]
+    if missing:
+        raise ValueError(f"conflict columns {missing} are not among the rows' columns")
+    changed = 0
     for chunk in _slices(rows, shape.rows_per_statement):
-        await conn.exec_driver_sql(
-            _insert_sql(shape, len(chunk), upsert_key), tuple(_flat_parameters(shape, chunk))
+        result = await conn.exec_driver_sql(
+            _insert_sql(shape, len(chunk), on_conflict, update), _flat_parameters(shape, chunk)
         )
+        changed += max(result.rowcount, 0)
+    return changed
 
 
 async def delete_where_in(
     conn: AsyncConnection, table: Table, column: str, keys: Sequence[Any]
 ) -> None:
     """``DELETE FROM table WHERE column IN (keys)``, as few statements as the limit allows."""
-    shape = _shape(table, conn.dialect)
-    quoted = shape.quoted[shape.columns.index(column)]
-    process = shape.processors[shape.columns.index(column)]
+    shape = _shape(table, conn.dialect, (column,))
+    process = shape.processors[0]
     for chunk in _slices(keys, MAX_PARAMETERS):
         values = tuple(chunk if process is None else (process(key) for key in chunk))
         placeholders = ",".join("?" * len(values))
         await conn.exec_driver_sql(
-            f"DELETE FROM {shape.table} WHERE {quoted} IN ({placeholders})", values
+            f"DELETE FROM {shape.table} WHERE {shape.quoted[column]} IN ({placeholders})", values
         )

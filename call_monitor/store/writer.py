@@ -403,7 +403,7 @@ async def _write_sqlite(
     """The batch in a few multi-row statements (why: ``store/sqlite_batch.py``)."""
     for table in CHILD_TABLES:
         await sqlite_batch.delete_where_in(conn, table, "linkedid", linkedids)
-    await sqlite_batch.insert_rows(conn, calls_table, calls, upsert_key="linkedid")
+    await sqlite_batch.insert_rows(conn, calls_table, calls, on_conflict=("linkedid",), update=True)
     for table, rows in children:
         await sqlite_batch.insert_rows(conn, table, rows)
 

@@ -1,10 +1,15 @@
-"""The ingest benchmark still runs end to end (a tiny stream, one run; no timing asserted)."""
+"""The benchmarks still run end to end (tiny inputs, one run; no timing asserted), and the
+soak's verdict rule."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks" / "ingest.py"
 
@@ -132,3 +137,47 @@ def test_store_benchmark_runs_and_prints_its_table() -> None:
     }
     assert {"new", "rewrite", "contended"} <= rows, done.stdout
     assert "failures: store 0, callbacks 0, reads 0" in done.stdout
+
+
+def _soak_module(monkeypatch: pytest.MonkeyPatch) -> Any:
+    monkeypatch.syspath_prepend(str(SOAK_BENCHMARK.parent))
+    spec = importlib.util.spec_from_file_location("soak_benchmark", SOAK_BENCHMARK)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # its dataclasses look it up
+    spec.loader.exec_module(module)
+    return module
+
+
+def _samples(rss_mib: list[float], callbacks_open: list[int]) -> list[dict[str, Any]]:
+    return [
+        {
+            "when": "every",
+            "calls": (n + 1) * 100_000,
+            "rss_kib": int(rss * 1024),
+            "callbacks_open": k,
+        }
+        for n, (rss, k) in enumerate(zip(rss_mib, callbacks_open, strict=True))
+    ]
+
+
+def test_the_soak_verdict_waits_for_owed_work_but_not_for_a_leak(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    soak = _soak_module(monkeypatch)
+    # Open callbacks rise to 400k calls and level off; the memory with them, then flat.
+    settling = _samples(
+        [230, 235, 241, 247, 249, 249, 249, 249, 249, 249],
+        [20_000, 21_000, 22_000, 23_000, 23_100, 23_100, 23_100, 23_100, 23_100, 23_100],
+    )
+    baseline, lines = soak.verdict(settling, 200_000)
+    assert baseline["calls"] == 400_000
+    assert "**FLAT**" in lines[0], lines
+    assert "baseline moved past 200,000" in lines[0], lines
+    # The same memory with the open callbacks flat from the start: a leak, not owed work.
+    leaking = _samples([230, 235, 241, 247, 249, 251, 253, 255, 257, 259], [23_100] * 10)
+    baseline, lines = soak.verdict(leaking, 200_000)
+    assert baseline["calls"] == 200_000
+    assert "**GROWS**" in lines[0], lines
+    assert "moved past" not in lines[0], lines

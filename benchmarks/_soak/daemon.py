@@ -61,7 +61,6 @@ class DaemonArgs:
     departments: int
     first_extension: int
     switch_interval: float = 0.0  # sys.setswitchinterval; 0: Python's default (5 ms)
-    store_multivalues: bool = False  # SQLAlchemy insertmanyvalues for INSERTs w/o RETURNING
     callbacks_off: bool = False  # the callback service is given no calls
 
 
@@ -241,11 +240,6 @@ async def _run(args: DaemonArgs) -> dict[str, Any]:
         # A diagnostic, in this process only: no call reaches the callback tracker, so no
         # obligation is made or joined; everything else runs as it does.
         callbacks.on_call = lambda judged: None
-    if args.store_multivalues:
-        # A diagnostic, in this process only: the store's executemany INSERTs become
-        # multi-row INSERT ... VALUES statements (one SQLite step per 1,000 rows, not one per
-        # row, each of which hands the GIL to the store's thread and back).
-        daemon.engine.sync_engine.dialect.use_insertmanyvalues_wo_returning = True
     daemon.every = daemon.next_mark = args.every
     daemon.drain_every = daemon.next_drain = args.drain_every
     try:

@@ -412,9 +412,10 @@ def verdict(samples: list[dict[str, Any]], warmup: int) -> tuple[dict[str, Any] 
         else ""
     )
     lines = [
-        f"- verdict: **{word}** after warm-up{settled}. Trend: {trend_mib:+.2f} MiB per 100,000 calls "
-        f"over the last {len(later)} samples ({later[0]['calls']:,} to {last['calls']:,} "
-        f"calls; flat: at most {TREND_MIB_PER_100K} MiB) {'ok' if flat_trend else 'NOT ok'}. "
+        f"- verdict: **{word}** after warm-up{settled}. Trend: {trend_mib:+.2f} MiB per "
+        f"100,000 calls over the last {len(later)} samples ({later[0]['calls']:,} to "
+        f"{last['calls']:,} calls; flat: at most {TREND_MIB_PER_100K} MiB) "
+        f"{'ok' if flat_trend else 'NOT ok'}. "
         f"Level: baseline {_mib(base['rss_kib'])} at {base['calls']:,} calls, last "
         f"{_mib(last['rss_kib'])} ({growth / 1024:+.1f} MiB; flat: at most "
         f"{allowed / 1024:.1f} MiB = max(8 MiB, 5 %)) {'ok' if flat_level else 'NOT ok'}. "
@@ -586,8 +587,7 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         "--drain-every",
         type=int,
         default=10_000,
-        help="calls between two pauses in which the store writes its backlog; 0: never "
-        "(flat out)",
+        help="calls between two pauses in which the store writes its backlog; 0: never (flat out)",
     )
     parser.add_argument(
         "--warmup", type=int, help="calls of warm-up (default: 2 x --every, at most half)"

@@ -171,7 +171,12 @@ async def writes(
     batches = -(-len(calls) // args.batch_size)
     try:
         writer = StoreWriter(
-            engine, StoreSettings(batch_size=args.batch_size, flush_interval_seconds=3600)
+            engine,
+            StoreSettings(
+                batch_size=args.batch_size,
+                max_batch_size=args.batch_size,  # each transaction exactly one batch
+                flush_interval_seconds=3600,
+            ),
         )
         figures = []
         for _ in ("new", "rewrite"):
@@ -199,7 +204,10 @@ async def contended(
     engine = engine_for(url, args.pool)
     settings = Settings()
     writer = StoreWriter(
-        engine, StoreSettings(batch_size=args.batch_size, flush_interval_seconds=0.05)
+        engine,
+        StoreSettings(
+            batch_size=args.batch_size, max_batch_size=args.batch_size, flush_interval_seconds=0.05
+        ),
     )
     service = CallbackService(
         settings, engine, Directory(settings.directory), clock=lambda: MEMO_CLOCK

@@ -67,8 +67,8 @@ from call_monitor.timefmt import SEOUL
 from call_monitor.web import callbacks as callbacks_web
 from call_monitor.web.app import create_app
 from call_monitor.web.callbacks import MAX_NAME, callbacks_router
+from tests.backends import Backend
 from tests.test_callbacks import MON_10, answered_inbound, missed, outbound
-from tests.test_store import Backend, postgres_schema
 
 DEADLINE = 30.0
 IN_CI = os.environ.get("CI", "").strip().lower() == "true"
@@ -190,21 +190,6 @@ def alert_keys(obligation: Obligation, history: ObligationHistory) -> list[str]:
 
 
 # --------------------------------------------------------------------------- the store
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    async with contextlib.AsyncExitStack() as stack:
-        if request.param == "sqlite":
-            backend = Backend("sqlite", sqlite_url(tmp_path / "db" / "callbacks.sqlite3"))
-        else:
-            backend = await stack.enter_async_context(postgres_schema())
-        await backend.migrate()
-        engine = backend.engine()
-        try:
-            yield engine
-        finally:
-            await engine.dispose()
 
 
 def tracker_changes() -> tuple[CallbackTracker, list[ObligationChange]]:
@@ -447,22 +432,12 @@ async def test_a_restart_through_the_store_gives_the_same_snapshots_and_keys(
     ]
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-async def bare(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
-    """A database with no schema yet, to migrate step by step."""
-    if request.param == "sqlite":
-        yield Backend("sqlite", sqlite_url(tmp_path / "db" / "migrations.sqlite3"))
-        return
-    async with postgres_schema() as pg:
-        yield pg
-
-
 def _table_0003(name: str, columns: list[str]) -> sa.TableClause:
     times = {"at", "created_at", "due_at", "reminder_at", "reminded_at", "overdue_at", "closed_at"}
     return sa.table(name, *(sa.column(c, UtcDateTime() if c in times else None) for c in columns))
 
 
-async def test_migration_0004_keeps_what_0003_stored(bare: Backend) -> None:
+async def test_migration_0004_keeps_what_0003_stored(backend: Backend) -> None:
     """Obligations stored with their ``calls`` / ``attempts`` lists (0003) read back the same
     after 0004 dropped the lists, and a downgrade rebuilds the lists from the history."""
     before, _ = busy_day()
@@ -479,8 +454,8 @@ async def test_migration_0004_keeps_what_0003_stored(bare: Backend) -> None:
         ]
         lists[obligation_id] = (list(history.calls), attempts)
 
-    await upgrade(bare.url, connect_args=bare.connect_args, revision="0003")
-    engine = bare.engine()
+    await upgrade(backend.url, connect_args=backend.connect_args, revision="0003")
+    engine = backend.engine()
     try:
         rows = []
         for c in latest.values():  # as 0003's code wrote them
@@ -493,7 +468,7 @@ async def test_migration_0004_keeps_what_0003_stored(bare: Backend) -> None:
             table = _table_0003("obligation_changes", list(history_rows[0]))
             await conn.execute(sa.insert(table), history_rows)
 
-        await upgrade(bare.url, connect_args=bare.connect_args)
+        await upgrade(backend.url, connect_args=backend.connect_args)
         assert await load_open(engine) == tracker.open_obligations()
         stored = {o.id: o for o in await list_obligations(engine)}
         assert stored == {i: c.obligation for i, c in latest.items()}
@@ -508,7 +483,7 @@ async def test_migration_0004_keeps_what_0003_stored(bare: Backend) -> None:
         assert len(lists["call-c0"][0]) == 31
         assert len(lists["call-c0"][1]) == 2
 
-        config = alembic_config(bare.url, connect_args=bare.connect_args)
+        config = alembic_config(backend.url, connect_args=backend.connect_args)
         await asyncio.to_thread(command.downgrade, config, "0003")
         async with engine.connect() as conn:
             table = _table_0003("obligations", ["id", "calls", "attempts"])
@@ -517,7 +492,7 @@ async def test_migration_0004_keeps_what_0003_stored(bare: Backend) -> None:
                 for r in await conn.execute(sa.select(table))
             }
         assert back == lists
-        await upgrade(bare.url, connect_args=bare.connect_args)
+        await upgrade(backend.url, connect_args=backend.connect_args)
         assert await load_open(engine) == tracker.open_obligations()
     finally:
         await engine.dispose()

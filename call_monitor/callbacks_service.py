@@ -44,7 +44,13 @@ from call_monitor.config import Settings
 from call_monitor.directory import Directory
 from call_monitor.metrics import CallMetrics
 from call_monitor.pipeline import JudgedCall
-from call_monitor.retry import Backoff, WriteQueue, write_until_stopped, write_until_written
+from call_monitor.retry import (
+    Backoff,
+    WriteQueue,
+    write_or_set_aside,
+    write_until_stopped,
+    write_until_written,
+)
 from call_monitor.retry import wait_for_event as _wait
 from call_monitor.store.obligations import (
     list_obligations,
@@ -52,7 +58,6 @@ from call_monitor.store.obligations import (
     load_open,
     save_changes,
 )
-from call_monitor.store.writer import is_data_error
 from call_monitor.timefmt import SEOUL
 
 log = logging.getLogger(__name__)
@@ -353,31 +358,23 @@ class CallbackService:
         return batch.stored
 
     async def _write(self, batches: list[_Batch]) -> None:
-        try:
-            await save_changes(
-                self.engine,
-                [c for batch in batches for c in batch.changes],
-                [m for batch in batches for m in batch.messages],
-            )
-        except Exception as exc:
-            if not is_data_error(exc):
-                self._count_failure(exc, batches)
-                raise
-            if len(batches) == 1:
-                self._reject(batches[0], exc)
-                return
-            # One refused batch must not hold back the others: one by one.
-            log.warning(
-                "callbacks: the store refused %d batches (%s); writing them one by one",
-                len(batches),
-                type(exc).__name__,
-            )
-            for batch in batches:
-                await self._write([batch])
-            return
-        self._committed(batches)
+        await write_or_set_aside(
+            batches,
+            self._save,
+            self._queue,
+            written=self._committed,
+            refused=self._reject,
+            failed=self._count_failure,
+        )
 
-    def _committed(self, batches: list[_Batch]) -> None:
+    async def _save(self, batches: Sequence[_Batch]) -> None:
+        await save_changes(
+            self.engine,
+            [c for batch in batches for c in batch.changes],
+            [m for batch in batches for m in batch.messages],
+        )
+
+    def _committed(self, batches: Sequence[_Batch]) -> None:
         for batch in batches:
             if self._pending and self._pending[0] is batch:
                 self._pending.popleft()
@@ -399,7 +396,7 @@ class CallbackService:
         working = self.tracker.working_hours.between(obligation.created_at, obligation.closed_at)
         self.metrics.observe_callback_closed(obligation.owner_department, obligation.state, working)
 
-    def _count_failure(self, exc: Exception, batches: list[_Batch]) -> None:
+    def _count_failure(self, exc: Exception, batches: Sequence[_Batch]) -> None:
         self.stats.failures += 1
         self.stats.consecutive_failures += 1
         self.stats.last_error = f"{type(exc).__name__}: {exc}"

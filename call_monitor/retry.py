@@ -11,7 +11,11 @@ they could not write queued and try again; they differ only in when a write is d
   failure wait the next delay (a logged warning) before trying again; back to normal after a
   success;
 - :func:`write_until_written`: the last flush (``close``): retried with backoff until it
-  succeeds or ``give_up_after`` seconds have passed, then logged and re-raised.
+  succeeds or ``give_up_after`` seconds have passed, then logged and re-raised;
+- :func:`write_or_set_aside`: one transaction of a flush, and what to do when the database
+  refuses the data itself (:func:`is_data_error`): retrying cannot help, and the refused
+  rows must not hold back the others, so the parts are written one by one and a part
+  refused alone is set aside.
 
 ``flush`` itself logs and counts each failure (with its traceback) and keeps the rows queued.
 """
@@ -21,8 +25,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
+
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
+
+Part = TypeVar("Part")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,3 +138,59 @@ async def wait_for_event(event: asyncio.Event, seconds: float) -> None:
             await event.wait()
     except TimeoutError:
         pass
+
+
+async def write_or_set_aside(
+    parts: Sequence[Part],
+    write: Callable[[Sequence[Part]], Awaitable[None]],
+    queue: WriteQueue,
+    *,
+    written: Callable[[Sequence[Part]], None],
+    refused: Callable[[Part, Exception], None],
+    failed: Callable[[Exception, Sequence[Part]], None],
+) -> None:
+    """Write ``parts`` in one transaction (``write``), then ``written(parts)``.
+
+    A failure retrying can help (a lost connection, say) goes to ``failed`` and is re-raised:
+    the caller keeps the parts queued. Data the database refuses (:func:`is_data_error`)
+    would fail every retry and hold back every later write, so the parts are written one by
+    one, each its own transaction, and a part refused alone goes to ``refused`` (to be set
+    aside, not retried) while the others are written.
+    """
+    try:
+        await write(parts)
+    except Exception as exc:
+        if not is_data_error(exc):
+            failed(exc, parts)
+            raise
+        if len(parts) == 1:
+            refused(parts[0], exc)
+            return
+        queue.log.warning(
+            "%s: the store refused a transaction of %d parts (%s); writing them one by one",
+            queue.name,
+            len(parts),
+            type(exc).__name__,
+        )
+        for part in parts:
+            await write_or_set_aside(
+                [part], write, queue, written=written, refused=refused, failed=failed
+            )
+        return
+    written(parts)
+
+
+def is_data_error(exc: BaseException) -> bool:
+    """Whether the database refused the data itself (retrying the same rows cannot help).
+
+    Integrity and data errors (SQLSTATE classes 22 and 23, for example a NUL character in
+    PostgreSQL text) and failures to bind a value; not lost connections or missing tables.
+    """
+    if isinstance(exc, IntegrityError | DataError):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return False
+        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+        return isinstance(code, str) and code[:2] in ("22", "23")
+    return isinstance(exc, StatementError)

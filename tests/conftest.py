@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import prometheus_client
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -30,3 +32,31 @@ async def engine(backend: Backend) -> AsyncIterator[AsyncEngine]:
         yield engine
     finally:
         await engine.dispose()
+
+
+@contextlib.contextmanager
+def _created_series(on: bool) -> Iterator[None]:
+    """prometheus_client's process-wide ``_created`` switch, restored after."""
+    was = prometheus_client.metrics._use_created
+    if on:
+        prometheus_client.enable_created_metrics()
+    else:
+        prometheus_client.disable_created_metrics()
+    try:
+        yield
+    finally:
+        prometheus_client.metrics._use_created = was
+
+
+@pytest.fixture
+def created_off() -> Iterator[None]:
+    """``_created`` off, as the daemon runs."""
+    with _created_series(on=False):
+        yield
+
+
+@pytest.fixture
+def created_on() -> Iterator[None]:
+    """``_created`` on, prometheus_client's default."""
+    with _created_series(on=True):
+        yield

@@ -31,7 +31,6 @@ from call_monitor.calls.model import CallRecord, Leg, Transfer
 from call_monitor.charter.rules import CallVerdict, Check, TransferVerdict
 from call_monitor.config import Settings, StoreSettings
 from call_monitor.directory import Directory
-from call_monitor.retry import Backoff
 from call_monitor.store import (
     StoreWriter,
     count_calls,
@@ -1024,8 +1023,3 @@ async def test_a_transaction_cancelled_mid_statement_leaves_no_lock_behind(
         assert await count_calls(engine) == len(batch())  # "gone" was rolled back
     finally:
         await engine.dispose()
-
-
-def test_the_retry_delays_double_up_to_the_cap() -> None:
-    delays = Backoff(0.5, 3.0).delays()
-    assert [next(delays) for _ in range(6)] == [0.5, 1.0, 2.0, 3.0, 3.0, 3.0]

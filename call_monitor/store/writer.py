@@ -29,7 +29,6 @@ from typing import Any
 
 from sqlalchemy import Table, delete, insert
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
 from sqlalchemy.sql.elements import KeyedColumnElement
@@ -37,7 +36,13 @@ from sqlalchemy.sql.elements import KeyedColumnElement
 from call_monitor.calls.model import CallRecord
 from call_monitor.charter.rules import CallVerdict
 from call_monitor.config import StoreSettings
-from call_monitor.retry import Backoff, WriteQueue, write_until_stopped, write_until_written
+from call_monitor.retry import (
+    Backoff,
+    WriteQueue,
+    write_or_set_aside,
+    write_until_stopped,
+    write_until_written,
+)
 from call_monitor.store import sqlite_batch
 from call_monitor.store.engine import create_engine
 from call_monitor.store.models import (
@@ -274,24 +279,19 @@ class StoreWriter:
                     await self._flush_batch(batch)
 
     async def _flush_batch(self, batch: list[tuple[str, _CallRows]]) -> None:
-        try:
-            await self._write(self._engine, [rows for _, rows in batch])
-        except Exception as exc:
-            if not is_data_error(exc):
-                self._count_failure(exc, len(batch))
-                raise
-            if len(batch) == 1:
-                self._reject(*batch[0], exc)
-                return
-            # One call the database refuses must not hold back the others: one by one.
-            log.warning(
-                "store refused a batch of %d calls (%s); writing them one by one",
-                len(batch),
-                type(exc).__name__,
-            )
-            for item in batch:
-                await self._flush_batch([item])
-            return
+        await write_or_set_aside(
+            batch,
+            self._write_items,
+            self._queue,
+            written=self._written,
+            refused=lambda item, exc: self._reject(*item, exc),
+            failed=self._count_failure,
+        )
+
+    async def _write_items(self, batch: Sequence[tuple[str, _CallRows]]) -> None:
+        await self._write(self._engine, [rows for _, rows in batch])
+
+    def _written(self, batch: Sequence[tuple[str, _CallRows]]) -> None:
         for key, rows in batch:
             # A newer version submitted meanwhile stays queued.
             if self._pending.get(key) is rows:
@@ -301,13 +301,13 @@ class StoreWriter:
         self.stats.consecutive_failures = 0
         self.stats.last_flush_monotonic = time.monotonic()
 
-    def _count_failure(self, exc: Exception, size: int) -> None:
+    def _count_failure(self, exc: Exception, batch: Sequence[tuple[str, _CallRows]]) -> None:
         self.stats.failures += 1
         self.stats.consecutive_failures += 1
         self.stats.last_error = f"{type(exc).__name__}: {exc}"
         log.error(
             "store write of %d calls failed (attempt %d in a row); %d calls kept queued",
-            size,
+            len(batch),
             self.stats.consecutive_failures,
             len(self._pending),
             exc_info=exc,
@@ -376,22 +376,6 @@ class StoreWriter:
         await write_until_written(
             self.flush, self._queue, self._backoff, give_up_after=give_up_after
         )
-
-
-def is_data_error(exc: BaseException) -> bool:
-    """Whether the database refused the data itself (retrying the same rows cannot help).
-
-    Integrity and data errors (SQLSTATE classes 22 and 23, for example a NUL character in
-    PostgreSQL text) and failures to bind a value; not lost connections or missing tables.
-    """
-    if isinstance(exc, IntegrityError | DataError):
-        return True
-    if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated:
-            return False
-        code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
-        return isinstance(code, str) and code[:2] in ("22", "23")
-    return isinstance(exc, StatementError)
 
 
 async def _write_sqlite(

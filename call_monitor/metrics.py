@@ -132,13 +132,20 @@ class CorrelatorStatsView(Protocol):
 
 
 class StoreStatsView(Protocol):
-    """What the store writer counts (``WriterStats``): failed batches, evicted calls."""
+    """What the store writer knows (``StoreWriter.gauges()``): its queue, failed batches,
+    evicted calls, calls refused for their data."""
+
+    @property
+    def pending(self) -> int: ...
 
     @property
     def failures(self) -> int: ...
 
     @property
     def dropped(self) -> int: ...
+
+    @property
+    def rejected(self) -> int: ...
 
 
 class CallbacksView(Protocol):
@@ -209,6 +216,14 @@ class _WatchedCollector:
                 "callmon_store_dropped_calls",
                 "Calls evicted unwritten because the store's queue was full (lost).",
             ),
+            "store_rejected": CounterMetricFamily(
+                "callmon_store_rejected_calls",
+                "Calls the database refused for their data (set aside and logged, not retried).",
+            ),
+            "store_pending": GaugeMetricFamily(
+                "callmon_store_pending_calls",
+                "Judged calls queued for the store and not yet written (a store falling behind).",
+            ),
         }
 
     def describe(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
@@ -241,11 +256,13 @@ class _WatchedCollector:
 
         store = self._read("store", self.store)
         if self.store is None:
-            families["store_failures"].add_metric([], 0.0)
-            families["store_dropped"].add_metric([], 0.0)
+            for key in ("store_failures", "store_dropped", "store_rejected", "store_pending"):
+                families[key].add_metric([], 0.0)
         elif store is not None:
             families["store_failures"].add_metric([], float(store.failures))
             families["store_dropped"].add_metric([], float(store.dropped))
+            families["store_rejected"].add_metric([], float(store.rejected))
+            families["store_pending"].add_metric([], float(store.pending))
 
         for family in families.values():
             if family.samples:
@@ -527,7 +544,8 @@ class CallMetrics:
 
     def watch_store(self, provider: Callable[[], StoreStatsView]) -> None:
         """Store writer: ``callmon_store_write_failures_total``,
-        ``callmon_store_dropped_calls_total`` (e.g. ``lambda: writer.stats``)."""
+        ``callmon_store_dropped_calls_total``, ``callmon_store_rejected_calls_total``,
+        ``callmon_store_pending_calls`` (e.g. ``writer.gauges``)."""
         self._watched.store = provider
 
     def watch_calls_in_progress(self, provider: Callable[[], int]) -> None:

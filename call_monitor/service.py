@@ -86,7 +86,7 @@ class Daemon:
         self.metrics.watch_calls_in_progress(lambda: self.pipeline.correlator.calls_in_progress)
         self.engine = create_engine(self.settings.store.url)
         self.writer = StoreWriter(self.engine, self.settings.store)
-        self.metrics.watch_store(lambda: self.writer.stats)
+        self.metrics.watch_store(self.writer.gauges)
         self.publisher = OutboxPublisher(self.engine, self.settings.mqtt)
         self.callbacks = CallbackService(
             self.settings,

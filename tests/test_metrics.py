@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from call_monitor.calls.correlator import CorrelatorStats
 from call_monitor.calls.model import CallRecord, Leg, Transfer
 from call_monitor.charter.rules import Check, judge
-from call_monitor.config import CharterSettings, default_directory
+from call_monitor.config import CharterSettings, StoreSettings, default_directory
 from call_monitor.directory import Directory
 from call_monitor.metrics import (
     CALLBACK_RESULTS,
@@ -26,7 +26,7 @@ from call_monitor.metrics import (
     STAFF_CLAUSES,
     CallMetrics,
 )
-from call_monitor.store import WriterStats
+from call_monitor.store import StoreWriter, create_engine
 
 DIRECTORY = Directory(default_directory())
 CHARTER = CharterSettings()
@@ -154,6 +154,8 @@ def test_series_exist_at_zero(metrics: CallMetrics) -> None:
         "callmon_resync_incomplete_calls_total",
         "callmon_store_write_failures_total",
         "callmon_store_dropped_calls_total",
+        "callmon_store_rejected_calls_total",
+        "callmon_store_pending_calls",
     ):
         assert value(metrics, name) == 0.0
     assert (
@@ -564,19 +566,23 @@ class FakeLink:
 
 
 def test_scrape_time_sources(metrics: CallMetrics) -> None:
-    # the real stats classes of the correlator and the store writer fit the protocols
-    link, correlator, store = FakeLink(), CorrelatorStats(), WriterStats()
+    # the real stats of the correlator and the store writer fit the protocols
+    link, correlator = FakeLink(), CorrelatorStats()
+    writer = StoreWriter(create_engine("sqlite+aiosqlite://"), StoreSettings())  # unconnected
     live = {"a": 1, "b": 2}
     metrics.watch_link(lambda: link)
     metrics.watch_correlator(lambda: correlator)
-    metrics.watch_store(lambda: store)
+    metrics.watch_store(writer.gauges)
     metrics.watch_calls_in_progress(lambda: len(live))
     assert value(metrics, "callmon_ami_connected") == 0.0
     assert value(metrics, "callmon_calls_in_progress") == 2.0
 
     link.connected, link.events, link.framing_errors, link.reconnects = True, 1234, 2, 3
     correlator.rejected = 5
-    store.failures, store.dropped = 7, 1
+    writer.stats.failures, writer.stats.dropped, writer.stats.rejected = 7, 1, 2
+    for n in range(3):
+        record = inbound(linkedid=f"queued.{n}")
+        writer.submit(record, judge(record, CHARTER, DIRECTORY))
     live["c"] = 3
     assert value(metrics, "callmon_ami_connected") == 1.0
     assert value(metrics, "callmon_ami_events_total") == 1234.0
@@ -585,6 +591,8 @@ def test_scrape_time_sources(metrics: CallMetrics) -> None:
     assert value(metrics, "callmon_ami_malformed_events_total") == 5.0
     assert value(metrics, "callmon_store_write_failures_total") == 7.0
     assert value(metrics, "callmon_store_dropped_calls_total") == 1.0
+    assert value(metrics, "callmon_store_rejected_calls_total") == 2.0
+    assert value(metrics, "callmon_store_pending_calls") == 3.0
     assert value(metrics, "callmon_calls_in_progress") == 3.0
 
 

@@ -55,7 +55,7 @@ from call_monitor.store.models import (
 )
 from call_monitor.store.reading import count_calls, load_call
 
-__all__ = ["StoreWriter", "WriterStats", "count_calls", "create_engine", "load_call"]
+__all__ = ["StoreGauges", "StoreWriter", "WriterStats", "count_calls", "create_engine", "load_call"]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,16 @@ class WriterStats:
     rejected: int = 0  # calls the database refused (bad data): set aside, not retried
     last_error: str | None = None
     last_flush_monotonic: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoreGauges:
+    """What the metrics read at scrape time (:class:`call_monitor.metrics.StoreStatsView`)."""
+
+    pending: int  # calls queued, not yet written
+    failures: int
+    dropped: int
+    rejected: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +235,11 @@ class StoreWriter:
     def pending(self) -> int:
         """Calls queued and not yet written."""
         return len(self._pending)
+
+    def gauges(self) -> StoreGauges:
+        """The queue's length and the failure counts, for a scrape."""
+        stats = self.stats
+        return StoreGauges(len(self._pending), stats.failures, stats.dropped, stats.rejected)
 
     @property
     def rejected(self) -> list[str]:

@@ -178,6 +178,9 @@ class CallbackService:
 
     async def start(self) -> int:
         """Reload the open obligations and emit what fell due meanwhile; how many loaded."""
+        # The first holiday lookup builds the `holidays` package's tables (~40 ms): in a
+        # thread before any call, not on the event loop in the middle of the first ones.
+        await asyncio.to_thread(self.tracker.working_hours.public_holidays, self.clock().year)
         loaded = self.tracker.restore(await load_open(self.engine))
         if loaded:
             log.info("callbacks: %d open obligations reloaded from the store", loaded)

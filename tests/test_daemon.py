@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import os
 import queue
 import signal
@@ -224,6 +225,18 @@ async def store_at(db: Path) -> AsyncIterator[Any]:
         yield engine
     finally:
         await engine.dispose()
+
+
+async def test_the_daemon_keeps_its_startup_objects_from_the_gc_while_it_runs(
+    tmp_path: Path,
+) -> None:
+    """A full collection scanned everything built at start (the directory, every metric
+    series) and stalled the loop; frozen while the daemon runs, given back after."""
+    assert gc.get_freeze_count() == 0
+    async with live_daemon(script_for(FULL[:1]), tmp_path / "calls.sqlite3") as live:
+        await live.consumed()
+        assert gc.get_freeze_count() > 0
+    assert gc.get_freeze_count() == 0
 
 
 # -- (a) every recording, any TCP chunking: the daemon concludes what replay() does -------

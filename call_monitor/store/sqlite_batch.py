@@ -1,5 +1,9 @@
 """Many rows in few statements, for SQLite: a batch of calls in about seven steps.
 
+Used on SQLite by the store writer (calls and their children), the callback service
+(obligations and their history) and the outbox; PostgreSQL keeps SQLAlchemy Core, whose
+asyncpg driver has no thread to hand the GIL to.
+
 Why: Python's ``sqlite3`` runs every step of a statement with the GIL released and must
 take it back after each one, so an ``executemany`` of N rows asks for the GIL N times. The
 store's aiosqlite thread gets it from an event loop busy in Python only after a switch

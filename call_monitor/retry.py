@@ -14,8 +14,8 @@ they could not write queued and try again; they differ only in when a write is d
   succeeds or ``give_up_after`` seconds have passed, then logged and re-raised;
 - :func:`write_or_set_aside`: one transaction of a flush, and what to do when the database
   refuses the data itself (:func:`is_data_error`): retrying cannot help, and the refused
-  rows must not hold back the others, so the parts are written one by one and a part
-  refused alone is set aside.
+  rows must not hold back the others, so the parts are written in halves, halved again
+  while refused, and a part refused alone is set aside.
 
 ``flush`` itself logs and counts each failure (with its traceback) and keeps the rows queued.
 """
@@ -153,9 +153,10 @@ async def write_or_set_aside(
 
     A failure retrying can help (a lost connection, say) goes to ``failed`` and is re-raised:
     the caller keeps the parts queued. Data the database refuses (:func:`is_data_error`)
-    would fail every retry and hold back every later write, so the parts are written one by
-    one, each its own transaction, and a part refused alone goes to ``refused`` (to be set
-    aside, not retried) while the others are written.
+    would fail every retry and hold back every later write, so the parts are written in
+    halves, each its own transaction, halved again while refused: a part refused alone goes
+    to ``refused`` (to be set aside, not retried) while the others are written. One bad part
+    among 2,000 costs about 22 transactions, not 2,000.
     """
     try:
         await write(parts)
@@ -167,14 +168,15 @@ async def write_or_set_aside(
             refused(parts[0], exc)
             return
         queue.log.warning(
-            "%s: the store refused a transaction of %d parts (%s); writing them one by one",
+            "%s: the store refused a transaction of %d parts (%s); writing them in halves",
             queue.name,
             len(parts),
             type(exc).__name__,
         )
-        for part in parts:
+        middle = len(parts) // 2
+        for half in (parts[:middle], parts[middle:]):
             await write_or_set_aside(
-                [part], write, queue, written=written, refused=refused, failed=failed
+                half, write, queue, written=written, refused=refused, failed=failed
             )
         return
     written(parts)

@@ -1,5 +1,6 @@
 """``call_monitor/retry.py``: the backoff delays, and ``write_or_set_aside``: refused data is
-set aside, the rest written; other failures propagate with everything kept."""
+set aside (halving until it is alone), the rest written; other failures propagate with
+everything kept."""
 
 from __future__ import annotations
 
@@ -46,9 +47,34 @@ async def test_a_refused_part_is_set_aside_and_the_others_written() -> None:
     )
     assert database.stored == ["a", "b", "d"]
     assert refused == ["c", "e"]
-    assert written == [["a"], ["b"], ["d"]]
+    assert written == [["a", "b"], ["d"]]  # halves, halved again while refused
     assert failed == []
-    assert database.transactions[0] == ["a", "b", "c", "d", "e"]  # all at once first
+    assert database.transactions == [
+        ["a", "b", "c", "d", "e"],  # all at once first
+        ["a", "b"],
+        ["c", "d", "e"],
+        ["c"],
+        ["d", "e"],
+        ["d"],
+        ["e"],
+    ]
+
+
+async def test_one_bad_part_among_many_costs_a_few_transactions() -> None:
+    parts = [f"p{n}" for n in range(2000)]
+    database = Database(bad={"p1234"})
+    refused: list[str] = []
+    await write_or_set_aside(
+        parts,
+        database.write,
+        QUEUE,
+        written=lambda parts: None,
+        refused=lambda part, exc: refused.append(part),
+        failed=lambda exc, parts: pytest.fail("failed"),
+    )
+    assert refused == ["p1234"]
+    assert sorted(database.stored) == sorted(set(parts) - {"p1234"})
+    assert len(database.transactions) <= 2 * 11 + 1  # two halves a level, log2(2000) < 11
 
 
 async def test_all_good_is_one_transaction() -> None:

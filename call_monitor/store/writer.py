@@ -12,9 +12,9 @@ SQLite a batch goes in a few multi-row statements (``store/sqlite_batch.py``). A
 stays queued (the failure is logged with its traceback and counted in :attr:`StoreWriter.stats`)
 and is retried with exponential backoff; :meth:`StoreWriter.close` writes what is left. The one
 exception: a call the database refuses for its data (an integrity or data error, say a NUL
-character in PostgreSQL text) would block every later write, so it is written alone, and if
-still refused it is set aside in :attr:`StoreWriter.rejected`, logged with its rows and counted,
-while the rest of the batch goes on.
+character in PostgreSQL text) would block every later write, so the batch is written in halves
+until that call is alone (``retry.write_or_set_aside``); refused alone it is set aside in
+:attr:`StoreWriter.rejected`, logged with its rows and counted, while the rest goes on.
 """
 
 from __future__ import annotations

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -33,8 +34,19 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 Row = dict[str, Any]
 Processor = Callable[[Any], Any]
 
-# SQLite's default SQLITE_MAX_VARIABLE_NUMBER: 32,766 since 3.32.0, 999 before.
-MAX_PARAMETERS = 32_766 if sqlite3.sqlite_version_info >= (3, 32, 0) else 999
+
+def _parameter_limit(cap: int = 32_766) -> int:
+    """Bound parameters a statement may take, as the linked SQLite was built (its
+    SQLITE_MAX_VARIABLE_NUMBER: 32,766 by default since 3.32, 999 before, 250,000 in
+    Debian's), and its text at most SQLITE_MAX_SQL_LENGTH (at most 4 characters a parameter
+    here); at most ``cap``, which keeps each statement's preparation small."""
+    with closing(sqlite3.connect(":memory:")) as probe:
+        variables = probe.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        text = probe.getlimit(sqlite3.SQLITE_LIMIT_SQL_LENGTH)
+    return max(1, min(cap, variables, (text - 10_000) // 4))
+
+
+MAX_PARAMETERS = _parameter_limit()
 
 
 @dataclass(frozen=True, slots=True)

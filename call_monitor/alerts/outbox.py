@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import islice
 from typing import Any
 
 from sqlalchemy import Boolean, Index, Integer, Table, Text, func, insert, select, update
@@ -26,11 +25,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from call_monitor.alerts.messages import OutboxMessage
 from call_monitor.store import sqlite_batch
+from call_monitor.store.chunks import chunks
 from call_monitor.store.models import Base, UtcDateTime
 
 MAX_ERROR_CHARS = 2000
-# Rows per INSERT / ids per UPDATE ... IN: far under every backend's bound-parameter limit.
-_CHUNK = 500
 
 
 class OutboxRow(Base):
@@ -115,7 +113,7 @@ async def enqueue(
             conn, outbox_table, rows, on_conflict=("idempotency_key",)
         )
     inserted = 0
-    for chunk in _chunks(rows, _CHUNK):
+    for chunk in chunks(rows):
         if dialect != "postgresql":  # any other backend
             inserted += await _insert_new(conn, chunk)
             continue
@@ -128,7 +126,7 @@ async def enqueue(
     return inserted
 
 
-async def _insert_new(conn: AsyncConnection, rows: list[dict[str, Any]]) -> int:
+async def _insert_new(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> int:
     """Any other backend: skip the keys already there (the unique constraint still guards)."""
     keys = [row["idempotency_key"] for row in rows]
     found = await conn.execute(
@@ -183,7 +181,7 @@ async def mark_delivered(
     """The broker acknowledged these rows (PUBACK): they are never published again."""
     when = at or _now()
     async with engine.begin() as conn:
-        for chunk in _chunks(list(ids), _CHUNK):
+        for chunk in chunks(list(ids)):
             await conn.execute(
                 update(outbox_table)
                 .where(outbox_table.c.id.in_(chunk), outbox_table.c.delivered_at.is_(None))
@@ -194,7 +192,7 @@ async def mark_delivered(
 async def mark_failed(engine: AsyncEngine, ids: Sequence[int], error: str) -> None:
     """A publish of these rows failed: count the attempt and keep the error; they stay pending."""
     async with engine.begin() as conn:
-        for chunk in _chunks(list(ids), _CHUNK):
+        for chunk in chunks(list(ids)):
             await conn.execute(
                 update(outbox_table)
                 .where(outbox_table.c.id.in_(chunk), outbox_table.c.delivered_at.is_(None))
@@ -211,9 +209,3 @@ async def purge_delivered(engine: AsyncEngine, before: datetime) -> int:
             )
         )
         return max(result.rowcount, 0)
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterable[list[Any]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk

@@ -54,6 +54,7 @@ from call_monitor.charter.obligations import (
     Source,
 )
 from call_monitor.store import sqlite_batch
+from call_monitor.store.chunks import chunks
 from call_monitor.store.models import Base, UtcDateTime
 from call_monitor.timefmt import SEOUL
 
@@ -61,9 +62,6 @@ if TYPE_CHECKING:
     from call_monitor.alerts.messages import OutboxMessage
 
 Row = dict[str, Any]
-
-# Ids per "IN (...)": far under every backend's bound-parameter limit.
-_IN_CHUNK = 500
 
 
 class ObligationRow(Base):
@@ -285,17 +283,13 @@ def _obligation(row: Any, tally: _Tally | None) -> Obligation:
     )
 
 
-def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
-    return (ids[start : start + _IN_CHUNK] for start in range(0, len(ids), _IN_CHUNK))
-
-
 async def _tallies(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, _Tally]:
     """Per obligation: its changes by kind, its missed calls and its history's length,
     counted by the database (one row per obligation and kind comes back)."""
     index = {kind: i for i, kind in enumerate(CHANGE_KINDS)}
     table = obligation_changes_table
     tallies: dict[str, _Tally] = {}
-    for chunk in _chunks(ids):
+    for chunk in chunks(ids):
         result = await conn.execute(
             select(
                 table.c.obligation_id,
@@ -387,7 +381,7 @@ async def load_histories(
     changes: dict[str, list[Change]] = {obligation_id: [] for obligation_id in lengths}
     table = obligation_changes_table
     async with engine.connect() as conn:
-        for chunk in _chunks(list(lengths)):
+        for chunk in chunks(list(lengths)):
             result = await conn.execute(
                 select(table)
                 .where(table.c.obligation_id.in_(chunk))

@@ -21,7 +21,7 @@ tests compare the stored rows with those the Core statements write.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from functools import lru_cache
@@ -30,6 +30,8 @@ from typing import Any
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from call_monitor.store.chunks import chunks
 
 Row = dict[str, Any]
 Processor = Callable[[Any], Any]
@@ -110,11 +112,6 @@ def _insert_sql(shape: _Shape, count: int, conflict: tuple[str, ...], update: bo
     return f"{sql} ON CONFLICT ({target}) DO UPDATE SET {updates}"
 
 
-def _slices(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 async def insert_rows(
     conn: AsyncConnection,
     table: Table,
@@ -136,7 +133,7 @@ async def insert_rows(
     if missing:
         raise ValueError(f"conflict columns {missing} are not among the rows' columns")
     changed = 0
-    for chunk in _slices(rows, shape.rows_per_statement):
+    for chunk in chunks(rows, shape.rows_per_statement):
         result = await conn.exec_driver_sql(
             _insert_sql(shape, len(chunk), on_conflict, update), _flat_parameters(shape, chunk)
         )
@@ -150,7 +147,7 @@ async def delete_where_in(
     """``DELETE FROM table WHERE column IN (keys)``, as few statements as the limit allows."""
     shape = _shape(table, conn.dialect, (column,))
     process = shape.processors[0]
-    for chunk in _slices(keys, MAX_PARAMETERS):
+    for chunk in chunks(keys, MAX_PARAMETERS):
         values = tuple(chunk if process is None else (process(key) for key in chunk))
         placeholders = ",".join("?" * len(values))
         await conn.exec_driver_sql(

@@ -22,9 +22,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Any
 
 from sqlalchemy import Table, delete, insert
@@ -44,6 +43,7 @@ from call_monitor.retry import (
     write_until_written,
 )
 from call_monitor.store import sqlite_batch
+from call_monitor.store.chunks import chunks
 from call_monitor.store.engine import create_engine
 from call_monitor.store.models import (
     CHILD_TABLES,
@@ -61,8 +61,6 @@ log = logging.getLogger(__name__)
 
 Row = dict[str, Any]
 MAX_REJECTED = 1000
-# Keeps DELETE ... WHERE linkedid IN (...) well under every backend's bound-parameter limit.
-_IN_CHUNK = 500
 
 
 @dataclass(slots=True)
@@ -353,7 +351,7 @@ class StoreWriter:
             if conn.dialect.name == "sqlite":
                 await _write_sqlite(conn, linkedids, [rows.call for rows in calls], children)
                 return
-            for chunk in _chunks(linkedids, _IN_CHUNK):
+            for chunk in chunks(linkedids):
                 for table in CHILD_TABLES:
                     await conn.execute(delete(table).where(table.c.linkedid.in_(chunk)))
             await _upsert_calls(conn, [rows.call for rows in calls])
@@ -416,7 +414,7 @@ async def _upsert_calls(conn: AsyncConnection, rows: list[Row]) -> None:
         )
     else:
         # Any other backend: replace the rows (one transaction: no window without them).
-        for chunk in _chunks([row["linkedid"] for row in rows], _IN_CHUNK):
+        for chunk in chunks([row["linkedid"] for row in rows]):
             await conn.execute(delete(calls_table).where(calls_table.c.linkedid.in_(chunk)))
         await conn.execute(insert(calls_table), rows)
 
@@ -428,9 +426,3 @@ def _updates(excluded: ReadOnlyColumnCollection[str, KeyedColumnElement[Any]]) -
         for column in calls_table.columns
         if not column.primary_key
     }
-
-
-def _chunks(items: Sequence[str], size: int) -> Iterator[list[str]]:
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk

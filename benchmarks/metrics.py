@@ -64,10 +64,11 @@ from _soak.traffic import DEPARTMENT_FORMAT, bench_directory, build_traffic, jud
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+from call_monitor.charter.judged import JudgedCall
 from call_monitor.config import Settings
+from call_monitor.daemon.pipeline import Pipeline
 from call_monitor.directory import UNKNOWN
 from call_monitor.metrics import CallMetrics
-from call_monitor.pipeline import JudgedCall, Pipeline
 from call_monitor.web.app import create_app, serve
 
 SCRIPT = Path(__file__).resolve()

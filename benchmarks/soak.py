@@ -69,7 +69,7 @@ from _soak.daemon import RESULT_PREFIX, SAMPLE_PREFIX, DaemonArgs
 from _soak.traffic import bench_directory, build_traffic, judge_rounds
 
 from call_monitor.config import Settings
-from call_monitor.pipeline import Pipeline
+from call_monitor.daemon.pipeline import Pipeline
 
 SCRIPT = Path(__file__).resolve()
 BENCHMARKS = SCRIPT.parent

@@ -58,17 +58,18 @@ import aiosqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
-from call_monitor.alerts.outbox import mark_delivered, pending
-from call_monitor.callbacks_service import CallbackService
+from call_monitor.charter.judged import JudgedCall
 from call_monitor.config import Settings, StoreSettings
+from call_monitor.daemon.callbacks import CallbackService
+from call_monitor.daemon.pipeline import replay
 from call_monitor.directory import Directory
-from call_monitor.pipeline import JudgedCall, replay
 from call_monitor.store import StoreWriter, count_calls, create_engine, upgrade
 from call_monitor.store.obligations import list_obligations
+from call_monitor.store.outbox import mark_delivered, pending
 from call_monitor.timefmt import SEOUL
 
 REPO = Path(__file__).resolve().parent.parent
-RECORDING = REPO / "call_monitor" / "recordings" / "j_burst_50.full.ami"
+RECORDING = REPO / "call_monitor" / "demo" / "recordings" / "j_burst_50.full.ami"
 MEMO_CLOCK = dt.datetime(2026, 11, 30, 10, 0, tzinfo=SEOUL)  # a Monday, working hours
 
 

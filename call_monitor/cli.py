@@ -18,16 +18,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from call_monitor import service
 from call_monitor.calls.correlator import EventRejected
 from call_monitor.charter.callbacks import CallbackTracker
+from call_monitor.charter.judged import JudgedCall, call_report
+from call_monitor.charter.lines import describe
 from call_monitor.charter.obligations import Obligation, callback_report
 from call_monitor.charter.working_hours import WorkingHours
 from call_monitor.config import CONFIG_ENV, Settings, load_settings
+from call_monitor.daemon import service
+from call_monitor.daemon.pipeline import replay
+from call_monitor.demo import runner
 from call_monitor.directory import Directory
-from call_monitor.pipeline import JudgedCall, replay
-from call_monitor.report import call_report
-from call_monitor.summary import describe
 from call_monitor.timefmt import SEOUL
 
 log = logging.getLogger("call_monitor")
@@ -207,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _memo(args, settings)
     if args.command == "run":
         return asyncio.run(service.run(settings, lang=args.lang))
-    return asyncio.run(service.demo(settings, speed=args.speed, once=args.once, lang=args.lang))
+    return asyncio.run(runner.demo(settings, speed=args.speed, once=args.once, lang=args.lang))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-RECORDINGS = Path(__file__).resolve().parent.parent / "call_monitor" / "recordings"
+RECORDINGS = Path(__file__).resolve().parent.parent / "call_monitor" / "demo" / "recordings"
 
 SCENARIOS = [
     "a_answer_1ring",

@@ -23,7 +23,9 @@ from call_monitor.ami.client import (
     ClientStats,
 )
 from call_monitor.ami.framing import AmiFramer, AmiMessage, Frame, encode_action
-from call_monitor.ami.playback import (
+from call_monitor.ami.stream import LinkDown, LinkUp, Resync, StreamItem, transcript_items
+from call_monitor.config import AmiSettings
+from call_monitor.demo.pbx import (
     RECORDINGS_DIR,
     PlaybackServer,
     Recording,
@@ -31,8 +33,6 @@ from call_monitor.ami.playback import (
     recording_path,
     script_for,
 )
-from call_monitor.ami.stream import LinkDown, LinkUp, Resync, StreamItem, transcript_items
-from call_monitor.config import AmiSettings
 
 SECRET = "s3cr3t-Do-Not-Log-7f2e"
 DEADLINE = 20.0  # generous bound for any single wait; tests finish far sooner

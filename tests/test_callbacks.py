@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from call_monitor.calls.model import CallRecord, Leg
 from call_monitor.charter.callbacks import CallbackTracker
+from call_monitor.charter.judged import JudgedCall
 from call_monitor.charter.obligations import (
     Obligation,
     ObligationChange,
@@ -24,8 +25,8 @@ from call_monitor.charter.obligations import (
 )
 from call_monitor.charter.working_hours import NaiveDatetimeError, WorkingHours
 from call_monitor.config import CallbackSettings, Settings
+from call_monitor.daemon.pipeline import replay
 from call_monitor.directory import Directory
-from call_monitor.pipeline import JudgedCall, replay
 from call_monitor.timefmt import SEOUL
 from tests.recordings import streams
 

@@ -28,26 +28,26 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-import call_monitor.alerts.outbox
-from call_monitor import callbacks_service
+import call_monitor.store.obligations
 from call_monitor.alerts.messages import (
     ALERT_EVENTS,
     messages_for,
     staff_summary_topic,
     staff_topic,
 )
-from call_monitor.alerts.outbox import outbox_table
-from call_monitor.ami.playback import PlaybackServer, recording_path, script_for
-from call_monitor.callbacks_service import CallbackService
 from call_monitor.calls.model import CallRecord
 from call_monitor.charter.callbacks import CallbackTracker
+from call_monitor.charter.judged import JudgedCall
 from call_monitor.charter.obligations import Obligation, ObligationChange, ObligationHistory
 from call_monitor.charter.working_hours import WorkingHours
 from call_monitor.config import AmiSettings, MqttSettings, Settings, StoreSettings, WebSettings
+from call_monitor.daemon import callbacks as callbacks_service
+from call_monitor.daemon.callbacks import CallbackService
+from call_monitor.daemon.pipeline import replay
+from call_monitor.daemon.service import Daemon
+from call_monitor.demo.pbx import PlaybackServer, recording_path, script_for
 from call_monitor.directory import Directory
 from call_monitor.metrics import CallMetrics
-from call_monitor.pipeline import JudgedCall, replay
-from call_monitor.service import Daemon
 from call_monitor.store import create_engine, upgrade
 from call_monitor.store.models import UtcDateTime
 from call_monitor.store.obligations import (
@@ -62,9 +62,9 @@ from call_monitor.store.obligations import (
     obligations_table,
     save_changes,
 )
+from call_monitor.store.outbox import outbox_table
 from call_monitor.store.schema import alembic_config
 from call_monitor.timefmt import SEOUL
-from call_monitor.web import callbacks as callbacks_web
 from call_monitor.web.app import create_app
 from call_monitor.web.callbacks import MAX_NAME, callbacks_router
 from tests.backends import Backend
@@ -291,7 +291,7 @@ async def test_the_change_and_its_alerts_commit_together(
     async def broken(*args: Any, **kwargs: Any) -> int:
         raise OSError("outbox unavailable")
 
-    monkeypatch.setattr(call_monitor.alerts.outbox, "enqueue", broken)
+    monkeypatch.setattr(call_monitor.store.obligations, "enqueue", broken)
     with pytest.raises(OSError, match="outbox unavailable"):
         await save_changes(engine, changes, messages)
     # The obligations were written before the outbox failed: rolled back with it.
@@ -691,7 +691,7 @@ async def test_an_answer_not_yet_stored_shows_the_history_with_its_change(
         clock.at += timedelta(minutes=1)
         joined = await service.memo(**body, wait_seconds=0)
         assert not joined.stored
-        history = await callbacks_web._history_until(service, joined.change)
+        history = await service.history_until(joined.change)
         assert [c.kind for c in history.changes] == ["created", "memo"]
         assert history.changes[-1] == joined.change.change
         down["store"] = False

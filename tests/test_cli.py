@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from call_monitor.ami.playback import recording_path
+from call_monitor.charter.judged import JudgedCall, call_report
 from call_monitor.config import Settings
-from call_monitor.pipeline import JudgedCall, replay
-from call_monitor.report import call_report
+from call_monitor.daemon.pipeline import replay
+from call_monitor.demo.pbx import recording_path
 
 TIMEOUT = 60.0
 HANGUL = re.compile("[\uac00-\ud7a3]")

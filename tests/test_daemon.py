@@ -1,7 +1,7 @@
 """The whole daemon (AMI client, pipeline, store, web) over real sockets.
 
 A :class:`PlaybackServer` plays recordings on a loopback TCP port, the real
-:class:`~call_monitor.service.Daemon` connects to it, judges the calls, writes them to a
+:class:`~call_monitor.daemon.service.Daemon` connects to it, judges the calls, writes them to a
 SQLite file and serves ``/metrics``. What it concludes must be exactly what the offline
 ``replay()`` of the same bytes concludes, whatever the TCP chunk boundaries were.
 The demo as a real process (SIGTERM, exit code, nothing lost) is checked at the end.
@@ -30,7 +30,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from call_monitor.ami.playback import (
+from call_monitor.charter.judged import JudgedCall, call_report
+from call_monitor.config import AmiSettings, Settings, StoreSettings, WebSettings
+from call_monitor.daemon.pipeline import replay
+from call_monitor.daemon.service import Daemon
+from call_monitor.demo.pbx import (
     RECORDINGS_DIR,
     PlaybackServer,
     Recording,
@@ -38,10 +42,6 @@ from call_monitor.ami.playback import (
     recording_path,
     script_for,
 )
-from call_monitor.config import AmiSettings, Settings, StoreSettings, WebSettings
-from call_monitor.pipeline import JudgedCall, replay
-from call_monitor.report import call_report
-from call_monitor.service import Daemon
 from call_monitor.store import count_calls, create_engine, load_call
 
 DEADLINE = 30.0  # bound for any one wait; the runs finish far sooner

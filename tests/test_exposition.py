@@ -1,4 +1,4 @@
-"""call_monitor.exposition: the same bytes as prometheus_client's encoders.
+"""call_monitor.metrics.exposition: the same bytes as prometheus_client's encoders.
 
 The fast collectors (FastCounter, FastGauge, FastHistogram, FastInfo) against
 prometheus_client's own types, byte for byte in the text and OpenMetrics formats, hostile
@@ -28,19 +28,18 @@ from prometheus_client.openmetrics.parser import (
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.utils import floatToGoString
 
-from call_monitor import exposition
 from call_monitor.calls.model import Transfer
 from call_monitor.charter.rules import Check, judge
 from call_monitor.config import DepartmentEntry, DirectorySettings, StaffEntry
 from call_monitor.directory import Directory
-from call_monitor.exposition import (
+from call_monitor.metrics import CallMetrics, exposition
+from call_monitor.metrics.exposition import (
     FastCounter,
     FastGauge,
     FastHistogram,
     FastInfo,
     negotiated_format,
 )
-from call_monitor.metrics import CallMetrics
 from tests.test_metrics import (
     CHARTER,
     CHONGMU,

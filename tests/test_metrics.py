@@ -20,7 +20,7 @@ from call_monitor.calls.model import CallRecord, Leg, Transfer
 from call_monitor.charter.rules import Check, judge
 from call_monitor.config import CharterSettings, StoreSettings, default_directory
 from call_monitor.directory import Directory
-from call_monitor.metrics import (
+from call_monitor.metrics.families import (
     CALLBACK_RESULTS,
     CHECK_CLAUSES,
     STAFF_CLAUSES,

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
+from call_monitor.charter.judged import JudgedCall, call_report
 from call_monitor.config import Settings
-from call_monitor.pipeline import JudgedCall, replay
-from call_monitor.report import call_report
+from call_monitor.daemon.pipeline import replay
 from tests.recordings import SCENARIOS, dialogs, sip_time, streams, truth
 
 RING_TOLERANCE = 0.05

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from call_monitor.retry import Backoff, WriteQueue, is_data_error, write_or_set_aside
+from call_monitor.store.retry import Backoff, WriteQueue, is_data_error, write_or_set_aside
 
 QUEUE = WriteQueue(logging.getLogger("test"), "test", "parts", lambda: 0)
 

@@ -25,11 +25,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
-from call_monitor.alerts.outbox import backlog, mark_delivered, outbox_table, pending
-from call_monitor.callbacks_service import CallbackService
 from call_monitor.calls.model import CallRecord, Leg, Transfer
 from call_monitor.charter.rules import CallVerdict, Check, TransferVerdict
 from call_monitor.config import Settings, StoreSettings
+from call_monitor.daemon.callbacks import CallbackService
 from call_monitor.directory import Directory
 from call_monitor.store import (
     StoreWriter,
@@ -47,6 +46,7 @@ from call_monitor.store.models import (
     verdicts_table,
 )
 from call_monitor.store.obligations import list_obligations, obligation_changes_table
+from call_monitor.store.outbox import backlog, mark_delivered, outbox_table, pending
 from call_monitor.store.schema import head_revision
 from call_monitor.store.writer import call_rows
 from call_monitor.timefmt import SEOUL

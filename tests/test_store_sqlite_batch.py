@@ -19,7 +19,6 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from call_monitor.alerts.messages import OutboxMessage
-from call_monitor.alerts.outbox import outbox_rows, outbox_table
 from call_monitor.calls.model import CallRecord
 from call_monitor.charter.rules import CallVerdict
 from call_monitor.config import StoreSettings
@@ -37,6 +36,7 @@ from call_monitor.store.models import (
     transfers_table,
     verdicts_table,
 )
+from call_monitor.store.outbox import outbox_rows, outbox_table
 from call_monitor.store.writer import call_rows
 from tests.test_store import EXPECTED_TRANSFERRED, batch, many_calls
 

@@ -2,7 +2,7 @@
 
 Every ``*.full.ami`` recording (the ``read=all`` view: ``VarSet``, ``Newexten``, ``CEL`` ...
 as a real PBX is often configured) is chained into one connection in recorded order
-(:func:`call_monitor.ami.playback.chain`). That chain is then repeated: round ``r`` is
+(:func:`call_monitor.demo.pbx.chain`). That chain is then repeated: round ``r`` is
 :meth:`Recording.rewritten` ``(r, r * period)``, so its unique ids, linked ids and channel
 names are new and its timestamps follow the previous round's. Every call is distinct.
 
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from _ingest.common import TERMINATOR
-from call_monitor.ami.playback import RECORDINGS_DIR, RecordedMessage, Recording, chain
+from call_monitor.demo.pbx import RECORDINGS_DIR, RecordedMessage, Recording, chain
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""(c) call-monitor's full pipeline: the real ``Daemon`` of ``call_monitor.service``.
+"""(c) call-monitor's full pipeline: the real ``Daemon`` of ``call_monitor.daemon.service``.
 
 ``AmiClient`` -> queue -> ``Pipeline`` (correlator + charter rules) -> ``CallMetrics`` ->
 ``StoreWriter`` batching to SQLite, with the web app up on a free port, exactly as wired by
@@ -44,7 +44,7 @@ from _ingest.common import (
 from call_monitor.ami.framing import AmiFramer, AmiMessage, Frame
 from call_monitor.ami.stream import LinkDown, LinkUp, StreamItem
 from call_monitor.config import AmiSettings, Settings, StoreSettings, WebSettings
-from call_monitor.service import QUEUE_SIZE, Daemon
+from call_monitor.daemon.service import QUEUE_SIZE, Daemon
 
 
 class _Arrival:

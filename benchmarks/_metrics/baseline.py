@@ -19,7 +19,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from call_monitor.directory import UNKNOWN
-from call_monitor.metrics import RESULTS, CallMetrics
+from call_monitor.metrics.families import RESULTS, CallMetrics
 
 
 def plain_registry(metrics: CallMetrics, *, staff_p2: bool = False) -> CollectorRegistry:

@@ -1,4 +1,4 @@
-"""The soak's daemon: the real ``Daemon`` of ``call_monitor.service``, in its own process.
+"""The soak's daemon: the real ``Daemon`` of ``call_monitor.daemon.service``, in its own process.
 
 ``AmiClient`` over TCP -> queue -> ``Pipeline`` (framing, correlator, charter rules) ->
 ``CallMetrics`` -> ``StoreWriter`` batching to SQLite, web app up (the orchestrator scrapes
@@ -42,7 +42,7 @@ from pydantic import SecretStr
 from _soak.traffic import bench_directory
 from call_monitor.ami.stream import LinkDown, LinkUp, StreamItem
 from call_monitor.config import AmiSettings, Settings, StoreSettings, WebSettings
-from call_monitor.service import Daemon
+from call_monitor.daemon.service import Daemon
 
 SAMPLE_PREFIX = "SAMPLE "
 TYPES_KEPT = 300  # the most numerous types of objects the gc tracks, per sample

@@ -7,7 +7,7 @@ departments by default, extensions 2000-3299) and every recording of every round
 of its phones, drawn in turn from a shuffled cycle over all of them, so every staff member
 and every department gets calls.
 
-Building a round with :meth:`Recording.rewritten <call_monitor.ami.playback.Recording.rewritten>`
+Building a round with :meth:`Recording.rewritten <call_monitor.demo.pbx.Recording.rewritten>`
 costs about as much as handling it, too slow to feed the daemon a million calls. So the chain
 is rewritten once into *templates* (one per recording) whose round-dependent parts are
 markers, and a round is a few ``bytes.replace`` calls (~8 ms for the 13 ``.ami`` recordings):
@@ -36,16 +36,17 @@ from pathlib import Path
 from typing import Literal
 
 from call_monitor.ami.framing import AmiFramer, FramingError
-from call_monitor.ami.playback import RECORDINGS_DIR, RecordedMessage, Recording, chain
 from call_monitor.ami.stream import transcript_items
 from call_monitor.calls.correlator import EVENT_FILTER
+from call_monitor.charter.judged import JudgedCall
 from call_monitor.config import (
     AmiSettings,
     DepartmentEntry,
     DirectorySettings,
     StaffEntry,
 )
-from call_monitor.pipeline import JudgedCall, Pipeline
+from call_monitor.daemon.pipeline import Pipeline
+from call_monitor.demo.pbx import RECORDINGS_DIR, RecordedMessage, Recording, chain
 
 Kind = Literal["ami", "full"]
 TERMINATOR = b"\r\n\r\n"

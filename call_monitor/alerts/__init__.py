@@ -21,7 +21,8 @@ from call_monitor.alerts.messages import (
     staff_topic,
     summary_message,
 )
-from call_monitor.alerts.outbox import (
+from call_monitor.alerts.publisher import OutboxPublisher, PublisherStats
+from call_monitor.store.outbox import (
     OutboxRow,
     PendingMessage,
     backlog,
@@ -33,7 +34,6 @@ from call_monitor.alerts.outbox import (
     pending,
     purge_delivered,
 )
-from call_monitor.alerts.publisher import OutboxPublisher, PublisherStats
 
 __all__ = [
     "ALERT_EVENTS",

@@ -27,9 +27,9 @@ import aiomqtt
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from call_monitor.alerts.outbox import backlog, mark_delivered, mark_failed, pending
 from call_monitor.config import MqttSettings
-from call_monitor.retry import wait_for_event
+from call_monitor.store.outbox import backlog, mark_delivered, mark_failed, pending
+from call_monitor.store.retry import wait_for_event
 
 log = logging.getLogger(__name__)
 

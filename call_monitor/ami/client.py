@@ -98,7 +98,7 @@ class _LinkLost(Exception):
 class ClientStats:
     """Cumulative counters over the life of the client (never reset on reconnect).
 
-    Satisfies :class:`call_monitor.metrics.LinkStatsView`.
+    Satisfies :class:`call_monitor.metrics.families.LinkStatsView`.
     """
 
     connected: bool = False

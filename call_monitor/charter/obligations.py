@@ -205,6 +205,18 @@ class ObligationChange:
         return self.obligation.history_length - 1
 
 
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What a memo or a cancel did, and whether the store has committed it yet."""
+
+    change: ObligationChange
+    stored: bool
+
+    @property
+    def obligation(self) -> Obligation:
+        return self.change.obligation
+
+
 class OpenCounts(NamedTuple):
     """Open obligations of one department at a given time (``counts_by_department``)."""
 

@@ -1,16 +1,21 @@
-"""Persistence: finished calls and their charter verdicts in SQLite or PostgreSQL.
+"""Persistence in SQLite or PostgreSQL: every table, its migrations, its writers and queries.
 
-- :mod:`.models`: the SQLAlchemy tables (``calls``, ``call_legs``, ``transfers``, ``verdicts``).
+- :mod:`.models`: the call tables (``calls``, ``call_legs``, ``transfers``, ``verdicts``).
+- :mod:`.obligations`: callback obligations and their history (``obligations``,
+  ``obligation_changes``), written with their alerts in one transaction.
+- :mod:`.outbox`: the alerts waiting for the broker (``outbox``); the publisher reads it.
 - :mod:`.schema`: :func:`upgrade` runs the Alembic migrations shipped in ``migrations/``.
-- :mod:`.writer`: :class:`StoreWriter` batches results and writes them idempotently;
-  :func:`create_engine`, :func:`count_calls` and :func:`load_call` help the rest of the app.
-- :mod:`.obligations`: callback obligations and their history (imported here so that its
-  tables are on ``Base.metadata`` whenever the store is).
+- :mod:`.writer`: :class:`StoreWriter` batches finished calls and writes them idempotently.
+- :mod:`.reading`: :func:`count_calls` and :func:`load_call`.
+- :mod:`.retry`: the writers' retry loops and what counts as data the database refuses.
+- :mod:`.engine`, :mod:`.sqlite_batch`, :mod:`.chunks`: the engine and the SQLite batches.
+
+Importing the package puts every table on ``Base.metadata``.
 """
 
 from __future__ import annotations
 
-from call_monitor.store import obligations
+from call_monitor.store import obligations, outbox
 from call_monitor.store.engine import create_engine
 from call_monitor.store.reading import count_calls, load_call
 from call_monitor.store.schema import upgrade
@@ -23,5 +28,6 @@ __all__ = [
     "create_engine",
     "load_call",
     "obligations",
+    "outbox",
     "upgrade",
 ]

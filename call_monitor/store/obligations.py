@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, cast
 
 from sqlalchemy import ForeignKey, Index, Integer, Table, Text, func, insert, select
 from sqlalchemy.dialects import postgresql
@@ -56,10 +56,8 @@ from call_monitor.charter.obligations import (
 from call_monitor.store import sqlite_batch
 from call_monitor.store.chunks import chunks
 from call_monitor.store.models import Base, UtcDateTime
+from call_monitor.store.outbox import QueuedMessage, enqueue
 from call_monitor.timefmt import SEOUL
-
-if TYPE_CHECKING:
-    from call_monitor.alerts.messages import OutboxMessage
 
 Row = dict[str, Any]
 
@@ -176,7 +174,7 @@ def _no_nul(rows: list[Row]) -> list[Row]:
 async def save_changes(
     engine: AsyncEngine,
     changes: Sequence[ObligationChange],
-    outbox_messages: Iterable[OutboxMessage] = (),
+    outbox_messages: Iterable[QueuedMessage] = (),
 ) -> None:
     """Write ``changes`` (snapshots and history rows) and ``outbox_messages`` in one
     transaction; idempotent (see the module docstring)."""
@@ -187,12 +185,9 @@ async def save_changes(
 async def write_changes(
     conn: AsyncConnection,
     changes: Sequence[ObligationChange],
-    outbox_messages: Iterable[OutboxMessage] = (),
+    outbox_messages: Iterable[QueuedMessage] = (),
 ) -> None:
     """:func:`save_changes` inside the caller's transaction on ``conn``."""
-    # Imported here: call_monitor.alerts.outbox imports the store's models, and the store
-    # package imports this module (so that its tables are always on Base.metadata).
-    from call_monitor.alerts.outbox import enqueue  # noqa: PLC0415
 
     latest: dict[str, ObligationChange] = {}
     for change in changes:

@@ -35,13 +35,6 @@ from sqlalchemy.sql.elements import KeyedColumnElement
 from call_monitor.calls.model import CallRecord
 from call_monitor.charter.rules import CallVerdict
 from call_monitor.config import StoreSettings
-from call_monitor.retry import (
-    Backoff,
-    WriteQueue,
-    write_or_set_aside,
-    write_until_stopped,
-    write_until_written,
-)
 from call_monitor.store import sqlite_batch
 from call_monitor.store.chunks import chunks
 from call_monitor.store.engine import create_engine
@@ -54,6 +47,13 @@ from call_monitor.store.models import (
     verdicts_table,
 )
 from call_monitor.store.reading import count_calls, load_call
+from call_monitor.store.retry import (
+    Backoff,
+    WriteQueue,
+    write_or_set_aside,
+    write_until_stopped,
+    write_until_written,
+)
 
 __all__ = ["StoreGauges", "StoreWriter", "WriterStats", "count_calls", "create_engine", "load_call"]
 
@@ -80,7 +80,7 @@ class WriterStats:
 
 @dataclass(frozen=True, slots=True)
 class StoreGauges:
-    """What the metrics read at scrape time (:class:`call_monitor.metrics.StoreStatsView`)."""
+    """What the metrics read at scrape time (``metrics.families.StoreStatsView``)."""
 
     pending: int  # calls queued, not yet written
     failures: int

@@ -25,22 +25,22 @@ server must listen on loopback only (``web.host``, 127.0.0.1 by default).
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from collections.abc import Sequence
+from typing import Annotated, Any, Protocol
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.exc import SQLAlchemyError
 
-from call_monitor.callbacks_service import CallbackService, Outcome
 from call_monitor.charter.obligations import (
     Obligation,
     ObligationChange,
     ObligationHistory,
     ObligationState,
+    Outcome,
     callback_report,
 )
-from call_monitor.store.obligations import load_histories, load_history
 from call_monitor.timefmt import iso_seoul
 
 log = logging.getLogger(__name__)
@@ -51,6 +51,35 @@ MAX_MATTER = 2000
 MAX_PERSON = 100  # an extension, a department name or a person's name
 MAX_REASON = 500
 MAX_LIST = 1000
+
+
+class CallbackDesk(Protocol):
+    """What the API asks of the callback service (``call_monitor.daemon.callbacks``): the
+    web stands below the daemon and knows it only by this. Each raises
+    :class:`~sqlalchemy.exc.SQLAlchemyError` when the store cannot answer."""
+
+    async def query(
+        self,
+        *,
+        staff: str | None = None,
+        department: str | None = None,
+        state: Sequence[str] | None = None,
+        limit: int | None = 1000,
+    ) -> list[Obligation]: ...
+
+    async def get(self, obligation_id: str) -> Obligation | None: ...
+
+    async def histories(
+        self, obligations: Sequence[Obligation]
+    ) -> dict[str, ObligationHistory]: ...
+
+    async def history_until(self, change: ObligationChange) -> ObligationHistory: ...
+
+    async def memo(
+        self, *, number: str, owner: str, taken_by: str, caller_name: str, matter: str
+    ) -> Outcome: ...
+
+    async def cancel(self, obligation_id: str, reason: str, by: str | None) -> Outcome: ...
 
 
 class _Body(BaseModel):
@@ -83,7 +112,7 @@ def _iso(value: Any) -> str | None:
 
 def obligation_json(obligation: Obligation, history: ObligationHistory) -> dict[str, Any]:
     """An obligation for the API: the ``replay --json`` line plus its details and history
-    (``history``: the store's, :func:`~call_monitor.store.obligations.load_histories`)."""
+    (``history``: the store's, :meth:`CallbackDesk.histories`)."""
     return {
         "id": obligation.id,
         **callback_report(obligation),
@@ -111,27 +140,12 @@ def obligation_json(obligation: Obligation, history: ObligationHistory) -> dict[
     }
 
 
-async def _history_until(service: CallbackService, change: ObligationChange) -> ObligationHistory:
-    """The history up to and including ``change``: the stored rows before it, then it.
-
-    The rows before it are committed when ``change`` is (the service writes in order); when
-    it is not yet (a 202 answer), those still queued with it are not shown.
-    """
-    before = change.position
-    try:
-        earlier = await load_history(service.engine, change.obligation.id, before)
-    except SQLAlchemyError:
-        log.warning("callbacks: history of %r not read", change.obligation.id, exc_info=True)
-        earlier = ObligationHistory()
-    return ObligationHistory((*earlier.changes, change.change))
-
-
-async def _outcome(service: CallbackService, outcome: Outcome, done_status: int) -> JSONResponse:
+async def _outcome(service: CallbackDesk, outcome: Outcome, done_status: int) -> JSONResponse:
     body = {
         "stored": outcome.stored,
         "change": outcome.change.kind,
         "obligation": obligation_json(
-            outcome.obligation, await _history_until(service, outcome.change)
+            outcome.obligation, await service.history_until(outcome.change)
         ),
     }
     return JSONResponse(body, status_code=done_status if outcome.stored else 202)
@@ -141,7 +155,7 @@ def _unavailable(exc: SQLAlchemyError) -> HTTPException:
     return HTTPException(503, f"store unavailable: {type(exc).__name__}")
 
 
-def callbacks_router(service: CallbackService) -> APIRouter:
+def callbacks_router(service: CallbackDesk) -> APIRouter:
     router = APIRouter(prefix="/api/callbacks", tags=["callbacks"])
 
     @router.get("")
@@ -155,7 +169,7 @@ def callbacks_router(service: CallbackService) -> APIRouter:
             found = await service.query(
                 staff=staff, department=department, state=state, limit=limit
             )
-            histories = await load_histories(service.engine, found)
+            histories = await service.histories(found)
         except SQLAlchemyError as exc:
             raise _unavailable(exc) from exc
         return {"obligations": [obligation_json(o, histories[o.id]) for o in found]}
@@ -169,7 +183,7 @@ def callbacks_router(service: CallbackService) -> APIRouter:
         if found is None:
             raise HTTPException(404, "no such callback obligation")
         try:
-            histories = await load_histories(service.engine, [found])
+            histories = await service.histories([found])
         except SQLAlchemyError as exc:
             raise _unavailable(exc) from exc
         return obligation_json(found, histories[found.id])

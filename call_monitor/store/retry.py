@@ -1,7 +1,7 @@
 """Writing a queue to the store until it is written: the retry loops, written once.
 
 Both writers of the daemon (:class:`~call_monitor.store.writer.StoreWriter` for calls,
-:class:`~call_monitor.callbacks_service.CallbackService` for obligation changes) keep what
+:class:`~call_monitor.daemon.callbacks.CallbackService` for obligation changes) keep what
 they could not write queued and try again; they differ only in when a write is due, what
 ``flush`` writes and what the log calls the rows. Here:
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from call_monitor.pipeline import JudgedCall
+from call_monitor.charter.judged import JudgedCall
 from call_monitor.timefmt import iso_seoul
 
 _TEXT = {

@@ -51,7 +51,7 @@ from call_monitor.ami.stream import RESYNC_ACTION, RESYNC_COMPLETE_EVENT
 
 log = logging.getLogger(__name__)
 
-RECORDINGS_DIR = Path(__file__).resolve().parent.parent / "recordings"
+RECORDINGS_DIR = Path(__file__).resolve().parent / "recordings"
 DEFAULT_BANNER = f"{BANNER_PREFIX}11.0.0\r\n".encode()
 RESYNC_ID_PREFIX = "resync-"
 _TERMINATOR = b"\r\n\r\n"

@@ -7,7 +7,6 @@ the live link give the same answers.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 from call_monitor.ami.framing import AmiFramer, FramingError
@@ -20,15 +19,10 @@ from call_monitor.calls.correlator import (
     Topology,
 )
 from call_monitor.calls.model import CallEnded, CallRecord
-from call_monitor.charter.rules import CallVerdict, judge
+from call_monitor.charter.judged import JudgedCall
+from call_monitor.charter.rules import judge
 from call_monitor.config import Settings
 from call_monitor.directory import Directory
-
-
-@dataclass(frozen=True, slots=True)
-class JudgedCall:
-    record: CallRecord
-    verdict: CallVerdict
 
 
 class Pipeline:

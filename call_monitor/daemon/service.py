@@ -23,17 +23,17 @@ from pydantic import SecretStr
 
 from call_monitor.alerts.publisher import OutboxPublisher
 from call_monitor.ami.client import AmiClient
-from call_monitor.ami.playback import PlaybackServer, chain, recording_path, script_for
 from call_monitor.ami.stream import StreamItem
-from call_monitor.callbacks_service import CallbackService, wall_clock
 from call_monitor.calls.correlator import EVENT_FILTER, EventRejected
+from call_monitor.charter.judged import JudgedCall
+from call_monitor.charter.lines import describe
 from call_monitor.config import Settings
+from call_monitor.daemon.callbacks import CallbackService, wall_clock
+from call_monitor.daemon.pipeline import Pipeline
 from call_monitor.metrics import CallMetrics
-from call_monitor.pipeline import JudgedCall, Pipeline
 from call_monitor.store.engine import create_engine
 from call_monitor.store.schema import upgrade
 from call_monitor.store.writer import StoreWriter
-from call_monitor.summary import describe
 from call_monitor.web.app import create_app, serve
 from call_monitor.web.callbacks import callbacks_router
 
@@ -42,20 +42,6 @@ log = logging.getLogger(__name__)
 QUEUE_SIZE = 10_000
 CONSUME_BATCH = 500  # items handled between two turns of the other tasks (~5 ms)
 WRITER_STOP_SECONDS = 5.0
-DEMO_SCENARIOS = [
-    "a_answer_1ring",
-    "c_answer_3rings_breach",
-    "e_blind_transfer",
-    "f1_attended_transfer_2s",
-    "g1_staff_hangs_up_first",
-    "h1_ring_group",
-    "h2_queue_ringall",
-    "i1_group_pickup",
-    "m_caller_abandons_while_ringing",
-    "d_missed_then_callback",
-    "p_internal_call",
-    "j_burst_50",
-]
 
 
 class _Stop(Exception):
@@ -236,13 +222,13 @@ class _LinkView:
         return self.client.stats.reconnects
 
 
-def _process_setup() -> None:
+def process_setup() -> None:
     # The daemon owns its process: drop the *_created series, which double the series
     # count and that no board uses.
     prometheus_client.disable_created_metrics()  # type: ignore[no-untyped-call]
 
 
-def _install_signals(daemon: Daemon) -> None:
+def install_signals(daemon: Daemon) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.stop)
@@ -264,56 +250,8 @@ async def run(settings: Settings, *, lang: str = "ko") -> int:
     except ValueError as exc:
         print(f"call-monitor: {exc}", file=sys.stderr)
         return 2
-    _process_setup()
+    process_setup()
     daemon = Daemon(settings, secret, on_call=lambda c: log.info("%s", describe(c, lang)))
-    _install_signals(daemon)
+    install_signals(daemon)
     await daemon.run()
     return 0
-
-
-async def demo(settings: Settings, *, speed: float, once: bool, lang: str) -> int:
-    """Recorded calls over a real local AMI socket into the real daemon."""
-    _process_setup()
-    # One continuous link: the recordings follow each other with a short pause.
-    script = [chain(script_for(recording_path(f"{name}.ami") for name in DEMO_SCENARIOS))]
-    playback_speed = speed if speed > 0 else float("inf")
-    async with PlaybackServer(
-        script, speed=playback_speed, loop=not once, username="demo", secret="demo"
-    ) as server:
-        ami = settings.ami.model_copy(
-            update={
-                "host": "127.0.0.1",
-                "port": server.port,
-                "username": "demo",
-                "reconnect_initial_seconds": 0.1,
-                "reconnect_max_seconds": 1.0,
-            }
-        )
-        settings = settings.model_copy(update={"ami": ami})
-        # Flushed per call: stdout is block-buffered when it is a pipe or a file (``| tee``,
-        # a container log), and the calls would only show up kilobytes later.
-        daemon = Daemon(
-            settings,
-            SecretStr("demo"),
-            on_call=lambda c: print(describe(c, lang), flush=True),
-        )
-        _install_signals(daemon)
-        web = f"http://{settings.web.host}:{settings.web.port}"
-        print(
-            f"call-monitor demo: AMI playback on 127.0.0.1:{server.port}, "
-            f"metrics {web}/metrics, store {settings.store.url}",
-            flush=True,
-        )
-        await daemon.run(*([_stop_when_played(server, daemon)] if once else []))
-    return 0
-
-
-async def _stop_when_played(server: PlaybackServer, daemon: Daemon) -> None:
-    await server.finished
-    # Stop once the link has been quiet for a moment and the pipeline has caught up: there
-    # is no event for "the peer sent its last byte and we read it".
-    seen = -1
-    while seen != daemon.client.stats.events or not daemon.queue.empty():
-        seen = daemon.client.stats.events
-        await asyncio.sleep(0.5)
-    daemon.stop()

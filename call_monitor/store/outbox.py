@@ -8,7 +8,9 @@ reads the undelivered rows in ``id`` order (:func:`pending`), publishes them and
 daemon dies goes out again: consumers drop it by its ``idempotency_key``.
 
 The table lives on the store's metadata (``call_monitor.store.models.Base``) and is created by
-migration ``0002_outbox``; the migrations' ``env.py`` imports this module so Alembic sees it.
+migration ``0002_outbox``. The store knows a message only by the fields it keeps
+(:class:`QueuedMessage`): what a message says and where it goes is the alerts' business
+(``call_monitor.alerts.messages.OutboxMessage`` builds and checks them).
 """
 
 from __future__ import annotations
@@ -16,19 +18,33 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Boolean, Index, Integer, Table, Text, func, insert, select, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.orm import Mapped, mapped_column
 
-from call_monitor.alerts.messages import OutboxMessage
 from call_monitor.store import sqlite_batch
 from call_monitor.store.chunks import chunks
 from call_monitor.store.models import Base, UtcDateTime
 
 MAX_ERROR_CHARS = 2000
+
+
+class QueuedMessage(Protocol):
+    """What the outbox keeps of a message (``alerts.messages.OutboxMessage`` is one)."""
+
+    @property
+    def idempotency_key(self) -> str: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def payload(self) -> str: ...  # JSON text; published as its UTF-8 bytes
+    @property
+    def qos(self) -> int: ...
+    @property
+    def retain(self) -> bool: ...
 
 
 class OutboxRow(Base):
@@ -71,7 +87,7 @@ def _now() -> datetime:
 
 
 def outbox_rows(
-    messages: Iterable[OutboxMessage], created_at: datetime | None = None
+    messages: Iterable[QueuedMessage], created_at: datetime | None = None
 ) -> list[dict[str, Any]]:
     """The ``outbox`` rows of ``messages`` (for a caller that builds its own INSERT)."""
     at = created_at or _now()
@@ -93,7 +109,7 @@ def outbox_rows(
 
 async def enqueue(
     conn: AsyncConnection,
-    messages: Iterable[OutboxMessage],
+    messages: Iterable[QueuedMessage],
     *,
     created_at: datetime | None = None,
 ) -> int:

@@ -26,7 +26,7 @@ Two ways values arrive, one place each:
 - per closed callback obligation, :meth:`CallMetrics.observe_callback_closed`.
 
 The exposition (``/metrics``, :meth:`CallMetrics.exposition`): CallMetrics's own families
-are the fast collectors of :mod:`call_monitor.exposition` (each series' line formatted once,
+are the fast collectors of :mod:`call_monitor.metrics.exposition` (each series' line formatted once,
 re-formatted only when its value changed; the same bytes as prometheus_client's encoders).
 The callbacks' families are fast ones too, set from their provider at each scrape; the few
 single-series families of the other ``watch_*`` providers are rendered by prometheus_client
@@ -57,7 +57,7 @@ from call_monitor import __version__
 from call_monitor.calls.model import CallRecord
 from call_monitor.charter.rules import CallVerdict, Check
 from call_monitor.directory import UNKNOWN, Directory
-from call_monitor.exposition import (
+from call_monitor.metrics.exposition import (
     EOF_LINE,
     OPENMETRICS,
     TEXT,

@@ -34,30 +34,39 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from call_monitor.alerts.messages import OutboxMessage, messages_for
 from call_monitor.charter.callbacks import CallbackTracker
-from call_monitor.charter.obligations import OPEN_STATES, Obligation, ObligationChange
+from call_monitor.charter.judged import JudgedCall
+from call_monitor.charter.obligations import (
+    OPEN_STATES,
+    Obligation,
+    ObligationChange,
+    ObligationHistory,
+    Outcome,
+)
 from call_monitor.charter.working_hours import WorkingHours
 from call_monitor.config import Settings
 from call_monitor.directory import Directory
 from call_monitor.metrics import CallMetrics
-from call_monitor.pipeline import JudgedCall
-from call_monitor.retry import (
+from call_monitor.store.obligations import (
+    list_obligations,
+    load_histories,
+    load_history,
+    load_obligation,
+    load_open,
+    save_changes,
+)
+from call_monitor.store.retry import (
     Backoff,
     WriteQueue,
     write_or_set_aside,
     write_until_stopped,
     write_until_written,
 )
-from call_monitor.retry import wait_for_event as _wait
-from call_monitor.store.obligations import (
-    list_obligations,
-    load_obligation,
-    load_open,
-    save_changes,
-)
+from call_monitor.store.retry import wait_for_event as _wait
 from call_monitor.timefmt import SEOUL
 
 log = logging.getLogger(__name__)
@@ -89,23 +98,11 @@ class CallbackStats:
 
 @dataclass(frozen=True, slots=True)
 class CallbackGauges:
-    """What the metrics read at scrape time (:class:`call_monitor.metrics.CallbacksView`)."""
+    """What the metrics read at scrape time (``metrics.families.CallbacksView``)."""
 
     open_obligations: Sequence[tuple[str | None, bool]]  # (owner department, past due now)
     write_failures: int
     pending_changes: int
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """What a memo or a cancel did, and whether it is committed yet."""
-
-    change: ObligationChange
-    stored: bool
-
-    @property
-    def obligation(self) -> Obligation:
-        return self.change.obligation
 
 
 @dataclass(eq=False, slots=True)
@@ -258,6 +255,23 @@ class CallbackService:
     async def get(self, obligation_id: str) -> Obligation | None:
         await self.settle()
         return await load_obligation(self.engine, obligation_id)
+
+    async def histories(self, obligations: Sequence[Obligation]) -> dict[str, ObligationHistory]:
+        """The stored history of each of ``obligations``, by id."""
+        return await load_histories(self.engine, obligations)
+
+    async def history_until(self, change: ObligationChange) -> ObligationHistory:
+        """The history up to and including ``change``: the stored rows before it, then it.
+
+        The rows before it are committed when ``change`` is (changes are written in order);
+        when it is not yet (a 202 answer), those still queued with it are not shown.
+        """
+        try:
+            earlier = await load_history(self.engine, change.obligation.id, change.position)
+        except SQLAlchemyError:
+            log.warning("callbacks: history of %r not read", change.obligation.id, exc_info=True)
+            earlier = ObligationHistory()
+        return ObligationHistory((*earlier.changes, change.change))
 
     async def settle(self, seconds: float = STORED_WAIT_SECONDS) -> bool:
         """Wait until every change queued so far is committed; whether it was in time."""

@@ -1,12 +1,23 @@
-"""A finished call as one JSON-ready dict: what ``replay --json`` prints, one per line."""
+"""A finished call with its charter verdict, and its JSON form: what ``replay --json`` prints,
+one per line."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from call_monitor.calls.model import CallRecord
 from call_monitor.charter.rules import CallVerdict
 from call_monitor.timefmt import iso_seoul
+
+
+@dataclass(frozen=True, slots=True)
+class JudgedCall:
+    """What the pipeline hands on for each finished call: the store, the metrics, the
+    callbacks and the call lines all take it."""
+
+    record: CallRecord
+    verdict: CallVerdict
 
 
 def call_report(record: CallRecord, verdict: CallVerdict) -> dict[str, Any]:

@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from call_monitor import __version__
+from call_monitor.ami.recording import NotARecording, read_recording_bytes
 from call_monitor.calls.correlator import EventRejected
 from call_monitor.charter.callbacks import CallbackTracker
 from call_monitor.charter.judged import JudgedCall, call_report
@@ -36,20 +38,63 @@ log = logging.getLogger("call_monitor")
 MEMO_TIMEOUT_SECONDS = 15.0
 
 
+def _common_options(*, suppress: bool) -> argparse.ArgumentParser:
+    """``--config`` and ``--lang``, accepted before and after the subcommand alike.
+
+    After the subcommand they default to ``SUPPRESS``, so that a value given before it is
+    not overwritten by the subcommand's default.
+    """
+    options = argparse.ArgumentParser(add_help=False)
+    default = argparse.SUPPRESS if suppress else None
+    options.add_argument(
+        "--config",
+        type=Path,
+        default=default,
+        metavar="FILE",
+        help=f"TOML configuration file (else ${CONFIG_ENV}, else the defaults)",
+    )
+    options.add_argument(
+        "--lang",
+        choices=["ko", "en"],
+        default=default if suppress else "ko",
+        help="language of what is printed (default: ko)",
+    )
+    return options
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="call-monitor",
         description="전화 친절 서비스 헌장 점검기 — checks the phone charter on Asterisk calls",
+        parents=[_common_options(suppress=False)],
     )
-    parser.add_argument("--config", type=Path, help="TOML configuration file")
-    parser.add_argument("--lang", choices=["ko", "en"], default="ko", help="output language")
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("run", help="the daemon: connect to the configured Asterisk AMI")
-    demo = sub.add_parser("demo", help="play the shipped recordings through a local AMI server")
+    parser.add_argument("--version", action="version", version=f"call-monitor {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    common = [_common_options(suppress=True)]
+    sub.add_parser(
+        "run",
+        parents=common,
+        help="the daemon: connect to the configured Asterisk AMI",
+        description="Run the monitor against the Asterisk AMI of the configuration "
+        "(ami.host), serve /metrics and the API (web.host:web.port), until SIGTERM.",
+    )
+    demo = sub.add_parser(
+        "demo",
+        parents=common,
+        help="play the shipped recordings through a local AMI server",
+        description="Recorded Asterisk calls played over a real local AMI socket into the "
+        "real daemon; the calls are printed as they end.",
+    )
     demo.add_argument("--speed", type=float, default=1.0, help="playback speed (0: flat out)")
     demo.add_argument("--once", action="store_true", help="play the recordings once, then stop")
-    rep = sub.add_parser("replay", help="offline: what the monitor concludes from AMI recordings")
-    rep.add_argument("files", nargs="+", type=Path)
+    rep = sub.add_parser(
+        "replay",
+        parents=common,
+        help="offline: what the monitor concludes from AMI recordings",
+        description="Read recorded AMI sessions (one file per connection, in order) and "
+        "print the calls the monitor concludes, then the callbacks owed.",
+    )
+    rep.add_argument("files", nargs="+", type=Path, metavar="FILE")
     rep.add_argument(
         "--json",
         action="store_true",
@@ -57,6 +102,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     memo = sub.add_parser(
         "memo",
+        parents=common,
         help="a colleague's memo (P6/V4): the owner owes the caller a call back; "
         "sent to the running daemon",
     )
@@ -69,10 +115,20 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _replay(files: list[Path], settings: Settings, as_json: bool, lang: str) -> int:
-    missing = [str(f) for f in files if not f.is_file()]
-    if missing:
-        print(f"call-monitor: no such file: {', '.join(missing)}", file=sys.stderr)
-        return 2
+    # Every file checked before the first line is printed: a wrong file among several must
+    # not leave half a replay behind it (the pipeline reads each again, lazily).
+    for path in files:
+        try:
+            read_recording_bytes(path)
+        except FileNotFoundError:
+            print(f"call-monitor: no such file: {path}", file=sys.stderr)
+            return 2
+        except NotARecording as exc:
+            print(f"call-monitor: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print(f"call-monitor: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
     rejected = 0
     callbacks = CallbackTracker(
         settings.callbacks, WorkingHours(settings.working_hours), Directory(settings.directory)
@@ -206,9 +262,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _replay(args.files, settings, args.json, args.lang)
     if args.command == "memo":
         return _memo(args, settings)
-    if args.command == "run":
-        return asyncio.run(service.run(settings, lang=args.lang))
-    return asyncio.run(runner.demo(settings, speed=args.speed, once=args.once, lang=args.lang))
+    try:
+        if args.command == "run":
+            return asyncio.run(service.run(settings, lang=args.lang))
+        return asyncio.run(runner.demo(settings, speed=args.speed, once=args.once, lang=args.lang))
+    except service.StartupError as exc:
+        print(f"call-monitor: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

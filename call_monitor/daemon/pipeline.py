@@ -10,6 +10,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from call_monitor.ami.framing import AmiFramer, FramingError
+from call_monitor.ami.recording import read_recording_bytes
 from call_monitor.ami.stream import StreamItem, transcript_items
 from call_monitor.calls.correlator import (
     EVENT_FILTER,
@@ -49,9 +50,11 @@ class Pipeline:
 
 
 def read_recording(path: Path, settings: Settings) -> Iterator[StreamItem | FramingError]:
-    """The stream items of a recorded AMI session, as the live client would yield them."""
+    """The stream items of a recorded AMI session, as the live client would yield them.
+
+    Raises :class:`~call_monitor.ami.recording.NotARecording` for a file that is not one."""
     framer = AmiFramer(ignore_events=settings.ami.ignore_events, event_filter=EVENT_FILTER)
-    return transcript_items(framer.feed(path.read_bytes()))
+    return transcript_items(framer.feed(read_recording_bytes(path)))
 
 
 def replay(paths: Iterable[Path], settings: Settings) -> Iterator[JudgedCall | EventRejected]:

@@ -34,7 +34,7 @@ from call_monitor.metrics import CallMetrics
 from call_monitor.store.engine import create_engine
 from call_monitor.store.schema import upgrade
 from call_monitor.store.writer import StoreWriter
-from call_monitor.web.app import create_app, serve
+from call_monitor.web.app import bind, create_app, serve
 from call_monitor.web.callbacks import callbacks_router
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,10 @@ WRITER_STOP_SECONDS = 5.0
 
 class _Stop(Exception):
     """Raised inside the TaskGroup to end it on a signal."""
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message names the setting and says why, in one line."""
 
 
 @dataclass
@@ -96,13 +100,19 @@ class Daemon:
 
     async def run(self, *extra: Coroutine[Any, Any, None]) -> None:
         """Run until stopped; ``extra`` coroutines run supervised alongside (the demo's)."""
-        await upgrade(self.settings.store.url)
-        # Open obligations back from the store, and what fell due while we were down,
-        # before the first call or API request can touch them.
+        web = self.settings.web
         try:
-            await self.callbacks.start()
-        except BaseException:
+            web_socket = await bind(web.host, web.port)
+        except OSError as exc:
             await self.engine.dispose()
+            raise StartupError(
+                f"web.port: cannot listen on {web.host}:{web.port}: "
+                f"{exc.strerror or exc} (is another call-monitor running?)"
+            ) from exc
+        try:
+            await self._start()
+        except BaseException:
+            web_socket.close()
             raise
         # What exists now (modules, the directory, every metric series, restored
         # obligations) lives as long as the process: out of the cyclic GC's reach, a full
@@ -127,12 +137,7 @@ class Daemon:
                 if self.publisher.enabled:
                     group.create_task(self.publisher.run(), name="alerts")
                 group.create_task(
-                    serve(
-                        self.app,
-                        self.settings.web.host,
-                        self.settings.web.port,
-                        started=self.web_started,
-                    ),
+                    serve(self.app, web.host, web.port, started=self.web_started, sock=web_socket),
                     name="web",
                 )
         except* _Stop:
@@ -149,6 +154,16 @@ class Daemon:
                 await _finish(callbacks_writer)
                 await self.engine.dispose()
                 gc.unfreeze()  # a process that goes on (a test, the demo) collects again
+
+    async def _start(self) -> None:
+        """The schema up to date, then the open obligations back from the store (and what
+        fell due while we were down), before the first call or API request can touch them."""
+        try:
+            await upgrade(self.settings.store.url)
+            await self.callbacks.start()
+        except BaseException:
+            await self.engine.dispose()
+            raise
 
     async def _until_stopped(self) -> None:
         await self.stop_event.wait()

@@ -72,6 +72,9 @@ def create_app(
     return app
 
 
+LISTEN_BACKLOG = 2048  # uvicorn's default
+
+
 class _Server(uvicorn.Server):
     """uvicorn that leaves signals to the daemon and tells when it listens."""
 
@@ -90,7 +93,12 @@ class _Server(uvicorn.Server):
             self._started_event.set()
 
 
-async def _bind(host: str, port: int) -> socket.socket:
+async def bind(host: str, port: int) -> socket.socket:
+    """A listening-ready socket on ``host:port``; ``OSError`` when the port is taken.
+
+    The daemon binds before it touches the store: a second monitor started by mistake stops
+    here, before it writes a single call into the first one's database.
+    """
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     if not infos:
@@ -100,6 +108,9 @@ async def _bind(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
+        # Listening at once holds the port: another process that binds it with
+        # SO_REUSEADDR between our bind and uvicorn's start would otherwise succeed too.
+        sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
     except BaseException:
         sock.close()
@@ -120,8 +131,10 @@ async def serve(
     port: int,
     *,
     started: asyncio.Event | None = None,
+    sock: socket.socket | None = None,
 ) -> None:
-    """Serve ``app`` on ``host:port`` in the running event loop until cancelled.
+    """Serve ``app`` on ``host:port`` (or on ``sock``, from :func:`bind`, which it then owns
+    and closes) in the running event loop until cancelled.
 
     Binding errors (port in use, bad address) raise ``OSError`` here. On cancellation the
     server stops accepting, lets open requests finish (at most
@@ -137,7 +150,8 @@ async def serve(
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
-    sock = await _bind(host, port)
+    if sock is None:
+        sock = await bind(host, port)
     server = _Server(config, started)
     task = asyncio.create_task(_run(server, sock), name=f"web {host}:{port}")
     try:

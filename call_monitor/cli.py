@@ -22,8 +22,8 @@ from call_monitor import __version__
 from call_monitor.ami.recording import NotARecording, read_recording_bytes
 from call_monitor.calls.correlator import EventRejected
 from call_monitor.charter.callbacks import CallbackTracker
-from call_monitor.charter.judged import JudgedCall, call_report
-from call_monitor.charter.lines import describe
+from call_monitor.charter.judged import call_report
+from call_monitor.charter.lines import Summary, describe
 from call_monitor.charter.obligations import Obligation, callback_report
 from call_monitor.charter.working_hours import WorkingHours
 from call_monitor.config import CONFIG_ENV, Settings, load_settings
@@ -130,31 +130,42 @@ def _replay(files: list[Path], settings: Settings, as_json: bool, lang: str) -> 
             print(f"call-monitor: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
             return 2
     rejected = 0
-    callbacks = CallbackTracker(
-        settings.callbacks, WorkingHours(settings.working_hours), Directory(settings.directory)
-    )
+    directory = Directory(settings.directory)
+    callbacks = CallbackTracker(settings.callbacks, WorkingHours(settings.working_hours), directory)
     obligations: dict[str, Obligation] = {}  # the latest snapshot of each, first created first
+    lines: list[tuple[float, int, str]] = []  # (started_at, order ended, line)
+    summary = Summary()
     last_end: float | None = None
     for result in replay(files, settings):
         if isinstance(result, EventRejected):
             rejected += 1
             log.debug("event %s rejected: %s", result.event, result.reason)
-        elif isinstance(result, JudgedCall):
-            if as_json:
-                print(json.dumps(call_report(result.record, result.verdict), ensure_ascii=False))
-            else:
-                print(describe(result, lang))
-            record = result.record
-            for change in callbacks.on_call(record):
-                obligations[change.obligation.id] = change.obligation
-            end = record.ended_at if record.ended_at is not None else record.started_at
-            last_end = end if last_end is None else max(last_end, end)
-    if as_json and last_end is not None:
+            continue
+        record = result.record
+        # Applied in the order the calls end, as the daemon does; printed by start below.
+        changes = callbacks.on_call(record)
+        for change in changes:
+            obligations[change.obligation.id] = change.obligation
+        if as_json:
+            print(json.dumps(call_report(record, result.verdict), ensure_ascii=False))
+        else:
+            line = describe(result, lang, directory=directory, changes=changes)
+            lines.append((record.started_at, len(lines), line))
+            summary.add(result, changes)
+        end = record.ended_at if record.ended_at is not None else record.started_at
+        last_end = end if last_end is None else max(last_end, end)
+    if last_end is not None:
         # States as of the end of the recording (the PBX's clock, not ours).
         for change in callbacks.due_events(datetime.fromtimestamp(last_end, SEOUL)):
             obligations[change.obligation.id] = change.obligation
+            summary.note(change)
+    if as_json:
         for obligation in obligations.values():
             print(json.dumps(callback_report(obligation), ensure_ascii=False))
+    else:
+        for _, _, line in sorted(lines):
+            print(line)
+        print(summary.text(lang))
     if rejected:
         print(f"call-monitor: {rejected} events could not be used", file=sys.stderr)
     return 0

@@ -156,25 +156,27 @@ def test_replay_several_files_in_order() -> None:
 def test_replay_human_output_is_korean_by_default() -> None:
     result = cli("replay", recording_path("c_answer_3rings_breach.ami"))
     assert result.returncode == 0, result.stderr
-    [line] = result.stdout.splitlines()
+    [line, total] = result.stdout.splitlines()
     assert "수신" in line  # inbound
-    assert "201 응답" in line  # answered by 201
-    assert "벨 3회" in line  # 3 rings
-    assert "미충족" in line  # P1 breached
+    assert "(201) 응답" in line  # answered by 201, named from the directory
+    assert "벨 3회(7.5초)" in line  # 3 rings, seconds in 초
+    assert "P1 미충족" in line  # P1 breached
     assert "양해 인사 필요" in line  # apology expected
-    assert "2026-11-28T15:" in line  # Seoul time
-    assert "+09:00" in line
+    assert line.startswith("2026-11-28 15:28:14 |")  # Seoul time
+    assert total.startswith("합계: 통화 1건")
 
 
 def test_replay_human_output_in_english() -> None:
     result = cli("--lang", "en", "replay", recording_path("c_answer_3rings_breach.ami"))
     assert result.returncode == 0, result.stderr
-    [line] = result.stdout.splitlines()
+    [line, total] = result.stdout.splitlines()
     assert "inbound" in line
-    assert "answered by 201" in line
-    assert "3 rings" in line
+    assert "(201)" in line
+    assert "answered by" in line
+    assert "3 rings (7.5 s)" in line
     assert "P1 breached" in line
     assert "apology expected" in line
+    assert total.startswith("Total: 1 call ·")
     # Only the department's own (Korean) name is left in Hangul.
     assert HANGUL.findall(line.replace("민원여권과", "")) == []
 

@@ -29,9 +29,9 @@ def test_options_after_the_subcommand(tmp_path: Path) -> None:
 def test_lang_after_the_subcommand_wins_over_the_default() -> None:
     english = cli("replay", ONE_CALL, "--lang", "en")
     assert english.returncode == 0
-    assert "answered by 201" in english.stdout
+    assert "answered by Kim Staff(201)" in english.stdout
     korean = cli("--lang", "en", "replay", ONE_CALL, "--lang", "ko")
-    assert "201 응답" in korean.stdout
+    assert "Kim Staff(201) 응답" in korean.stdout
 
 
 def test_a_missing_config_named_after_the_subcommand(tmp_path: Path) -> None:
@@ -117,3 +117,85 @@ def test_replay_reads_gzip_recordings(tmp_path: Path) -> None:
     plain, compressed = cli("replay", "--json", ONE_CALL), cli("replay", "--json", packed)
     assert compressed.returncode == 0, compressed.stderr
     assert compressed.stdout == plain.stdout != ""
+
+
+# -- the call lines a team lead reads (items 7 and 8) ---------------------------------------
+
+
+def _lines(*recordings: str, lang: str = "ko", config: Path | None = None) -> list[str]:
+    options: list[str | Path] = ["--lang", lang] + (["--config", config] if config else [])
+    result = cli("replay", *options, *(RECORDINGS / f"{name}.ami" for name in recordings))
+    assert result.returncode == 0, result.stderr
+    return result.stdout.splitlines()
+
+
+@pytest.fixture
+def korean_directory(tmp_path: Path) -> Path:
+    """The example configuration's directory: staff names in Korean."""
+    example = Path(__file__).parent.parent / "call-monitor.example.toml"
+    text = example.read_text(encoding="utf-8").replace('host = "pbx.example.local"', "")
+    config = tmp_path / "example.toml"
+    config.write_text(text, encoding="utf-8")
+    return config
+
+
+def test_an_internal_call_is_described_not_judged() -> None:
+    [line, total] = _lines("p_internal_call")
+    assert line.split(" | ")[1] == "내선"
+    for verdict in ("P1", "P2", "P7", "양해"):
+        assert verdict not in line
+    assert "판정 0건" in total
+
+
+def test_names_next_to_extensions_and_plain_transfer_words(korean_directory: Path) -> None:
+    [blind, attended, _] = _lines(
+        "e_blind_transfer", "f1_attended_transfer_2s", config=korean_directory
+    )
+    assert "김민원(201) 응답" in blind
+    assert "김민원(201)→이여권(202) 바로 돌려줌, 3.0초 만에 연결" in blind
+    assert "김민원(201)→이여권(202) 설명 후 돌려줌, 6.0초 만에 연결" in attended
+    assert "블라인드" not in blind + attended
+    assert "협의" not in attended
+
+
+def test_seconds_are_always_in_one_unit() -> None:
+    lines = _lines("e_blind_transfer", "c_answer_3rings_breach")
+    text = "\n".join(lines)
+    assert "초" in text
+    assert not any(
+        token.endswith("s") and token[:-1].replace(".", "").isdigit() for token in text.split()
+    )
+
+
+def test_missed_call_with_its_callback_and_the_attempt_with_its_outcome() -> None:
+    [missed, attempt, callback, total] = _lines("n_missed_then_two_callback_attempts")
+    assert "부재중: 아무도 받지 않음" in missed
+    assert "회신 필요: " in missed
+    assert "(201), 기한 11-30 10:00" in missed
+    assert "(201)→고객, 고객 응답 없음" in attempt
+    assert "회신 시도: 고객 응답 없음" in attempt
+    assert "회신 완료(기한 내)" in callback
+    assert total == (
+        "합계: 통화 3건 · 판정 1건 · P1 해당 없음 · 부재중 1건 · 회신 필요 1건(완료 1, 대기 0)"
+    )
+
+
+def test_lines_in_call_start_order_and_the_summary_counts_them() -> None:
+    lines = _lines("j_burst_50", "a_answer_1ring")
+    *calls, total = lines
+    starts = [line.split(" | ")[0] for line in calls]
+    assert starts == sorted(starts)
+    assert total.startswith(f"합계: 통화 {len(calls)}건")
+    p1 = [line for line in calls if " | P1 " in line]
+    met = [line for line in p1 if " | P1 충족" in line]
+    assert f"P1 충족 {len(met)}/{len(p1)}(" in total
+    missed = [line for line in calls if "부재중:" in line]
+    assert f"부재중 {len(missed)}건" in total
+
+
+def test_english_lines_count_in_english() -> None:
+    [line, total] = _lines("a_answer_1ring", lang="en")
+    assert "1 ring (1.5 s)" in line
+    assert "1 rings" not in line
+    assert total.startswith("Total: 1 call · 1 judged · P1 met 1/1 (100%) · 0 missed")
+    assert "0 callbacks owed" in total

@@ -30,6 +30,7 @@ from call_monitor.charter.lines import describe
 from call_monitor.config import Settings
 from call_monitor.daemon.callbacks import CallbackService, wall_clock
 from call_monitor.daemon.pipeline import Pipeline
+from call_monitor.directory import Directory
 from call_monitor.metrics import CallMetrics
 from call_monitor.store.engine import create_engine
 from call_monitor.store.schema import upgrade
@@ -266,7 +267,12 @@ async def run(settings: Settings, *, lang: str = "ko") -> int:
         print(f"call-monitor: {exc}", file=sys.stderr)
         return 2
     process_setup()
-    daemon = Daemon(settings, secret, on_call=lambda c: log.info("%s", describe(c, lang)))
+    directory = Directory(settings.directory)
+    daemon = Daemon(
+        settings,
+        secret,
+        on_call=lambda c: log.info("%s", describe(c, lang, directory=directory)),
+    )
     install_signals(daemon)
     await daemon.run()
     return 0

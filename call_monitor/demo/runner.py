@@ -10,6 +10,7 @@ from call_monitor.charter.lines import describe
 from call_monitor.config import Settings
 from call_monitor.daemon.service import Daemon, install_signals, process_setup
 from call_monitor.demo.pbx import PlaybackServer, chain, recording_path, script_for
+from call_monitor.directory import Directory
 
 DEMO_SCENARIOS = [
     "a_answer_1ring",
@@ -46,12 +47,13 @@ async def demo(settings: Settings, *, speed: float, once: bool, lang: str) -> in
             }
         )
         settings = settings.model_copy(update={"ami": ami})
+        directory = Directory(settings.directory)
         # Flushed per call: stdout is block-buffered when it is a pipe or a file (``| tee``,
         # a container log), and the calls would only show up kilobytes later.
         daemon = Daemon(
             settings,
             SecretStr("demo"),
-            on_call=lambda c: print(describe(c, lang), flush=True),
+            on_call=lambda c: print(describe(c, lang, directory=directory), flush=True),
         )
         install_signals(daemon)
         web = f"http://{settings.web.host}:{settings.web.port}"

@@ -255,6 +255,21 @@ def _config_problem(exc: Exception) -> str:
     return str(exc)
 
 
+def _web_server_name(record: logging.LogRecord) -> bool:
+    """uvicorn logs as ``uvicorn.error`` (for everything, errors or not): under our name, an
+    admin filtering ``call_monitor`` sees the web server's lines too."""
+    if record.name.startswith("uvicorn"):
+        record.name = "call_monitor.web.server"
+    return True
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_web_server_name)
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # migration chatter at start
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -265,17 +280,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" in {source}" if source and isinstance(exc, tomllib.TOMLDecodeError) else ""
         print(f"call-monitor: configuration error{where}: {_config_problem(exc)}", file=sys.stderr)
         return 2
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # migration chatter at start
+    _setup_logging(settings.log_level)
+    source = args.config or os.environ.get(CONFIG_ENV)
     if args.command == "replay":
         return _replay(args.files, settings, args.json, args.lang)
     if args.command == "memo":
         return _memo(args, settings)
     try:
         if args.command == "run":
-            return asyncio.run(service.run(settings, lang=args.lang))
+            return asyncio.run(
+                service.run(settings, lang=args.lang, config_source=str(source) if source else None)
+            )
         return asyncio.run(runner.demo(settings, speed=args.speed, once=args.once, lang=args.lang))
     except service.StartupError as exc:
         print(f"call-monitor: {exc}", file=sys.stderr)

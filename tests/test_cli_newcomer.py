@@ -4,14 +4,18 @@ that are not recordings. A real process each time, its output and exit code."""
 from __future__ import annotations
 
 import gzip
+import signal
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from call_monitor import __version__
 from tests.recordings import RECORDINGS
-from tests.test_cli import assert_clean_failure, clean_env, cli
+from tests.test_cli import TIMEOUT, assert_clean_failure, clean_env, cli
 
 ONE_CALL = RECORDINGS / "a_answer_1ring.ami"
 
@@ -199,3 +203,96 @@ def test_english_lines_count_in_english() -> None:
     assert "1 rings" not in line
     assert total.startswith("Total: 1 call · 1 judged · P1 met 1/1 (100%) · 0 missed")
     assert "0 callbacks owed" in total
+
+
+# -- what `run` says at start (items 9 and 10) ----------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _run_until(needle: str, env: dict[str, str], *args: str | Path) -> str:
+    """Start ``call-monitor run``, read its log until ``needle`` shows, stop it (SIGTERM),
+    and return everything it wrote."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "call_monitor", *map(str, args), "run"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        encoding="utf-8",
+        env=env,
+    )
+    assert process.stdout is not None
+    seen: list[str] = []
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            line = process.stdout.readline()
+            if not line:
+                break
+            seen.append(line)
+            if needle in line:
+                break
+    finally:
+        process.send_signal(signal.SIGTERM)
+        rest, _ = process.communicate(timeout=TIMEOUT)
+    return "".join(seen) + rest
+
+
+def test_run_says_what_it_runs_at_start(tmp_path: Path) -> None:
+    config = tmp_path / "office.toml"
+    config.write_text('log_level = "INFO"\n', encoding="utf-8")
+    port = _free_port()
+    database = tmp_path / "calls.sqlite3"
+    env = clean_env(
+        CALLMON_AMI__HOST="127.0.0.1",
+        CALLMON_AMI__PORT=str(_free_port()),  # nothing listens: the link retries
+        CALLMON_AMI__USERNAME="monitor",
+        CALLMON_AMI__SECRET="s3cret-ami",
+        CALLMON_WEB__PORT=str(port),
+        CALLMON_STORE__URL=f"sqlite+aiosqlite:///{database}",
+    )
+    log = _run_until("Application startup complete", env, "--config", config)
+    [started] = [line for line in log.splitlines() if " started: " in line]
+    assert " INFO call_monitor.daemon.service: " in started
+    assert f"call-monitor {__version__} started: config {config}" in started
+    assert f"store sqlite+aiosqlite:///{database}" in started
+    assert f"web http://127.0.0.1:{port}" in started
+    assert f"AMI monitor@127.0.0.1:{env['CALLMON_AMI__PORT']}" in started
+    assert "s3cret-ami" not in log
+    assert "uvicorn" not in log  # the web server logs under the project's name
+    assert "call_monitor.web.server: Application startup complete" in log
+
+
+def test_a_store_that_cannot_be_opened_is_one_line_without_the_password(tmp_path: Path) -> None:
+    env = clean_env(
+        CALLMON_AMI__HOST="127.0.0.1",
+        CALLMON_AMI__SECRET="x",
+        CALLMON_WEB__PORT=str(_free_port()),
+        CALLMON_STORE__URL=f"postgresql+asyncpg://nobody:pw-secret@127.0.0.1:{_free_port()}/x",
+    )
+    result = cli("run", env=env)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "pw-secret" not in result.stderr
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("call-monitor:")]
+    assert line.startswith("call-monitor: store.url: cannot open postgresql+asyncpg://nobody:***@")
+    assert "ConnectionRefusedError" in line
+
+
+def test_a_sqlite_file_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("", encoding="utf-8")
+    env = clean_env(
+        CALLMON_AMI__HOST="127.0.0.1",
+        CALLMON_AMI__SECRET="x",
+        CALLMON_WEB__PORT=str(_free_port()),
+        CALLMON_STORE__URL=f"sqlite+aiosqlite:///{blocker}/calls.sqlite3",
+    )
+    result = cli("run", env=env)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.count("Traceback") == 0, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("call-monitor: store.url: ")

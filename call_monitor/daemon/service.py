@@ -12,6 +12,7 @@ import asyncio
 import gc
 import logging
 import signal
+import sqlite3
 import sys
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -20,7 +21,10 @@ from typing import Any
 
 import prometheus_client
 from pydantic import SecretStr
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
+from call_monitor import __version__
 from call_monitor.alerts.publisher import OutboxPublisher
 from call_monitor.ami.client import AmiClient
 from call_monitor.ami.stream import StreamItem
@@ -61,6 +65,7 @@ class Daemon:
     secret: SecretStr
     on_call: Callable[[JudgedCall], None] | None = None
     clock: Callable[[], datetime] = wall_clock  # the callbacks' "now" (tests pin it)
+    config_source: str = "built-in defaults"  # where the settings came from, for the log
     queue: asyncio.Queue[StreamItem] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
     stop_event: asyncio.Event = field(default_factory=asyncio.Event)
     web_started: asyncio.Event = field(default_factory=asyncio.Event)
@@ -76,7 +81,10 @@ class Daemon:
         self.metrics.watch_link(lambda: _LinkView(self.client))
         self.metrics.watch_correlator(lambda: self.pipeline.correlator.stats)
         self.metrics.watch_calls_in_progress(lambda: self.pipeline.correlator.calls_in_progress)
-        self.engine = create_engine(self.settings.store.url)
+        try:
+            self.engine = create_engine(self.settings.store.url)
+        except OSError as exc:  # a SQLite file's directory that cannot be made
+            raise StartupError(f"store.url: cannot open {self._store}: {_reason(exc)}") from exc
         self.writer = StoreWriter(self.engine, self.settings.store)
         self.metrics.watch_store(self.writer.gauges)
         self.publisher = OutboxPublisher(self.engine, self.settings.mqtt)
@@ -115,6 +123,7 @@ class Daemon:
         except BaseException:
             web_socket.close()
             raise
+        log.info("%s", self._started_line())
         # What exists now (modules, the directory, every metric series, restored
         # obligations) lives as long as the process: out of the cyclic GC's reach, a full
         # collection no longer scans it (it stalled the event loop ~75 ms flat out).
@@ -156,12 +165,33 @@ class Daemon:
                 await self.engine.dispose()
                 gc.unfreeze()  # a process that goes on (a test, the demo) collects again
 
+    @property
+    def _store(self) -> str:
+        """The store's URL as it may be shown: the password masked."""
+        return make_url(self.settings.store.url).render_as_string(hide_password=True)
+
+    def _started_line(self) -> str:
+        """What an admin checks first: which version, configured from where, writing
+        where (the password masked), serving where, watching which PBX."""
+        settings = self.settings
+        store = self._store
+        host = settings.web.host
+        web = f"http://{f'[{host}]' if ':' in host else host}:{settings.web.port}"
+        ami = f"{settings.ami.username}@{settings.ami.host}:{settings.ami.port}"
+        return (
+            f"call-monitor {__version__} started: config {self.config_source}; "
+            f"store {store}; web {web}; AMI {ami}"
+        )
+
     async def _start(self) -> None:
         """The schema up to date, then the open obligations back from the store (and what
         fell due while we were down), before the first call or API request can touch them."""
         try:
             await upgrade(self.settings.store.url)
             await self.callbacks.start()
+        except (OSError, SQLAlchemyError, sqlite3.Error) as exc:
+            await self.engine.dispose()
+            raise StartupError(f"store.url: cannot open {self._store}: {_reason(exc)}") from exc
         except BaseException:
             await self.engine.dispose()
             raise
@@ -198,6 +228,13 @@ class Daemon:
             self.callbacks.on_call(judged)
             if self.on_call is not None:
                 self.on_call(judged)
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own words, on one line, without SQLAlchemy's wrapping and links."""
+    original = getattr(exc, "orig", None) or exc
+    text = str(original).strip().splitlines()
+    return f"{type(original).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 async def _watch(task: asyncio.Task[None]) -> None:
@@ -250,7 +287,7 @@ def install_signals(daemon: Daemon) -> None:
         loop.add_signal_handler(sig, daemon.stop)
 
 
-async def run(settings: Settings, *, lang: str = "ko") -> int:
+async def run(settings: Settings, *, lang: str = "ko", config_source: str | None = None) -> int:
     if not settings.ami.host:
         print(
             "call-monitor: no PBX configured (ami.host / CALLMON_AMI__HOST); "
@@ -272,6 +309,7 @@ async def run(settings: Settings, *, lang: str = "ko") -> int:
         settings,
         secret,
         on_call=lambda c: log.info("%s", describe(c, lang, directory=directory)),
+        config_source=config_source or "built-in defaults",
     )
     install_signals(daemon)
     await daemon.run()

@@ -52,6 +52,7 @@ PostgreSQL keeps SQLAlchemy's default pool, its connections pinged before use.
 from __future__ import annotations
 
 import logging
+import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,16 @@ def ensure_sqlite_directory(url: str | URL) -> None:
     path = sqlite_file(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
+
+
+def check_sqlite_opens(url: str | URL) -> None:
+    """Open and close a SQLite database file with the plain driver (``sqlite3.Error`` if it
+    cannot be opened). A failed first connection through aiosqlite inside Alembic's
+    short-lived event loop leaves its worker thread printing a traceback after the loop is
+    gone: the migrations ask this first."""
+    path = sqlite_file(url)
+    if path is not None:
+        sqlite3.connect(path).close()
 
 
 def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:

@@ -12,7 +12,7 @@ from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from call_monitor.store.engine import ensure_sqlite_directory
+from call_monitor.store.engine import check_sqlite_opens, ensure_sqlite_directory
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 ALEMBIC_INI = MIGRATIONS_DIR / "alembic.ini"
@@ -46,6 +46,7 @@ def upgrade_sync(
 ) -> None:
     """``alembic upgrade head`` on ``url``; blocking (it runs its own event loop)."""
     ensure_sqlite_directory(url)
+    check_sqlite_opens(url)
     with _ALEMBIC_LOCK:
         command.upgrade(alembic_config(url, connect_args=connect_args), revision)
 

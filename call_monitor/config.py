@@ -14,6 +14,7 @@ from datetime import date, time
 from pathlib import Path
 from typing import Any, Literal
 
+import platformdirs
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -170,8 +171,17 @@ class CallbackSettings(_Section):
     count_internal_calls: bool = False
 
 
+def default_store_url() -> str:
+    """SQLite in the user's data directory (``$XDG_DATA_HOME/call-monitor``, by default
+    ``~/.local/share/call-monitor``): one fixed place whatever the working directory, which
+    ``run`` prints at start. A relative path in ``store.url`` is relative to the working
+    directory, as SQLAlchemy reads it."""
+    directory = Path(platformdirs.user_data_dir("call-monitor", appauthor=False))
+    return f"sqlite+aiosqlite:///{directory / 'call-monitor.sqlite3'}"
+
+
 class StoreSettings(_Section):
-    url: str = "sqlite+aiosqlite:///var/call-monitor.sqlite3"
+    url: str = Field(default_factory=default_store_url)
     # A write starts once this many calls are queued, or every flush interval.
     batch_size: int = Field(default=200, ge=1)
     flush_interval_seconds: float = Field(default=1.0, gt=0)

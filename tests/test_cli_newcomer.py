@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from call_monitor import __version__
+from call_monitor.config import Settings
 from tests.recordings import RECORDINGS
 from tests.test_cli import TIMEOUT, assert_clean_failure, clean_env, cli
 
@@ -296,3 +297,14 @@ def test_a_sqlite_file_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None
     assert result.returncode == 1, result.stderr
     assert result.stderr.count("Traceback") == 0, result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("call-monitor: store.url: ")
+
+
+def test_the_default_store_is_one_absolute_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    url = Settings().store.url
+    assert url == f"sqlite+aiosqlite:///{tmp_path}/data/call-monitor/call-monitor.sqlite3"
+    monkeypatch.chdir(Path(__file__).parent)
+    assert Settings().store.url == url  # not relative to the working directory

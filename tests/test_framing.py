@@ -12,7 +12,9 @@ from call_monitor.ami.framing import (
     Banner,
     Frame,
     FramingError,
+    UnsafeHeaderError,
     encode_action,
+    encode_message,
     parse_message,
 )
 from call_monitor.calls.correlator import EVENT_FILTER
@@ -23,7 +25,10 @@ ALL_RECORDINGS = sorted(RECORDINGS.glob("*.ami"))
 
 
 def frame_in_chunks(data: bytes, cuts: list[int], **kwargs: object) -> list[Frame]:
-    framer = AmiFramer(**kwargs)  # type: ignore[arg-type]
+    return feed_in_chunks(AmiFramer(**kwargs), data, cuts)  # type: ignore[arg-type]
+
+
+def feed_in_chunks(framer: AmiFramer, data: bytes, cuts: list[int]) -> list[Frame]:
     frames: list[Frame] = []
     last = 0
     for cut in sorted(set(cuts)):
@@ -130,6 +135,66 @@ def test_encode_action_refuses_header_injection() -> None:
     assert encode_action("Ping", "p-1") == b"Action: Ping\r\nActionID: p-1\r\n\r\n"
     with pytest.raises(ValueError, match="break framing"):
         encode_action("Login", "l-1", [("Username", "x\r\nAction: Originate")])
+
+
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        [("Response", "Success"), ("ActionID", "p-1\r\nEvent: Hangup")],
+        [("Event", "Hangup"), ("Channel", "PJSIP/201\n")],
+        [("Response", "Error"), ("Message", "a lone \r")],
+        [("Event\r\nX", "Hangup")],
+        [("Event: Hangup\r\nChannel", "x")],
+        [("", "no key")],
+    ],
+)
+def test_encode_message_refuses_header_injection_in_any_message(
+    pairs: list[tuple[str, str]],
+) -> None:
+    with pytest.raises(UnsafeHeaderError, match="break framing"):
+        encode_message(pairs)
+
+
+_SAFE_TEXT = st.text(alphabet=st.characters(blacklist_categories=["Cs"]), max_size=12)
+
+
+@given(st.lists(st.tuples(_SAFE_TEXT, _SAFE_TEXT), min_size=1, max_size=6))
+def test_encode_message_either_refuses_or_frames_back_to_its_pairs(
+    pairs: list[tuple[str, str]],
+) -> None:
+    """Whatever the text: refused, or one message that the framer reads back pair for pair."""
+    unsafe = any(
+        not key or any(c in key for c in ":\r\n") or "\r" in value or "\n" in value
+        for key, value in pairs
+    )
+    try:
+        data = encode_message(pairs)
+    except UnsafeHeaderError:
+        assert unsafe
+        return
+    assert not unsafe
+    (message,) = AmiFramer(expect_banner=False).feed(data)
+    assert isinstance(message, AmiMessage)
+    keys = [key for key, _ in pairs]  # the framer groups a repeated key's values
+    grouped = sorted(pairs, key=lambda pair: keys.index(pair[0]))
+    assert [(k, v) for k in message.headers for v in message.get_all(k)] == grouped
+
+
+def test_a_keep_raw_framer_keeps_each_message_bytes_and_the_unfinished_rest() -> None:
+    first = b"Event: Newchannel\r\nCallerIDName: \xea\xb9\x80"  # split mid-character
+    second = b"Event: Hangup\r\nX:no space"
+    data = BANNER + first + b"\r\n\r\n" + second + b"\r\n\r\nEvent: Unfin"
+    for cuts in ([], list(range(0, len(data), 3))):
+        framer = AmiFramer(keep_raw=True)
+        frames = feed_in_chunks(framer, data, cuts)
+        messages = [f for f in frames if isinstance(f, AmiMessage)]
+        assert [m.raw for m in messages] == [first, second]
+        assert messages[0].get("CallerIDName") == "김"
+        assert framer.pending == b"Event: Unfin"
+    (plain,) = AmiFramer(expect_banner=False).feed(first + b"\r\n\r\n")
+    assert isinstance(plain, AmiMessage)
+    assert plain.raw is None  # only on request: the daemon's messages do not carry it
+    assert plain == messages[0]  # the bytes are no part of a message's equality
 
 
 def _reference_parse(raw: bytes) -> AmiMessage | FramingError:

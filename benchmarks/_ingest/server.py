@@ -1,4 +1,4 @@
-"""A minimal AMI server for the benchmark, run in its own process (standard library only).
+"""A minimal AMI server for the benchmark, run in its own process.
 
 It accepts one connection and
 
@@ -14,6 +14,11 @@ It accepts one connection and
 5. at the end closes its side (FIN after every byte), waits for the client to close, exits.
 
 It prints ``PORT <n>`` once listening and ``SENT <bytes> <seconds>`` at the end.
+
+The client's actions are read by call-monitor's framer and answered through the playback
+PBX's replies (:mod:`call_monitor.demo.replies`, the framing's encoder): a blocking socket
+loop of its own, as the stream goes out of a memory-mapped file, but no AMI parser or
+encoder of its own.
 """
 
 from __future__ import annotations
@@ -25,9 +30,12 @@ import select
 import socket
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from _ingest.common import EOL, HOST, TERMINATOR
+from call_monitor.ami.framing import AmiFramer, AmiMessage
+from call_monitor.demo import replies
 
 FLAT_CHUNK = 256 * 1024
 LINGER_SECONDS = 30.0
@@ -38,7 +46,7 @@ class _Peer:
 
     def __init__(self, conn: socket.socket) -> None:
         self.conn = conn
-        self.buffer = bytearray()
+        self.framer = AmiFramer(expect_banner=False)
         self.gone = False  # the client closed its side
         self.logged_in = False
         self.logged_off = False
@@ -57,44 +65,45 @@ class _Peer:
         if not data:
             self.gone = True
             return
-        self.buffer += data
-        while (end := self.buffer.find(TERMINATOR)) >= 0:
-            raw = bytes(self.buffer[:end])
-            del self.buffer[: end + len(TERMINATOR)]
-            self._answer(_headers(raw))
+        for frame in self.framer.feed(data):
+            if isinstance(frame, AmiMessage):
+                self._send(replies.refusal(frame) or self._answer(frame))
 
-    def _answer(self, headers: dict[str, str]) -> None:
-        action = headers.get("action", "").lower()
-        action_id = headers.get("actionid")
-        if action == "login":
-            self.logged_in = True
-            self._reply("Success", action_id, "Message: Authentication accepted")
-        elif action == "ping":
-            self._reply("Success", action_id, f"Ping: Pong\r\nTimestamp: {time.time():.6f}")
-        elif action == "logoff":
-            self._reply("Goodbye", action_id, "Message: Thanks for all the fish.")
-            self.logged_off = True
-        else:
-            self._reply("Error", action_id, "Message: Permission denied")
+    def serve_for(self, seconds: float, until: Callable[[], bool] = lambda: False) -> None:
+        """Answer the client for ``seconds``, or until it leaves or ``until()`` holds."""
+        deadline = time.perf_counter() + seconds
+        while not self.gone and not until() and time.perf_counter() < deadline:
+            self.service(deadline - time.perf_counter())
 
-    def _reply(self, response: str, action_id: str | None, extra: str) -> None:
-        lines = [f"Response: {response}"]
-        if action_id is not None:
-            lines.append(f"ActionID: {action_id}")
-        lines.append(extra)
+    def log_in(self, timeout: float) -> bool:
+        """Answer the client until it has logged in (within ``timeout`` seconds)."""
+        self.serve_for(timeout, lambda: self.logged_in)
+        return self.logged_in
+
+    def hang_up(self, linger: float) -> None:
+        """Close our side (FIN after every byte), then answer until the client closes."""
+        if self.gone:
+            return
         with contextlib.suppress(OSError):
-            self.conn.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+            self.conn.shutdown(socket.SHUT_WR)
+        self.serve_for(linger)
 
+    def _answer(self, action: AmiMessage) -> bytes:
+        name = action.get("Action").lower()
+        action_id = action.action_id
+        if name == "login":
+            self.logged_in = True
+            return replies.login_accepted(action_id)
+        if name == "ping":
+            return replies.pong(action_id, time.time())
+        if name == "logoff":
+            self.logged_off = True
+            return replies.goodbye(action_id)
+        return replies.error(action_id, "Permission denied")
 
-def _headers(raw: bytes) -> dict[str, str]:
-    headers: dict[str, str] = {}
-    for line in raw.split(EOL):
-        key, sep, value = line.partition(b":")
-        if sep:
-            headers.setdefault(
-                key.strip().lower().decode("ascii", "replace"), value.strip().decode()
-            )
-    return headers
+    def _send(self, data: bytes) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.sendall(data)
 
 
 def _send_flat(peer: _Peer, mm: mmap.mmap, end: int) -> None:
@@ -140,16 +149,10 @@ def serve(
     started = time.perf_counter()
     with conn:
         conn.sendall(banner.encode() + EOL)
-        deadline = time.perf_counter() + accept_timeout
-        while not peer.logged_in and not peer.gone and time.perf_counter() < deadline:
-            peer.service(deadline - time.perf_counter())
-        if not peer.logged_in:
+        if not peer.log_in(accept_timeout):
             print("the client left before logging in", file=sys.stderr)
             return 1
-        if hold > 0:  # a profiler attaches to the client meanwhile
-            deadline = time.perf_counter() + hold
-            while not peer.gone and time.perf_counter() < deadline:
-                peer.service(deadline - time.perf_counter())
+        peer.serve_for(hold)  # a profiler attaches to the client meanwhile
         started = time.perf_counter()
         if end > 0:
             with stream.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
@@ -162,12 +165,7 @@ def serve(
                     print(f"send failed: {exc}", file=sys.stderr)
                     peer.gone = True
         elapsed = time.perf_counter() - started
-        if not peer.gone:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_WR)
-            deadline = time.perf_counter() + LINGER_SECONDS
-            while not peer.gone and time.perf_counter() < deadline:
-                peer.service(deadline - time.perf_counter())
+        peer.hang_up(LINGER_SECONDS)
     print(f"SENT {end} {elapsed:.6f}", flush=True)
     return 0
 

@@ -2,7 +2,7 @@
 
 Every ``*.full.ami`` recording (the ``read=all`` view: ``VarSet``, ``Newexten``, ``CEL`` ...
 as a real PBX is often configured) is chained into one connection in recorded order
-(:func:`call_monitor.demo.pbx.chain`). That chain is then repeated: round ``r`` is
+(:func:`call_monitor.demo.recording.chain`). That chain is then repeated: round ``r`` is
 :meth:`Recording.rewritten` ``(r, r * period)``, so its unique ids, linked ids and channel
 names are new and its timestamps follow the previous round's. Every call is distinct.
 
@@ -13,14 +13,19 @@ the first ``k`` events, so a run can take a prefix that ends on a message bounda
 
 from __future__ import annotations
 
-import math
 import time
 from array import array
 from dataclasses import dataclass
 from pathlib import Path
 
 from _ingest.common import TERMINATOR
-from call_monitor.demo.pbx import RECORDINGS_DIR, RecordedMessage, Recording, chain
+from call_monitor.demo.recording import (
+    RECORDINGS_DIR,
+    RecordedMessage,
+    Recording,
+    chain,
+    loop_period,
+)
 
 
 @dataclass(frozen=True)
@@ -57,8 +62,7 @@ def build_stream(events: int, path: Path) -> Stream:
         raise FileNotFoundError(f"no *.full.ami recordings in {RECORDINGS_DIR}")
     recordings.sort(key=lambda r: min(r.timestamps(), default=0.0))
     base = chain(recordings)
-    stamps = base.timestamps()
-    period = math.ceil(max(stamps) - min(stamps)) + 1 if stamps else 1
+    period = loop_period([base])
     offsets = array("q", [0])
     position = 0
     rounds = 0

@@ -18,7 +18,6 @@ It prints ``PORT <n>`` once listening and ``SENT <rounds> <bytes> <seconds>`` at
 from __future__ import annotations
 
 import argparse
-import contextlib
 import socket
 import sys
 import time
@@ -53,10 +52,7 @@ def serve(
     started = time.perf_counter()
     with conn:
         conn.sendall(traffic.banner.rstrip(EOL) + EOL)
-        deadline = time.perf_counter() + accept_timeout
-        while not peer.logged_in and not peer.gone and time.perf_counter() < deadline:
-            peer.service(deadline - time.perf_counter())
-        if not peer.logged_in:
+        if not peer.log_in(accept_timeout):
             print("the client left before logging in", file=sys.stderr)
             return 1
         started = time.perf_counter()
@@ -73,12 +69,7 @@ def serve(
             print(f"send failed: {exc}", file=sys.stderr)
             peer.gone = True
         elapsed = time.perf_counter() - started
-        if not peer.gone:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_WR)
-            deadline = time.perf_counter() + LINGER_SECONDS
-            while not peer.gone and time.perf_counter() < deadline:
-                peer.service(deadline - time.perf_counter())
+        peer.hang_up(LINGER_SECONDS)
     print(f"SENT {sent_rounds} {sent_bytes} {elapsed:.6f}", flush=True)
     return 0
 

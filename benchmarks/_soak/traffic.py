@@ -7,7 +7,7 @@ departments by default, extensions 2000-3299) and every recording of every round
 of its phones, drawn in turn from a shuffled cycle over all of them, so every staff member
 and every department gets calls.
 
-Building a round with :meth:`Recording.rewritten <call_monitor.demo.pbx.Recording.rewritten>`
+Building a round with :meth:`Recording.rewritten <call_monitor.demo.recording.Recording.rewritten>`
 costs about as much as handling it, too slow to feed the daemon a million calls. So the chain
 is rewritten once into *templates* (one per recording) whose round-dependent parts are
 markers, and a round is a few ``bytes.replace`` calls (~8 ms for the 13 ``.ami`` recordings):
@@ -32,6 +32,7 @@ import random
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
@@ -46,11 +47,17 @@ from call_monitor.config import (
     StaffEntry,
 )
 from call_monitor.daemon.pipeline import Pipeline
-from call_monitor.demo.pbx import RECORDINGS_DIR, RecordedMessage, Recording, chain
+from call_monitor.demo.recording import (
+    RECORDINGS_DIR,
+    TERMINATOR,
+    RecordedMessage,
+    Recording,
+    Renaming,
+    chain,
+    rewrite_values,
+)
 
 Kind = Literal["ami", "full"]
-TERMINATOR = b"\r\n\r\n"
-EOL = b"\r\n"
 ROUND = b"\x00R\x00"  # NUL never occurs in AMI text
 CLOCK = b"\x00T\x00"
 RECORDED_STAFF = (b"201", b"202", b"203", b"204")
@@ -59,9 +66,6 @@ STAFF_MARKS = tuple(b"\x00S%d\x00" % i for i in range(len(RECORDED_STAFF)))
 # a caller id, an Exten, a DialString, AppData (PJSIP/201,20,tT) ... never inside a longer
 # number, an id (after ".") or a marked timestamp (after NUL).
 _STAFF_RE = re.compile(rb"(?<![0-9A-Za-z.\x00])(20[1-4])(?![0-9A-Za-z])")
-_ID_SUFFIXES = (b"uniqueid", b"linkedid", b"bridgeid")
-_UNIQUEID_RE = re.compile(rb"^(\d+)\.(\d+)$")
-_CHANNEL_RE = re.compile(rb"^(.+-)([0-9a-f]{8})((?:;\d+)?)$")
 _SEQ_WIDTH = 6
 
 DEPARTMENT_FORMAT = "부서{:02d}"
@@ -182,6 +186,12 @@ def build_traffic(
     start = math.floor(min(stamps))
     width = max(3, len(str(math.ceil(max(stamps)) - start + 1)))
     marks = dict(zip(RECORDED_STAFF, STAFF_MARKS, strict=True))
+    markers = Renaming(
+        timestamp=partial(_mark_timestamp, start=start, width=width),
+        unique_id=_mark_unique_id,
+        other_id_suffix=b"-r" + ROUND,
+        channel_counter=lambda counter: ROUND + counter,
+    )
     templates: list[bytes] = []
     steps = iter(chained.steps)
     events = 0
@@ -190,7 +200,7 @@ def build_traffic(
         for _ in recording.steps:
             step = next(steps)
             if isinstance(step, RecordedMessage):  # the .ami files hold no resync replies
-                parts.append(_mark(step.raw, start, width) + TERMINATOR)
+                parts.append(rewrite_values(step.raw, markers) + TERMINATOR)
                 events += 1
         templates.append(_STAFF_RE.sub(lambda m: marks[m[1]], b"".join(parts)))
     return Traffic(
@@ -205,28 +215,6 @@ def build_traffic(
     )
 
 
-def _mark(raw: bytes, start: int, width: int) -> bytes:
-    lines = raw.split(EOL)
-    for i, line in enumerate(lines):
-        colon = line.find(b":")
-        if colon <= 0:
-            continue
-        key = line[:colon].lower()
-        value = line[colon + 1 :]
-        space = b" " if value.startswith(b" ") else b""
-        value = value[len(space) :]
-        if key == b"timestamp":
-            new = _mark_timestamp(value, start, width)
-        elif key.endswith(_ID_SUFFIXES):
-            new = _mark_id(value)
-        elif key.endswith(b"channel") or key == b"peer":
-            new = b",".join(_mark_channel(v) for v in value.split(b","))
-        else:
-            continue
-        lines[i] = line[: colon + 1] + space + new
-    return EOL.join(lines)
-
-
 def _mark_timestamp(value: bytes, start: int, width: int) -> bytes:
     whole, dot, fraction = value.partition(b".")
     if not whole.isdigit():
@@ -237,22 +225,10 @@ def _mark_timestamp(value: bytes, start: int, width: int) -> bytes:
     return CLOCK + b"%0*d" % (width, offset) + dot + fraction
 
 
-def _mark_id(value: bytes) -> bytes:
-    if not value or value.startswith(b"<"):
-        return value
-    match = _UNIQUEID_RE.match(value)
-    if match is None:
-        return value + b"-r" + ROUND
-    if len(match[2]) > _SEQ_WIDTH:
-        raise ValueError(f"unique id {value!r}: sequence wider than {_SEQ_WIDTH} digits")
-    return match[1] + b"." + ROUND + match[2].rjust(_SEQ_WIDTH, b"0")
-
-
-def _mark_channel(value: bytes) -> bytes:
-    match = _CHANNEL_RE.match(value)
-    if match is None:
-        return value
-    return match[1] + ROUND + match[2] + match[3]
+def _mark_unique_id(epoch: bytes, seq: bytes) -> bytes:
+    if len(seq) > _SEQ_WIDTH:
+        raise ValueError(f"unique id {epoch!r}.{seq!r}: sequence wider than {_SEQ_WIDTH} digits")
+    return epoch + b"." + ROUND + seq.rjust(_SEQ_WIDTH, b"0")
 
 
 # -- the pipeline in process (benchmarks/metrics.py, checks) --------------------------------

@@ -1,4 +1,4 @@
-"""AMI framing without I/O: bytes in, messages out; actions out as bytes.
+"""AMI framing without I/O: bytes in, messages out; messages out as bytes.
 
 The Asterisk Manager Interface sends one banner line (``Asterisk Call Manager/x.y.z``),
 then messages: ``Key: Value`` lines ending in CRLF, each message closed by an empty line.
@@ -8,6 +8,9 @@ the same sequence of :class:`Banner`, :class:`AmiMessage` and :class:`FramingErr
 items, so a caller counts the errors and goes on. Text is decoded per whole message:
 decoding per TCP chunk would break a Korean caller name whose UTF-8 bytes straddle
 two chunks.
+
+:func:`encode_message` is the one way out: the client's actions (:func:`encode_action`) and
+the demo PBX's responses go through it, and it refuses a CR or LF in a key or a value.
 """
 
 from __future__ import annotations
@@ -53,6 +56,9 @@ class AmiMessage:
     headers: dict[str, str]
     repeated: dict[str, tuple[str, ...]] | None = None
     invalid_utf8: bool = False
+    # The message's bytes without its closing empty line, kept only by a framer made with
+    # ``keep_raw`` (the demo PBX replays recordings byte for byte).
+    raw: bytes | None = field(default=None, compare=False, repr=False)
 
     @property
     def event(self) -> str | None:
@@ -144,13 +150,15 @@ class AmiFramer:
 
     ``ignore_events`` names events dropped by their first line, before they are decoded
     (``VarSet``, ``Newexten``, ``CEL`` ... carry nothing a monitor needs on a ``read=all``
-    connection). ``expect_banner`` is true for a fresh connection.
+    connection). ``expect_banner`` is true for a fresh connection. ``keep_raw`` puts each
+    message's bytes in :attr:`AmiMessage.raw`.
     """
 
     expect_banner: bool = True
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     ignore_events: Collection[str] = ()
     event_filter: EventFilter | None = None
+    keep_raw: bool = False
     stats: FramerStats = field(default_factory=FramerStats)
     _buffer: bytearray = field(default_factory=bytearray)
     _scan_from: int = 0
@@ -193,6 +201,11 @@ class AmiFramer:
             self._scan_from = 0
         return frames
 
+    @property
+    def pending(self) -> bytes:
+        """The bytes received after the last whole message: an unfinished one."""
+        return bytes(self._buffer)
+
     def _take_banner(self, frames: list[Frame]) -> bool:
         eol = self._buffer.find(_EOL, 0, _MAX_BANNER + 2)
         if eol < 0:
@@ -216,6 +229,7 @@ class AmiFramer:
         markers = self._markers
         filtering = bool(ignored) or kept is not None
         limit = self.max_message_bytes
+        parse = _parse_keeping_raw if self.keep_raw else parse_message
         append = frames.append
         dropped = messages = errors = 0
         for raw in parts:
@@ -241,7 +255,7 @@ class AmiFramer:
                     if unwanted and _ACTION_ID not in raw:
                         dropped += 1
                         continue
-            parsed = parse_message(raw)
+            parsed = parse(raw)
             if type(parsed) is FramingError:
                 errors += 1
             else:
@@ -257,13 +271,34 @@ class AmiFramer:
         frames.append(FramingError(reason, size))
 
 
+def _parse_keeping_raw(raw: bytes) -> AmiMessage | FramingError:
+    parsed = parse_message(raw)
+    if isinstance(parsed, FramingError):
+        return parsed
+    return AmiMessage(parsed.headers, parsed.repeated, parsed.invalid_utf8, raw)
+
+
+class UnsafeHeaderError(ValueError):
+    """A key or value that would break the framing (CR, LF; a colon in a key)."""
+
+
+def encode_header(key: str, value: str) -> bytes:
+    """One ``Key: value`` line with its CRLF.
+
+    A CR or LF in the key or the value, or a colon in the key, is refused: it would inject
+    headers (or a whole message) into the peer's stream.
+    """
+    if not key or any(c in key for c in ":\r\n") or "\r" in value or "\n" in value:
+        raise UnsafeHeaderError(f"AMI header {key!r} has a character that would break framing")
+    return f"{key}: {value}\r\n".encode()
+
+
+def encode_message(headers: Iterable[tuple[str, str]]) -> bytes:
+    """Serialise one AMI message (an action, a response or an event), its pairs in order,
+    through :func:`encode_header`."""
+    return b"".join(encode_header(key, value) for key, value in headers) + _EOL
+
+
 def encode_action(action: str, action_id: str, headers: Iterable[tuple[str, str]] = ()) -> bytes:
-    """Serialise an action. Values with CR or LF are refused: they would inject headers."""
-    lines = [("Action", action), ("ActionID", action_id), *headers]
-    out = []
-    for key, value in lines:
-        if not key or any(c in key for c in ":\r\n") or "\r" in value or "\n" in value:
-            raise ValueError(f"AMI header {key!r} has a character that would break framing")
-        out.append(f"{key}: {value}\r\n")
-    out.append("\r\n")
-    return "".join(out).encode("utf-8")
+    """Serialise an action: ``Action`` and ``ActionID`` first (see :func:`encode_message`)."""
+    return encode_message([("Action", action), ("ActionID", action_id), *headers])

@@ -20,8 +20,12 @@ per TCP connection: ``[part1, part2]`` plays a monitor whose link dropped and ca
    open connection, its channel names, unique ids and timestamps rewritten so that each
    round's calls are new calls.
 
-:func:`script_for` makes a script of files, one connection each; :func:`chain` joins
-recordings into one connection (timestamps moved so they follow each other).
+The recordings (:mod:`.recording`) and the client's actions are read by the client's own
+framer; recorded events go out as their recorded bytes, and every reply the server makes up
+is written by the framing's encoder (:mod:`.replies`), which refuses CR and LF in a value.
+An action with a value that could not be echoed safely is answered ``Response: Error``
+without its ``ActionID``. Header names are matched as the framer gives them (``Action``,
+``ActionID``), case and all.
 
 A dropped connection is closed with a FIN after every byte was flushed (no ``Goodbye``):
 an RST could make the client's kernel discard recorded bytes it had not read yet.
@@ -38,167 +42,44 @@ import contextlib
 import logging
 import math
 import random
-import re
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from types import TracebackType
 
 from call_monitor.ami.framing import BANNER_PREFIX, AmiFramer, AmiMessage
-from call_monitor.ami.stream import RESYNC_ACTION, RESYNC_COMPLETE_EVENT
+from call_monitor.ami.stream import RESYNC_ACTION
+from call_monitor.demo import replies
+from call_monitor.demo.recording import (
+    RECORDINGS_DIR,
+    TERMINATOR,
+    RecordedMessage,
+    Recording,
+    ResyncReply,
+    chain,
+    loop_period,
+    recording_path,
+    script_for,
+)
+
+# The recordings' names are re-exported: the demo and the tests know this module as the
+# playback PBX's one entry point.
+__all__ = [
+    "RECORDINGS_DIR",
+    "PlaybackServer",
+    "RecordedMessage",
+    "Recording",
+    "ResyncReply",
+    "chain",
+    "recording_path",
+    "script_for",
+]
 
 log = logging.getLogger(__name__)
 
-RECORDINGS_DIR = Path(__file__).resolve().parent / "recordings"
 DEFAULT_BANNER = f"{BANNER_PREFIX}11.0.0\r\n".encode()
-RESYNC_ID_PREFIX = "resync-"
-_TERMINATOR = b"\r\n\r\n"
-_EOL = b"\r\n"
 _READ_CHUNK = 65536
-_SEQ_STRIDE = 1_000_000  # unique id sequence numbers of round r are shifted by r * this
-_CHANNEL_STRIDE = 0x100000  # channel name counters of round r are shifted by r * this
-_CHANNEL_RE = re.compile(rb"^(.+-)([0-9a-f]{8})((?:;\d+)?)$")
-_UNIQUEID_RE = re.compile(rb"^(\d+)\.(\d+)$")
-_ID_SUFFIXES = (b"uniqueid", b"linkedid", b"bridgeid")
-
-
-@dataclass(frozen=True, slots=True)
-class RecordedMessage:
-    """One recorded message, without its closing empty line."""
-
-    raw: bytes
-    timestamp: float | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class ResyncReply:
-    """A recorded ``CoreShowChannels`` reply, played when the client asks for one."""
-
-    action_id: str
-    messages: tuple[bytes, ...]
-
-
-Step = RecordedMessage | ResyncReply
-
-
-@dataclass(frozen=True, slots=True)
-class Recording:
-    """One recorded connection, ready to play: its banner and what follows its login."""
-
-    name: str
-    banner: bytes  # the banner line with its CRLF
-    steps: tuple[Step, ...]
-    tail: bytes = b""  # an unterminated last message, sent as is
-
-    @classmethod
-    def load(cls, path: Path | str) -> Recording:
-        path = Path(path)
-        return cls.from_bytes(path.read_bytes(), path.name)
-
-    @classmethod
-    def from_bytes(cls, data: bytes, name: str = "<bytes>") -> Recording:
-        eol = data.find(_EOL)
-        if eol < 0 or not data.startswith(BANNER_PREFIX.encode()):
-            raise ValueError(f"{name}: a recording starts with the AMI banner line")
-        banner, body = data[: eol + 2], data[eol + 2 :]
-        pieces = body.split(_TERMINATOR)
-        tail = pieces.pop()  # b"" when the recording ends with a complete message
-        steps: list[Step] = []
-        blocks: dict[str, list[bytes]] = {}
-        logged_in = False
-        for raw in pieces:
-            headers = _peek_headers(raw)
-            if not logged_in:
-                logged_in = "Response" in headers  # everything up to the login reply goes
-                continue
-            action_id = headers.get("ActionID", "")
-            if action_id.startswith(RESYNC_ID_PREFIX):
-                block = blocks.get(action_id)
-                if block is None:
-                    blocks[action_id] = block = []
-                    steps.append(ResyncReply(action_id, ()))  # placeholder, filled below
-                block.append(raw)
-            elif "Response" in headers:
-                continue  # the recorded client's replies (Goodbye ...): not ours to send
-            else:
-                steps.append(RecordedMessage(raw, _timestamp(headers.get("Timestamp"))))
-        filled = tuple(
-            ResyncReply(s.action_id, tuple(blocks[s.action_id]))
-            if isinstance(s, ResyncReply)
-            else s
-            for s in steps
-        )
-        return cls(name, banner, filled, tail)
-
-    @property
-    def resync_replies(self) -> int:
-        return sum(1 for s in self.steps if isinstance(s, ResyncReply))
-
-    def timestamps(self) -> list[float]:
-        return [s.timestamp for s in self.steps if isinstance(s, RecordedMessage) and s.timestamp]
-
-    def rewritten(self, round_no: int, shift_seconds: int) -> Recording:
-        """This recording as round ``round_no`` of a loop: new ids, names and times.
-
-        Unique ids ``epoch.seq`` become ``(epoch + shift).(seq + round * 1e6)``, other
-        unique ids get a ``-r<round>`` suffix; channel name counters move by
-        ``round * 0x100000``; timestamps move by ``shift_seconds``. Each mapping is one to
-        one, so what was equal stays equal and nothing collides with another round.
-        """
-        if round_no == 0:
-            return self
-        steps: list[Step] = []
-        for step in self.steps:
-            if isinstance(step, RecordedMessage):
-                raw = _rewrite(step.raw, round_no, shift_seconds)
-                ts = None if step.timestamp is None else step.timestamp + shift_seconds
-                steps.append(RecordedMessage(raw, ts))
-            else:
-                msgs = tuple(_rewrite(m, round_no, shift_seconds) for m in step.messages)
-                steps.append(ResyncReply(step.action_id, msgs))
-        return Recording(f"{self.name}#{round_no}", self.banner, tuple(steps), self.tail)
-
-
-def script_for(paths: Iterable[Path | str]) -> list[Recording]:
-    """A script from recording files, one connection each, in order.
-
-    Between two recordings the connection drops (and the client reconnects); use
-    :func:`chain` to play several recordings over one connection instead.
-    """
-    return [Recording.load(p) for p in paths]
-
-
-def chain(recordings: Sequence[Recording], gap_seconds: float = 2.0) -> Recording:
-    """Recordings played back to back over one connection.
-
-    Each recording's timestamps are moved to start ``gap_seconds`` after the previous one
-    ended (only ``Timestamp`` values change), so paced playback has no long pauses.
-    """
-    if not recordings:
-        raise ValueError("chain() needs at least one recording")
-    steps: list[Step] = []
-    end: float | None = None
-    for recording in recordings:
-        stamps = recording.timestamps()
-        shift = 0.0 if end is None or not stamps else end + gap_seconds - min(stamps)
-        for step in recording.steps:
-            if isinstance(step, RecordedMessage) and shift:
-                raw = _rewrite(step.raw, 0, shift)
-                ts = None if step.timestamp is None else step.timestamp + shift
-                steps.append(RecordedMessage(raw, ts))
-            else:
-                steps.append(step)
-        if stamps:
-            end = max(stamps) + shift
-    name = "+".join(r.name for r in recordings)
-    return Recording(name, recordings[0].banner, tuple(steps), recordings[-1].tail)
-
-
-def recording_path(name: str) -> Path:
-    """A shipped recording by file name (``"a_answer_1ring.ami"``)."""
-    return RECORDINGS_DIR / name
 
 
 @dataclass(slots=True)
@@ -283,7 +164,7 @@ class PlaybackServer:
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._finished: asyncio.Future[None] | None = None
-        self._period = _loop_period(self.script)
+        self._period = loop_period(self.script)
         self._cache: dict[int, Recording] = {}
         self._stopping = False
 
@@ -411,23 +292,19 @@ class PlaybackServer:
                     self.username is not None and message.get("Username") != self.username
                 ):
                     self.auth_failures += 1
-                    await conn.send(
-                        _reply("Error", action_id, [("Message", "Authentication failed")])
-                    )
+                    await conn.send(replies.error(action_id, "Authentication failed"))
                     await conn.hang_up()
                     with contextlib.suppress(TimeoutError):
                         async with asyncio.timeout(self.linger_seconds):
                             while await self._next_action(conn) is not None:
                                 pass
                     return False
-                await conn.send(
-                    _reply("Success", action_id, [("Message", "Authentication accepted")])
-                )
+                await conn.send(replies.login_accepted(action_id))
                 return True
             if name == "ping":
-                await conn.send(_pong(action_id))
+                await conn.send(replies.pong(action_id, time.time()))
             else:
-                await conn.send(_reply("Error", action_id, [("Message", "Permission denied")]))
+                await conn.send(replies.error(action_id, "Permission denied"))
 
     async def _play(self, conn: _Connection, position: int) -> None:
         while True:
@@ -463,11 +340,11 @@ class PlaybackServer:
                     delay = wall + (step.timestamp - recorded) / self.speed - loop.time()
                     if delay > 0:
                         await asyncio.sleep(delay)
-            await conn.send(step.raw + _TERMINATOR)
+            await conn.send(step.raw + TERMINATOR)
         if recording.tail:
             await conn.send(recording.tail)
         while conn.resync_requests.qsize():  # asked for more replies than recorded
-            await conn.send(_empty_resync(conn.resync_requests.get_nowait()))
+            await conn.send(replies.empty_resync(conn.resync_requests.get_nowait()))
 
     async def _play_resync(self, conn: _Connection, reply: ResyncReply) -> None:
         try:
@@ -477,12 +354,10 @@ class PlaybackServer:
             log.debug("playback: the client did not ask %s; its reply skipped", RESYNC_ACTION)
             conn.resync_replies_left -= 1
             while conn.resync_requests.qsize() > conn.resync_replies_left:
-                await conn.send(_empty_resync(conn.resync_requests.get_nowait()))
+                await conn.send(replies.empty_resync(conn.resync_requests.get_nowait()))
             return
         conn.resync_replies_left -= 1
-        new_line = b"ActionID: " + action_id.encode()
-        data = b"".join(_replace_action_id(m, new_line) + _TERMINATOR for m in reply.messages)
-        await conn.send(data)
+        await conn.send(reply.for_action(action_id))
 
     async def _serve_actions(self, conn: _Connection) -> None:
         while True:
@@ -494,42 +369,52 @@ class PlaybackServer:
             name = message.get("Action").lower()
             action_id = message.action_id
             if name == "ping":
-                await conn.send(_pong(action_id))
+                await conn.send(replies.pong(action_id, time.time()))
             elif name == RESYNC_ACTION.lower():
                 if conn.resync_replies_left > conn.resync_requests.qsize():
                     conn.resync_requests.put_nowait(action_id or "")
                 else:
-                    await conn.send(_empty_resync(action_id))
+                    await conn.send(replies.empty_resync(action_id))
             elif name == "logoff":
-                await conn.send(
-                    _reply("Goodbye", action_id, [("Message", "Thanks for all the fish.")])
-                )
+                await conn.send(replies.goodbye(action_id))
                 await conn.hang_up()
             elif name == "login":
-                await conn.send(_reply("Success", action_id, [("Message", "Already logged in")]))
-            elif not name:
                 await conn.send(
-                    _reply("Error", action_id, [("Message", "Missing action in request")])
+                    replies.reply("Success", action_id, [("Message", "Already logged in")])
                 )
+            elif not name:
+                await conn.send(replies.error(action_id, "Missing action in request"))
             else:
                 text = (
                     f"Invalid/unknown command: {message.get('Action')}. "
                     "Use Action: ListCommands to show available commands."
                 )
-                await conn.send(_reply("Error", action_id, [("Message", text)]))
+                await conn.send(replies.error(action_id, text))
 
     async def _next_action(self, conn: _Connection) -> AmiMessage | None:
-        """The client's next action; None once it has gone."""
-        while not conn.actions:
-            try:
-                data = await conn.reader.read(_READ_CHUNK)
-            except (OSError, RuntimeError):
-                data = b""
-            if not data:
-                conn.gone.set()
-                return None
-            conn.actions.extend(f for f in conn.framer.feed(data) if isinstance(f, AmiMessage))
-        return conn.actions.popleft()
+        """The client's next action, as the framer read it; None once the client has gone.
+
+        An action with a key or value the encoder would refuse to echo (a lone CR or LF
+        inside a line) is answered ``Response: Error``, without its ``ActionID``, and
+        skipped: whatever the server sends back is safe to frame.
+        """
+        while True:
+            while not conn.actions:
+                try:
+                    data = await conn.reader.read(_READ_CHUNK)
+                except (OSError, RuntimeError):
+                    data = b""
+                if not data:
+                    conn.gone.set()
+                    return None
+                frames = conn.framer.feed(data)
+                conn.actions.extend(f for f in frames if isinstance(f, AmiMessage))
+            message = conn.actions.popleft()
+            refused = replies.refusal(message)
+            if refused is None:
+                return message
+            log.debug("playback: action refused, a CR or LF inside a line")
+            await conn.send(refused)
 
     async def _wait_gone(self, conn: _Connection) -> None:
         """After hanging up: give the client time to read everything and close its side."""
@@ -537,117 +422,3 @@ class PlaybackServer:
             async with asyncio.timeout(self.linger_seconds):
                 await conn.gone.wait()
         conn.writer.close()
-
-
-# -- bytes ----------------------------------------------------------------------------------
-
-
-def _peek_headers(raw: bytes) -> dict[str, str]:
-    """The first value of each header, enough to classify a recorded message."""
-    headers: dict[str, str] = {}
-    for line in raw.split(_EOL):
-        key, sep, value = line.partition(b":")
-        if sep and key:
-            headers.setdefault(
-                key.decode("ascii", "replace"), value.strip().decode("utf-8", "replace")
-            )
-    return headers
-
-
-def _timestamp(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        ts = float(value)
-    except ValueError:
-        return None
-    return ts if math.isfinite(ts) else None
-
-
-def _loop_period(script: Sequence[Recording]) -> int:
-    """Whole seconds between rounds: the script's recorded span, plus one."""
-    stamps = [t for r in script for t in r.timestamps()]
-    if not stamps:
-        return 1
-    return math.ceil(max(stamps) - min(stamps)) + 1
-
-
-def _rewrite(raw: bytes, round_no: int, shift: float) -> bytes:
-    """Move timestamps by ``shift``; for ``round_no`` > 0 also rename ids and channels."""
-    lines = raw.split(_EOL)
-    for i, line in enumerate(lines):
-        colon = line.find(b":")
-        if colon <= 0:
-            continue
-        key = line[:colon].lower()
-        value = line[colon + 1 :]
-        space = b" " if value.startswith(b" ") else b""
-        value = value[len(space) :]
-        if key == b"timestamp":
-            new = _shift_timestamp(value, shift)
-        elif round_no == 0:
-            continue
-        elif key.endswith(_ID_SUFFIXES):
-            new = _rewrite_id(value, round_no, round(shift))
-        elif key.endswith(b"channel") or key == b"peer":
-            new = b",".join(_rewrite_channel(v, round_no) for v in value.split(b","))
-        else:
-            continue
-        lines[i] = line[: colon + 1] + space + new
-    return _EOL.join(lines)
-
-
-def _shift_timestamp(value: bytes, shift: float) -> bytes:
-    try:
-        ts = float(value)
-    except ValueError:
-        return value
-    dot = value.find(b".")
-    decimals = 0 if dot < 0 else len(value) - dot - 1
-    return f"{ts + shift:.{decimals}f}".encode()
-
-
-def _rewrite_id(value: bytes, round_no: int, shift: int) -> bytes:
-    if not value or value.startswith(b"<"):
-        return value
-    match = _UNIQUEID_RE.match(value)
-    if match is None:
-        return value + f"-r{round_no}".encode()
-    epoch, seq = int(match[1]), int(match[2])
-    return f"{epoch + shift}.{seq + round_no * _SEQ_STRIDE}".encode()
-
-
-def _rewrite_channel(value: bytes, round_no: int) -> bytes:
-    match = _CHANNEL_RE.match(value)
-    if match is None:
-        return value
-    counter = int(match[2], 16) + round_no * _CHANNEL_STRIDE
-    return match[1] + f"{counter:08x}".encode() + match[3]
-
-
-def _replace_action_id(raw: bytes, new_line: bytes) -> bytes:
-    lines = raw.split(_EOL)
-    return _EOL.join(new_line if line.startswith(b"ActionID:") else line for line in lines)
-
-
-def _reply(response: str, action_id: str | None, headers: Iterable[tuple[str, str]]) -> bytes:
-    pairs = [("Response", response)]
-    if action_id is not None:
-        pairs.append(("ActionID", action_id))
-    pairs.extend(headers)
-    return "".join(f"{k}: {v}\r\n" for k, v in pairs).encode() + _EOL
-
-
-def _pong(action_id: str | None) -> bytes:
-    return _reply("Success", action_id, [("Ping", "Pong"), ("Timestamp", f"{time.time():.6f}")])
-
-
-def _empty_resync(action_id: str | None) -> bytes:
-    start = _reply(
-        "Success", action_id, [("EventList", "start"), ("Message", "Channels will follow")]
-    )
-    complete = [("Event", RESYNC_COMPLETE_EVENT)]
-    if action_id is not None:
-        complete.append(("ActionID", action_id))
-    complete += [("EventList", "Complete"), ("ListItems", "0")]
-    return start + "".join(f"{k}: {v}\r\n" for k, v in complete).encode() + _EOL

@@ -200,6 +200,53 @@ def chain(recordings: Sequence[Recording], gap_seconds: float = 2.0) -> Recordin
     return Recording(name, recordings[0].banner, tuple(steps), recordings[-1].tail)
 
 
+def overlap(recordings: Sequence[Recording], every_seconds: float) -> Recording:
+    """Recordings played over one connection, each starting ``every_seconds`` after the
+    previous one started, their events interleaved by time: calls overlap as in an office.
+
+    Only ``Timestamp`` values change. A message without one keeps its place after the
+    message before it in its own recording. Recorded resync replies cannot be interleaved
+    (``ValueError``).
+    """
+    if not recordings:
+        raise ValueError("overlap() needs at least one recording")
+    start: float | None = None
+    timed: list[tuple[float, int, int, RecordedMessage]] = []
+    for number, recording in enumerate(recordings):
+        stamps = recording.timestamps()
+        if not stamps:
+            continue
+        start = min(stamps) if start is None else start
+        shift = start + number * every_seconds - min(stamps)
+        renaming = Renaming(timestamp=partial(_shift_timestamp, shift=shift))
+        at = min(stamps) + shift
+        for position, step in enumerate(recording.steps):
+            if not isinstance(step, RecordedMessage):
+                raise ValueError(f"{recording.name}: a resync reply cannot be overlapped")
+            moved = _shifted(step, renaming, shift)
+            at = moved.timestamp if moved.timestamp is not None else at
+            timed.append((at, number, position, moved))
+    name = "|".join(r.name for r in recordings)
+    steps = tuple(step for *_, step in sorted(timed, key=lambda item: item[:3]))
+    return Recording(name, recordings[0].banner, steps, recordings[-1].tail)
+
+
+def starting_at(recording: Recording, epoch: float) -> Recording:
+    """``recording`` with its times moved so that its first event is stamped ``epoch``: the
+    demo plays its calls as if they happened now (the callbacks they owe fall due while
+    one watches, not long ago)."""
+    stamps = recording.timestamps()
+    if not stamps:
+        return recording
+    shift = epoch - min(stamps)
+    renaming = Renaming(timestamp=partial(_shift_timestamp, shift=shift))
+    steps = tuple(
+        _shifted(step, renaming, shift) if isinstance(step, RecordedMessage) else step
+        for step in recording.steps
+    )
+    return Recording(recording.name, recording.banner, steps, recording.tail)
+
+
 def recording_path(name: str) -> Path:
     """A shipped recording by file name (``"a_answer_1ring.ami"``)."""
     return RECORDINGS_DIR / name

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime, time, timedelta
+from time import time as time_now
 
 from pydantic import SecretStr
 
 from call_monitor.charter.lines import describe
-from call_monitor.config import Settings
+from call_monitor.config import WEEKDAYS, Settings, TimeSpan, WorkingHoursSettings
 from call_monitor.daemon.service import Daemon, install_signals, process_setup
-from call_monitor.demo.pbx import PlaybackServer, chain, recording_path, script_for
+from call_monitor.demo.pbx import PlaybackServer
+from call_monitor.demo.recording import (
+    Recording,
+    overlap,
+    recording_path,
+    script_for,
+    starting_at,
+)
 from call_monitor.directory import Directory
+from call_monitor.timefmt import SEOUL
 
+SETUP_SECONDS = 1.0  # from the script's making to its first event: start, connect, login
 DEMO_SCENARIOS = [
     "a_answer_1ring",
     "c_answer_3rings_breach",
@@ -28,11 +39,46 @@ DEMO_SCENARIOS = [
 ]
 
 
+# A new recorded call starts this often: the variety of the office shows within a minute
+# at speed 1, calls overlapping as they do in an office (back to back, a minute showed ~3).
+START_EVERY_SECONDS = 5.0
+# The demo's callbacks fall due while one watches: owed within this many minutes, the
+# reminder one minute before, the clock running around the clock (the real rule is one
+# working hour, 09:00-18:00 on working days, which at night would show nothing at all).
+DEMO_CALLBACK_MINUTES = 3.0
+DEMO_REMINDER_MINUTES = 1.0
+ALL_DAY = TimeSpan(start=time(0), end=time(23, 59, 59, 999999))
+
+
+def demo_script(now: float) -> list[Recording]:
+    """The demo's one connection: the recorded calls overlapped, the first stamped ``now``."""
+    recordings = script_for(recording_path(f"{name}.ami") for name in DEMO_SCENARIOS)
+    return [starting_at(overlap(recordings, START_EVERY_SECONDS), now)]
+
+
+def demo_settings(settings: Settings, now: datetime) -> Settings:
+    """``settings`` with the demo's short callback deadlines on an always-open clock."""
+    today = now.astimezone(SEOUL).date()
+    hours = WorkingHoursSettings(
+        days=dict.fromkeys(WEEKDAYS, ALL_DAY),
+        extra_open=[today + timedelta(days=n) for n in range(3)],  # holidays included
+        extra_open_hours=ALL_DAY,
+    )
+    callbacks = settings.callbacks.model_copy(
+        update={
+            "due_working_seconds": DEMO_CALLBACK_MINUTES * 60,
+            "reminder_before_working_seconds": DEMO_REMINDER_MINUTES * 60,
+        }
+    )
+    return settings.model_copy(update={"working_hours": hours, "callbacks": callbacks})
+
+
 async def demo(settings: Settings, *, speed: float, once: bool, lang: str) -> int:
     """Recorded calls over a real local AMI socket into the real daemon."""
     process_setup()
-    # One continuous link: the recordings follow each other with a short pause.
-    script = [chain(script_for(recording_path(f"{name}.ami") for name in DEMO_SCENARIOS))]
+    now = time_now()
+    script = demo_script(now + SETUP_SECONDS)
+    settings = demo_settings(settings, datetime.fromtimestamp(now, SEOUL))
     playback_speed = speed if speed > 0 else float("inf")
     async with PlaybackServer(
         script, speed=playback_speed, loop=not once, username="demo", secret="demo"

@@ -4,42 +4,90 @@ Environment variables are ``CALLMON_<SECTION>__<KEY>`` (for example
 ``CALLMON_AMI__HOST=pbx.example``, ``CALLMON_STORE__URL=postgresql+asyncpg://...``) and win
 over the file. The AMI secret comes from ``CALLMON_AMI__SECRET`` or from the file named by
 ``ami.secret_file``; it is a ``SecretStr`` so it is never printed or logged.
+
+Every number is bounded: a value that would break the daemon (a ring cadence of 0 s divides
+by zero, a reconnect window of 0 s spins) or can only be a typo (a timeout of a week) is
+refused at load time, with the key named, as is a cap below the value it caps.
 """
 
 from __future__ import annotations
 
+import operator
 import os
 import tomllib
+from collections.abc import Callable
 from datetime import date, time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import platformdirs
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 CONFIG_ENV = "CALLMON_CONFIG"
 
+DAY = 86_400.0
+
+# A wait, a timeout or an interval: 0 s would spin or give up at once; past a day it is a
+# typo (milliseconds written as seconds, say).
+Seconds = Annotated[float, Field(gt=0, le=DAY)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+# A count of rings of the charter: they are counted from 1; a hundred rings is 5 minutes.
+Rings = Annotated[int, Field(ge=1, le=100)]
+# Calls per write: a million in one transaction is no batch but a stall.
+BatchSize = Annotated[int, Field(ge=1, le=100_000)]
+# Working time a callback may take: 30 days of it is more than any charter gives.
+WorkingSeconds = Annotated[float, Field(ge=0, le=30 * DAY)]
+
+
+def _against(other: str, allowed: Callable[[float, float], bool], rule: str) -> AfterValidator:
+    """A setting checked against ``other``, declared before it in the same section."""
+
+    def check(value: float, info: ValidationInfo) -> float:
+        bound = info.data.get(other)  # missing when ``other`` was refused itself
+        if bound is not None and not allowed(value, bound):
+            raise PydanticCustomError(
+                "setting_order",
+                "must be {rule} {other} ({bound})",
+                {"rule": rule, "other": other, "bound": bound},
+            )
+        return value
+
+    return AfterValidator(check)
+
 
 class _Section(BaseModel):
-    # A misspelt key ([ami] hots = ...) is an error, not a silently ignored line.
-    model_config = ConfigDict(extra="forbid")
+    # A misspelt key ([ami] hots = ...) is an error, not a silently ignored line; so is an
+    # infinite or NaN number (TOML has inf and nan), which no bound below would catch.
+    # Defaults are validated too: a cap left at its default still has to hold what it caps.
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_default=True)
 
 
 class AmiSettings(_Section):
     """Where the PBX is. With no ``host``, ``run`` refuses and ``demo`` plays recordings."""
 
     host: str | None = None
-    port: int = 5038
+    port: Port = 5038
     username: str = "callmon"
     secret: SecretStr | None = None
     secret_file: Path | None = None
-    connect_timeout_seconds: float = 5.0
-    action_timeout_seconds: float = 10.0
-    ping_interval_seconds: float = 20.0
-    ping_timeout_seconds: float = 5.0
-    reconnect_initial_seconds: float = 0.5
-    reconnect_max_seconds: float = 30.0
+    connect_timeout_seconds: Seconds = 5.0
+    action_timeout_seconds: Seconds = 10.0
+    ping_interval_seconds: Seconds = 20.0
+    ping_timeout_seconds: Seconds = 5.0
+    reconnect_initial_seconds: Seconds = 0.5
+    reconnect_max_seconds: Annotated[
+        Seconds, _against("reconnect_initial_seconds", operator.ge, "at least")
+    ] = 30.0
     # read=all streams are mostly these; dropping them by their first line saves work.
     ignore_events: list[str] = Field(
         default_factory=lambda: ["VarSet", "Newexten", "Cdr", "RTCPSent", "RTCPReceived"]
@@ -57,11 +105,13 @@ class CharterSettings(_Section):
     """Thresholds of the charter clauses; the defaults are the charter's own."""
 
     definitions_version: str = "2026.1"
-    ring_on_seconds: float = 1.0  # Korean ring cadence: 1 s on, 2 s off
-    ring_off_seconds: float = 2.0
-    max_rings_p1: int = 2  # P1: answered within 2 rings
-    apology_from_ring: int = 3  # P2: apology expected when answered on ring 3 or later
-    transfer_limit_seconds: float = 10.0  # P4 / P5
+    # Korean ring cadence: 1 s on, 2 s off. Rings are counted by the period (a zero one
+    # divides by zero); a minute-long ring is no cadence.
+    ring_on_seconds: float = Field(default=1.0, gt=0, le=60)
+    ring_off_seconds: float = Field(default=2.0, gt=0, le=60)
+    max_rings_p1: Rings = 2  # P1: answered within 2 rings
+    apology_from_ring: Rings = 3  # P2: apology expected when answered on ring 3 or later
+    transfer_limit_seconds: Seconds = 10.0  # P4 / P5
     count_internal_calls: bool = False
 
     @property
@@ -164,10 +214,13 @@ class WorkingHoursSettings(_Section):
 class CallbackSettings(_Section):
     """P6 / V4: a missed customer call (or a colleague's memo) owes a callback."""
 
-    due_working_seconds: float = Field(default=3600.0, gt=0)  # 1 working hour
-    reminder_before_working_seconds: float = Field(default=900.0, ge=0)  # 0: no reminder
+    due_working_seconds: Annotated[WorkingSeconds, Field(gt=0)] = 3600.0  # 1 working hour
+    # 0: no reminder; more than the deadline would remind before the call was missed.
+    reminder_before_working_seconds: Annotated[
+        WorkingSeconds, _against("due_working_seconds", operator.le, "at most")
+    ] = 900.0
     # Inbound calls that rang less than this create nothing (misdials); busy never rings.
-    min_ring_seconds_for_obligation: float = Field(default=0.0, ge=0)
+    min_ring_seconds_for_obligation: float = Field(default=0.0, ge=0, le=DAY)
     count_internal_calls: bool = False
 
 
@@ -183,20 +236,11 @@ def default_store_url() -> str:
 class StoreSettings(_Section):
     url: str = Field(default_factory=default_store_url)
     # A write starts once this many calls are queued, or every flush interval.
-    batch_size: int = Field(default=200, ge=1)
-    flush_interval_seconds: float = Field(default=1.0, gt=0)
+    batch_size: BatchSize = 200
+    flush_interval_seconds: Seconds = 1.0
     # A write takes everything queued, up to this many calls per transaction: a store that
     # fell behind catches up in larger transactions (per call, fewer round trips).
-    max_batch_size: int = Field(default=2000, ge=1)
-
-    @model_validator(mode="after")
-    def _max_batch_holds_a_batch(self) -> StoreSettings:
-        if self.max_batch_size < self.batch_size:
-            raise ValueError(
-                f"max_batch_size ({self.max_batch_size}) is less than batch_size "
-                f"({self.batch_size})"
-            )
-        return self
+    max_batch_size: Annotated[BatchSize, _against("batch_size", operator.ge, "at least")] = 2000
 
 
 class MqttSettings(_Section):
@@ -204,17 +248,19 @@ class MqttSettings(_Section):
     stay in the store's ``outbox`` table and go out once a broker is configured."""
 
     host: str | None = None
-    port: int = Field(default=1883, ge=1, le=65535)
+    port: Port = 1883
     username: str | None = None
     password: SecretStr | None = None
     tls: bool = False
     ca_file: Path | None = None  # with ``tls``: the broker's CA; the system's CAs otherwise
     client_id: str = "call-monitor"  # one per daemon: the broker drops a duplicate's session
     topic_prefix: str = "callmon/v1"
-    poll_seconds: float = Field(default=5.0, gt=0)  # outbox re-read when nobody wakes us
-    timeout_seconds: float = Field(default=10.0, gt=0)  # connect and each PUBACK
-    reconnect_initial_seconds: float = Field(default=0.5, gt=0)
-    reconnect_max_seconds: float = Field(default=30.0, gt=0)
+    poll_seconds: Seconds = 5.0  # outbox re-read when nobody wakes us
+    timeout_seconds: Seconds = 10.0  # connect and each PUBACK
+    reconnect_initial_seconds: Seconds = 0.5
+    reconnect_max_seconds: Annotated[
+        Seconds, _against("reconnect_initial_seconds", operator.ge, "at least")
+    ] = 30.0
 
     @model_validator(mode="after")
     def _topic_prefix_is_a_topic(self) -> MqttSettings:
@@ -232,7 +278,7 @@ class MqttSettings(_Section):
 
 class WebSettings(_Section):
     host: str = "127.0.0.1"
-    port: int = 8089
+    port: Port = 8089
 
 
 class Settings(BaseSettings):

@@ -14,6 +14,7 @@ import gc
 import getpass
 import json
 import logging
+import random
 import shutil
 import socket
 import subprocess
@@ -853,13 +854,14 @@ async def test_tls_verifies_the_broker(
 
 def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
     settings = MqttSettings(host="x", reconnect_initial_seconds=0.5, reconnect_max_seconds=30)
-    publisher = OutboxPublisher(None, settings)  # type: ignore[arg-type]
-    delays: list[tuple[float, float]] = []
-    for attempt in range(1, 10):
-        publisher._attempt = attempt
-        samples = [publisher._backoff() for _ in range(200)]
-        delays.append((min(samples), max(samples)))
+    publisher = OutboxPublisher(None, settings, rng=random.Random(1))  # type: ignore[arg-type]
+    runs = []  # 200 runs of 9 failures in a row, each run after a healthy session
+    for _ in range(200):
+        publisher._healthy()
+        runs.append([publisher._backoff.next_delay() for _ in range(9)])
+    delays = [(min(samples), max(samples)) for samples in zip(*runs, strict=True)]
     ceilings = [min(30.0, 0.5 * 2**n) for n in range(9)]
     for (low, high), ceiling in zip(delays, ceilings, strict=True):
-        assert ceiling / 2 <= low <= high <= ceiling
+        assert 0 <= low <= high <= ceiling  # full jitter: anywhere in the window ...
+        assert low < ceiling / 4  # ... from its bottom, not only its upper half
         assert high - low > ceiling / 10  # jittered, not one fixed value

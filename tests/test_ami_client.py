@@ -33,6 +33,7 @@ from call_monitor.demo.pbx import (
     recording_path,
     script_for,
 )
+from tests.jitter import WindowsSeen
 
 SECRET = "s3cr3t-Do-Not-Log-7f2e"
 DEADLINE = 20.0  # generous bound for any single wait; tests finish far sooner
@@ -381,6 +382,23 @@ async def test_ping_timeout_reconnects() -> None:
     assert client.stats.ping_timeouts >= 1
     assert fake.connections >= 2
     assert any(a.get("Action") == "Ping" for a in actions)
+
+
+async def test_reconnect_backoff_widens_and_starts_anew_after_a_login() -> None:
+    async def third_logs_in(session: FakeSession) -> None:
+        # Every connection is closed at once: before the banner (a failed attempt), or
+        # just after the login on the third.
+        if fake.connections == 3:
+            await session.login()
+
+    rng = WindowsSeen()
+    async with FakeAmi(third_logs_in).serving() as fake:
+        client = AmiClient(settings(fake.port), SecretStr(SECRET), asyncio.Queue(), rng=rng)
+        async with running(client):
+            await until(lambda: len(rng.windows) >= 5)
+    # settings(): 0.01 s doubling up to 0.05 s; the login starts the windows again.
+    assert rng.windows[:5] == [0.01, 0.02, 0.01, 0.02, 0.04]
+    assert client.stats.connects == 1
 
 
 async def test_a_pbx_still_sending_is_alive_though_its_ping_reply_is_late() -> None:

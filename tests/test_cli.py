@@ -267,3 +267,30 @@ def test_bad_arguments_exit_2() -> None:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "usage:" in result.stderr
+
+
+def test_a_ring_cadence_of_zero_is_refused_not_divided_by(tmp_path: Path) -> None:
+    """ring_on_seconds = ring_off_seconds = 0 used to end replay in a ZeroDivisionError."""
+    config = tmp_path / "callmon.toml"
+    config.write_text("[charter]\nring_on_seconds = 0\nring_off_seconds = 0\n", encoding="utf-8")
+    result = cli("--config", config, "replay", recording_path("a_answer_1ring.ami"))
+    assert_clean_failure(
+        result, "configuration error", "charter.ring_on_seconds", "charter.ring_off_seconds"
+    )
+    assert len(result.stderr.splitlines()) == 1
+
+    env = clean_env(CALLMON_CHARTER__RING_ON_SECONDS="0")
+    result = cli("replay", recording_path("a_answer_1ring.ami"), env=env)
+    assert_clean_failure(result, "configuration error", "charter.ring_on_seconds: ")
+
+
+def test_a_reconnect_cap_below_its_start_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "callmon.toml"
+    config.write_text("[ami]\nreconnect_initial_seconds = 5\n", encoding="utf-8")
+    env = clean_env(CALLMON_AMI__RECONNECT_MAX_SECONDS="2")
+    result = cli("--config", config, "replay", recording_path("a_answer_1ring.ami"), env=env)
+    assert_clean_failure(
+        result,
+        "configuration error",
+        "ami.reconnect_max_seconds: must be at least reconnect_initial_seconds",
+    )

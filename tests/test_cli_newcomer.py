@@ -209,7 +209,7 @@ def test_english_lines_count_in_english() -> None:
 # -- what `run` says at start (items 9 and 10) ----------------------------------------------
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
@@ -246,11 +246,11 @@ def _run_until(needle: str, env: dict[str, str], *args: str | Path) -> str:
 def test_run_says_what_it_runs_at_start(tmp_path: Path) -> None:
     config = tmp_path / "office.toml"
     config.write_text('log_level = "INFO"\n', encoding="utf-8")
-    port = _free_port()
+    port = free_port()
     database = tmp_path / "calls.sqlite3"
     env = clean_env(
         CALLMON_AMI__HOST="127.0.0.1",
-        CALLMON_AMI__PORT=str(_free_port()),  # nothing listens: the link retries
+        CALLMON_AMI__PORT=str(free_port()),  # nothing listens: the link retries
         CALLMON_AMI__USERNAME="monitor",
         CALLMON_AMI__SECRET="s3cret-ami",
         CALLMON_WEB__PORT=str(port),
@@ -272,8 +272,8 @@ def test_a_store_that_cannot_be_opened_is_one_line_without_the_password(tmp_path
     env = clean_env(
         CALLMON_AMI__HOST="127.0.0.1",
         CALLMON_AMI__SECRET="x",
-        CALLMON_WEB__PORT=str(_free_port()),
-        CALLMON_STORE__URL=f"postgresql+asyncpg://nobody:pw-secret@127.0.0.1:{_free_port()}/x",
+        CALLMON_WEB__PORT=str(free_port()),
+        CALLMON_STORE__URL=f"postgresql+asyncpg://nobody:pw-secret@127.0.0.1:{free_port()}/x",
     )
     result = cli("run", env=env)
     assert result.returncode == 1, result.stderr
@@ -290,7 +290,7 @@ def test_a_sqlite_file_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None
     env = clean_env(
         CALLMON_AMI__HOST="127.0.0.1",
         CALLMON_AMI__SECRET="x",
-        CALLMON_WEB__PORT=str(_free_port()),
+        CALLMON_WEB__PORT=str(free_port()),
         CALLMON_STORE__URL=f"sqlite+aiosqlite:///{blocker}/calls.sqlite3",
     )
     result = cli("run", env=env)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from call_monitor.config import (
     CONFIG_ENV,
@@ -265,3 +266,191 @@ def test_a_transaction_cap_below_the_batch_is_an_error(tmp_path: Path) -> None:
     path.write_text("[store]\nbatch_size = 500\nmax_batch_size = 100\n", encoding="utf-8")
     with pytest.raises(ValidationError, match="max_batch_size"):
         load_settings(path)
+
+
+# -- bounds: a bad number is refused, with its key -------------------------------------------
+
+DAY = 86_400
+# Waits, timeouts and intervals: 0 s would spin or give up at once.
+POSITIVE = [
+    "ami.connect_timeout_seconds",
+    "ami.action_timeout_seconds",
+    "ami.ping_interval_seconds",
+    "ami.ping_timeout_seconds",
+    "ami.reconnect_initial_seconds",
+    "ami.reconnect_max_seconds",
+    "charter.ring_on_seconds",  # the ring period divides
+    "charter.ring_off_seconds",
+    "charter.transfer_limit_seconds",
+    "callbacks.due_working_seconds",
+    "store.flush_interval_seconds",
+    "mqtt.poll_seconds",
+    "mqtt.timeout_seconds",
+    "mqtt.reconnect_initial_seconds",
+    "mqtt.reconnect_max_seconds",
+]
+# Counts that start at 1: ports, rings, calls per write.
+FROM_ONE = [
+    "ami.port",
+    "charter.max_rings_p1",
+    "charter.apology_from_ring",
+    "store.batch_size",
+    "store.max_batch_size",
+    "web.port",
+    "mqtt.port",
+]
+# Zero means something: no reminder, every missed call owes a callback.
+FROM_ZERO = [
+    "callbacks.reminder_before_working_seconds",
+    "callbacks.min_ring_seconds_for_obligation",
+]
+# The largest value each takes; past it, only a typo.
+LARGEST = {
+    **dict.fromkeys(POSITIVE, DAY),
+    "charter.ring_on_seconds": 60,
+    "charter.ring_off_seconds": 60,
+    "callbacks.due_working_seconds": 30 * DAY,
+    "callbacks.reminder_before_working_seconds": 30 * DAY,
+    "callbacks.min_ring_seconds_for_obligation": DAY,
+    "ami.port": 65535,
+    "web.port": 65535,
+    "mqtt.port": 65535,
+    "charter.max_rings_p1": 100,
+    "charter.apology_from_ring": 100,
+    "store.batch_size": 100_000,
+    "store.max_batch_size": 100_000,
+}
+
+
+def numeric_fields() -> list[tuple[str, type]]:
+    """Every int or float setting of every section, as ``section.key``."""
+    found = []
+    for section, field in Settings.model_fields.items():
+        model = field.annotation
+        if isinstance(model, type) and issubclass(model, BaseModel):
+            found += [
+                (f"{section}.{name}", inner.annotation)
+                for name, inner in model.model_fields.items()
+                if inner.annotation in (int, float)
+            ]
+    return found
+
+
+Refusals = Callable[[str, dict[str, object], str], list[str]]
+
+
+@pytest.fixture
+def refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Refusals:
+    """Load a section's ``values`` from a TOML file or the environment; the keys refused."""
+
+    def refused(section: str, values: dict[str, object], source: str) -> list[str]:
+        path = None
+        if source == "toml":
+            path = tmp_path / "bad.toml"
+            lines = "".join(f"{name} = {value}\n" for name, value in values.items())
+            path.write_text(f"[{section}]\n{lines}", encoding="utf-8")
+        else:
+            for name, value in values.items():
+                monkeypatch.setenv(f"CALLMON_{section.upper()}__{name.upper()}", str(value))
+        try:
+            load_settings(path)
+        except ValidationError as exc:
+            return [".".join(map(str, error["loc"])) for error in exc.errors()]
+        return []
+
+    return refused
+
+
+def refused_keys(refusals: Refusals, key: str, value: object, source: str) -> list[str]:
+    section, name = key.split(".")
+    return refusals(section, {name: value}, source)
+
+
+SOURCES = ["toml", "env"]
+
+
+@pytest.mark.parametrize(("key", "kind"), numeric_fields())
+def test_every_number_is_bounded_here(key: str, kind: type) -> None:
+    """A new numeric setting needs its bounds, and a line in the lists above."""
+    assert sum(key in family for family in (POSITIVE, FROM_ONE, FROM_ZERO)) == 1, key
+    assert key in LARGEST, key
+    assert (kind is int) == (key in FROM_ONE), key
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("value", [0, -1])
+@pytest.mark.parametrize("key", POSITIVE)
+def test_a_wait_of_zero_or_less_is_refused(
+    key: str, value: int, source: str, refusals: Refusals
+) -> None:
+    assert refused_keys(refusals, key, value, source) == [key]
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("value", [0, -1])
+@pytest.mark.parametrize("key", FROM_ONE)
+def test_a_count_below_one_is_refused(
+    key: str, value: int, source: str, refusals: Refusals
+) -> None:
+    assert refused_keys(refusals, key, value, source) == [key]
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("key", FROM_ZERO)
+def test_zero_is_taken_where_it_means_something(key: str, source: str, refusals: Refusals) -> None:
+    assert refused_keys(refusals, key, 0, source) == []
+    assert refused_keys(refusals, key, -1, source) == [key]
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize("key", sorted(LARGEST))
+def test_a_number_past_its_largest_is_refused(key: str, source: str, refusals: Refusals) -> None:
+    assert refused_keys(refusals, key, LARGEST[key] + 1, source) == [key]
+
+
+@pytest.mark.parametrize("value", ["inf", "nan"])
+@pytest.mark.parametrize("key", [key for key, kind in numeric_fields() if kind is float])
+def test_an_endless_number_is_refused(key: str, value: str, refusals: Refusals) -> None:
+    assert refused_keys(refusals, key, value, "toml") == [key]  # TOML's own inf and nan
+
+
+@pytest.mark.parametrize("source", SOURCES)
+@pytest.mark.parametrize(
+    ("section", "values", "refused"),
+    [
+        (
+            "ami",
+            {"reconnect_initial_seconds": 5, "reconnect_max_seconds": 2},
+            "ami.reconnect_max_seconds",
+        ),
+        ("ami", {"reconnect_initial_seconds": 60}, "ami.reconnect_max_seconds"),  # default cap
+        (
+            "mqtt",
+            {"reconnect_initial_seconds": 5, "reconnect_max_seconds": 2},
+            "mqtt.reconnect_max_seconds",
+        ),
+        ("store", {"batch_size": 500, "max_batch_size": 100}, "store.max_batch_size"),
+        (
+            "callbacks",
+            {"due_working_seconds": 600, "reminder_before_working_seconds": 900},
+            "callbacks.reminder_before_working_seconds",
+        ),
+    ],
+)
+def test_a_cap_below_what_it_caps_is_refused(
+    section: str, values: dict[str, object], refused: str, source: str, refusals: Refusals
+) -> None:
+    assert refusals(section, values, source) == [refused]
+
+
+def test_equal_bounds_are_taken() -> None:
+    settings = Settings.model_validate(
+        {
+            "ami": {"reconnect_initial_seconds": 2, "reconnect_max_seconds": 2},
+            "store": {"batch_size": 100, "max_batch_size": 100},
+            "callbacks": {"due_working_seconds": 600, "reminder_before_working_seconds": 600},
+        }
+    )
+    assert settings.ami.reconnect_max_seconds == 2
+    assert settings.store.max_batch_size == 100
+    assert settings.callbacks.reminder_before_working_seconds == 600

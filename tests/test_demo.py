@@ -14,6 +14,7 @@ from call_monitor.daemon.pipeline import replay
 from call_monitor.demo.recording import overlap, recording_path, script_for, starting_at
 from call_monitor.demo.runner import DEMO_SCENARIOS, START_EVERY_SECONDS, demo_settings
 from tests.test_cli import clean_env, cli
+from tests.test_cli_newcomer import free_port
 
 # What a call's measurement is, apart from when it happened.
 MEASURED = (
@@ -89,7 +90,7 @@ def test_the_demos_callbacks_are_due_in_the_future(tmp_path: Path) -> None:
         "0",
         env=clean_env(
             CALLMON_STORE__URL=f"sqlite+aiosqlite:///{database}",
-            CALLMON_WEB__PORT="0",
+            CALLMON_WEB__PORT=str(free_port()),
         ),
     )
     assert result.returncode == 0, result.stderr

@@ -1,16 +1,25 @@
-"""``call_monitor/retry.py``: the backoff delays, and ``write_or_set_aside``: refused data is
-set aside (halving until it is alone), the rest written; other failures propagate with
-everything kept."""
+"""``call_monitor/store/retry.py``: the backoff windows and their reset after a success, and
+``write_or_set_aside``: refused data is set aside (halving until it is alone), the rest
+written; other failures propagate with everything kept."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
 import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from call_monitor.store.retry import Backoff, WriteQueue, is_data_error, write_or_set_aside
+from call_monitor.backoff import Backoff
+from call_monitor.store.retry import (
+    WriteQueue,
+    is_data_error,
+    write_or_set_aside,
+    write_until_stopped,
+    write_until_written,
+)
+from tests.jitter import WindowsSeen
 
 QUEUE = WriteQueue(logging.getLogger("test"), "test", "parts", lambda: 0)
 
@@ -115,5 +124,56 @@ def test_data_errors_are_told_from_lost_connections() -> None:
 
 
 def test_the_retry_delays_double_up_to_the_cap() -> None:
-    delays = Backoff(0.5, 3.0).delays()
+    delays = Backoff(0.5, 3.0).ceilings()  # the windows the jittered delays are drawn from
     assert [next(delays) for _ in range(6)] == [0.5, 1.0, 2.0, 3.0, 3.0, 3.0]
+
+
+class Flaky:
+    """A flush that fails or succeeds as told, in turn; the queue empties at the end."""
+
+    def __init__(self, outcomes: list[bool], stop: asyncio.Event | None = None) -> None:
+        self.outcomes, self.stop = list(outcomes), stop
+
+    def pending(self) -> int:
+        return len(self.outcomes)
+
+    async def flush(self) -> None:
+        works = self.outcomes.pop(0)
+        if not self.outcomes and self.stop is not None:
+            self.stop.set()
+        if not works:
+            raise OperationalError("INSERT", {}, ConnectionError("server closed the connection"))
+
+
+async def test_the_background_loop_starts_the_backoff_anew_after_a_success() -> None:
+    stop = asyncio.Event()
+    flaky = Flaky([False, False, True, False, False, False, True], stop)
+    rng = WindowsSeen()
+    queue = WriteQueue(logging.getLogger("test"), "test", "parts", flaky.pending)
+    await asyncio.wait_for(
+        write_until_stopped(
+            flaky.flush,
+            queue,
+            Backoff(0.001, 0.004, rng=rng),
+            stop=stop,
+            wake=asyncio.Event(),
+            due=lambda: True,
+            interval=1.0,
+        ),
+        timeout=5,
+    )
+    assert flaky.outcomes == []
+    # Back to the first window after the success.
+    assert rng.windows == [0.001, 0.002, 0.001, 0.002, 0.004]
+
+
+async def test_the_last_flush_starts_its_own_backoff() -> None:
+    flaky = Flaky([False, False, True])
+    rng = WindowsSeen()
+    backoff = Backoff(0.001, 0.004, rng=rng)
+    backoff.next_delay()  # the background loop was failing when it was stopped
+    backoff.next_delay()
+    queue = WriteQueue(logging.getLogger("test"), "test", "parts", flaky.pending)
+    await write_until_written(flaky.flush, queue, backoff, give_up_after=5)
+    assert flaky.outcomes == []
+    assert rng.windows == [0.001, 0.002, 0.001, 0.002]

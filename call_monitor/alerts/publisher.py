@@ -4,8 +4,9 @@
 publish waits for the broker's PUBACK before the row is marked delivered), then sleeps until
 :meth:`OutboxPublisher.wake` or ``mqtt.poll_seconds``. A lost or refused connection, a
 PUBACK that does not come within ``mqtt.timeout_seconds``, or a database error ends the
-session: it is counted, logged once per outage, and retried after an exponential backoff
-with jitter (``reconnect_initial_seconds`` doubling up to ``reconnect_max_seconds``). No row
+session: it is counted, logged once per outage, and retried after the daemon's backoff
+(:class:`~call_monitor.backoff.Backoff`: a window of ``reconnect_initial_seconds`` doubling
+up to ``reconnect_max_seconds``, full jitter). No row
 is ever dropped; a row published just before a failure may be published again (consumers
 drop it by its ``idempotency_key``).
 
@@ -27,6 +28,7 @@ import aiomqtt
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from call_monitor.backoff import Backoff, describe
 from call_monitor.config import MqttSettings
 from call_monitor.store.outbox import backlog, mark_delivered, mark_failed, pending
 from call_monitor.store.retry import wait_for_event
@@ -68,9 +70,12 @@ class OutboxPublisher:
         self.stats = stats if stats is not None else PublisherStats()
         self._batch_size = batch_size
         self._clock = clock
-        self._rng = rng or random.Random()
+        # Reset by _healthy only: a session that failed at once (refused, dropped straight
+        # after CONNACK, no PUBACK) keeps widening the window.
+        self._backoff = Backoff(
+            settings.reconnect_initial_seconds, settings.reconnect_max_seconds, rng=rng
+        )
         self._wake = asyncio.Event()
-        self._attempt = 0  # consecutive failed sessions: drives the backoff
         self._outage_since: float | None = None  # monotonic; None while the broker is fine
         self._in_flight: int | None = None  # the row being published, for mark_failed
         self._acked: list[int] = []  # PUBACK received, delivered_at not yet written
@@ -111,14 +116,14 @@ class OutboxPublisher:
             except* SQLAlchemyError as group:
                 error = group.exceptions[0]
                 self.stats.database_errors += 1
-                self.stats.last_error = _describe(error)
+                self.stats.last_error = describe(error)
                 # A database error is not an outage of the broker: log every one, in full.
                 log.error("alerts: outbox database error; retrying", exc_info=error)
             finally:
                 self.stats.connected = False
             if error is not None:
                 await self._after_failure(error)
-            await asyncio.sleep(self._backoff())
+            await asyncio.sleep(self._backoff.next_delay())
 
     # -- one connection ---------------------------------------------------------------
 
@@ -168,7 +173,7 @@ class OutboxPublisher:
 
     def _healthy(self) -> None:
         """The session works (a PUBACK came, or it lasted): the outage, if any, is over."""
-        self._attempt = 0
+        self._backoff.reset()
         if self._outage_since is not None:
             log.info(
                 "alerts: MQTT broker %s:%d reachable again after %.1f s",
@@ -221,7 +226,7 @@ class OutboxPublisher:
 
     def _broker_failed(self, error: BaseException) -> None:
         self.stats.failures += 1
-        self.stats.last_error = _describe(error)
+        self.stats.last_error = describe(error)
         if self._outage_since is None:
             self._outage_since = time.monotonic()
             self.stats.outages += 1
@@ -236,35 +241,14 @@ class OutboxPublisher:
             log.debug("alerts: MQTT still unavailable: %s", self.stats.last_error)
 
     async def _after_failure(self, error: BaseException) -> None:
-        # Reset by _healthy only: a session that failed at once (refused, dropped straight
-        # after CONNACK, no PUBACK) keeps doubling the backoff.
-        self._attempt += 1
         in_flight, self._in_flight = self._in_flight, None
         try:
             # The session may have ended between the last PUBACKs and their marking (a
             # cancelled drain cannot await the database): mark them here, outside it.
             await self._mark_acked()
             if in_flight is not None:
-                await mark_failed(self.engine, [in_flight], _describe(error))
+                await mark_failed(self.engine, [in_flight], describe(error))
             self.stats.outbox_backlog = await backlog(self.engine)
         except SQLAlchemyError:
             self.stats.database_errors += 1
             log.exception("alerts: cannot update the outbox after a failure")
-
-    def _backoff(self) -> float:
-        """Exponential, with "equal jitter": between half and all of the doubled delay."""
-        settings = self.settings
-        ceiling = min(
-            settings.reconnect_max_seconds,
-            settings.reconnect_initial_seconds * 2.0 ** max(self._attempt - 1, 0),
-        )
-        return ceiling / 2 + self._rng.uniform(0, ceiling / 2)
-
-
-def _describe(error: BaseException) -> str:
-    text = str(error)
-    described = f"{type(error).__name__}: {text}" if text else type(error).__name__
-    # aiomqtt wraps the real reason ("connection lost", "refused") as the cause.
-    if error.__cause__ is not None:
-        described += f" ({_describe(error.__cause__)})"
-    return described

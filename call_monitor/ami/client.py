@@ -15,7 +15,7 @@ reader (:func:`~call_monitor.ami.stream.transcript_items`) gives for a recording
 Per connection a :class:`asyncio.TaskGroup` supervises the reader, the keep-alive pinger
 and the resync request; whichever fails first ends the connection, the others are
 cancelled, pending actions fail with :class:`AmiDisconnected`, and the client reconnects
-with exponential backoff and full jitter.
+with the daemon's backoff (:class:`~call_monitor.backoff.Backoff`: exponential, full jitter).
 
 Replies are waited for with a twist: while the reader is blocked on a full queue it cannot
 read the reply, so a wait that overlaps such a stall is extended rather than declared
@@ -51,6 +51,7 @@ from call_monitor.ami.stream import (
     Resync,
     StreamItem,
 )
+from call_monitor.backoff import Backoff, describe
 from call_monitor.config import AmiSettings
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,8 @@ class AmiClient:
 
     ``resync_on_first_connect`` also asks ``CoreShowChannels`` on the very first
     connection (a monitor started while calls are up); by default only reconnects resync,
-    which is what the recordings show and what the transcript reader reproduces.
+    which is what the recordings show and what the transcript reader reproduces. ``rng``
+    jitters the reconnect delays (seed one for reproducible delays).
     """
 
     def __init__(
@@ -139,8 +141,12 @@ class AmiClient:
         *,
         resync_on_first_connect: bool = False,
         event_filter: EventFilter | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         self._settings = settings
+        self._backoff = Backoff(
+            settings.reconnect_initial_seconds, settings.reconnect_max_seconds, rng=rng
+        )
         self._event_filter = event_filter
         self._secret = secret
         self._out = out
@@ -170,7 +176,6 @@ class AmiClient:
         settings = self._settings
         if not settings.host:
             raise ValueError("no AMI host configured (ami.host)")
-        delay = settings.reconnect_initial_seconds
         while True:
             logged_in = False
             try:
@@ -190,7 +195,7 @@ class AmiClient:
                     "AMI connection to %s:%s failed: %s",
                     settings.host,
                     settings.port,
-                    _describe(exc),
+                    _reason(exc),
                 )
             except Exception:
                 log.exception("AMI connection to %s:%s failed", settings.host, settings.port)
@@ -199,14 +204,12 @@ class AmiClient:
                 # A stop requested while a connection failed for another reason.
                 raise asyncio.CancelledError
             if logged_in:
-                delay = settings.reconnect_initial_seconds
+                self._backoff.reset()  # a link that came up: the next wait starts small
             else:
                 self.stats.connect_failures += 1
-            wait = random.uniform(0, delay)
+            wait = self._backoff.next_delay()
             log.info("AMI: reconnecting in %.2f s", wait)
             await asyncio.sleep(wait)
-            if not logged_in:
-                delay = min(delay * 2, settings.reconnect_max_seconds)
 
     async def action(self, name: str, headers: Headers = ()) -> AmiMessage:
         """Send an action and return its ``Response`` (``Success`` or ``Error``)."""
@@ -279,7 +282,7 @@ class AmiClient:
             first = _first_leaf(group)
             if not isinstance(first, (_LinkLost, OSError, AmiError)):
                 log.error("AMI connection failed unexpectedly", exc_info=first)
-            reason = _describe(first)
+            reason = _reason(first)
         except asyncio.CancelledError:
             reason = "client stopped"
             await self._logoff(writer)
@@ -571,10 +574,6 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return first
 
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, _LinkLost):
-        return str(exc)
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    text = str(exc)
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+def _reason(exc: BaseException) -> str:
+    """Why a connection ended: a lost link says it in its own words."""
+    return str(exc) if isinstance(exc, _LinkLost) else describe(exc)

@@ -38,6 +38,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from call_monitor.alerts.messages import OutboxMessage, messages_for
+from call_monitor.backoff import Backoff
 from call_monitor.charter.callbacks import CallbackTracker
 from call_monitor.charter.judged import JudgedCall
 from call_monitor.charter.obligations import (
@@ -60,7 +61,6 @@ from call_monitor.store.obligations import (
     save_changes,
 )
 from call_monitor.store.retry import (
-    Backoff,
     WriteQueue,
     write_or_set_aside,
     write_until_stopped,

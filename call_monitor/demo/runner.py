@@ -47,6 +47,13 @@ START_EVERY_SECONDS = 5.0
 # working hour, 09:00-18:00 on working days, which at night would show nothing at all).
 DEMO_CALLBACK_MINUTES = 3.0
 DEMO_REMINDER_MINUTES = 1.0
+DEMO_NOTE = {
+    "ko": f"데모: 녹음된 통화를 지금 일어난 것처럼 재생합니다. 회신 기한은 근무시간 1시간 대신 "
+    f"{DEMO_CALLBACK_MINUTES:.0f}분(알림은 {DEMO_REMINDER_MINUTES:.0f}분 전)으로 줄였습니다.",
+    "en": "demo: the recorded calls play as if they happened now; callbacks are owed within "
+    f"{DEMO_CALLBACK_MINUTES:.0f} minutes (reminder {DEMO_REMINDER_MINUTES:.0f} minute before) "
+    "instead of one working hour.",
+}
 ALL_DAY = TimeSpan(start=time(0), end=time(23, 59, 59, 999999))
 
 
@@ -108,6 +115,7 @@ async def demo(settings: Settings, *, speed: float, once: bool, lang: str) -> in
             f"metrics {web}/metrics, store {settings.store.url}",
             flush=True,
         )
+        print(DEMO_NOTE[lang], flush=True)
         await daemon.run(*([_stop_when_played(server, daemon)] if once else []))
     return 0
 

@@ -5,10 +5,9 @@ Both writers of the daemon (:class:`~call_monitor.store.writer.StoreWriter` for 
 they could not write queued and try again; they differ only in when a write is due, what
 ``flush`` writes and what the log calls the rows. Here:
 
-- :class:`Backoff`: the delays between failed attempts, ``initial`` doubled each time up to
-  ``maximum``;
 - :func:`write_until_stopped`: the background loop (``run``): wait for work, flush, and on a
-  failure wait the next delay (a logged warning) before trying again; back to normal after a
+  failure wait the next delay of the writer's :class:`~call_monitor.backoff.Backoff` (a
+  logged warning) before trying again; back to normal, and the backoff reset, after a
   success;
 - :func:`write_until_written`: the last flush (``close``): retried with backoff until it
   succeeds or ``give_up_after`` seconds have passed, then logged and re-raised;
@@ -25,28 +24,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
+from call_monitor.backoff import Backoff
+
 Part = TypeVar("Part")
-
-
-@dataclass(frozen=True, slots=True)
-class Backoff:
-    """Exponential backoff: ``initial`` seconds, doubled each retry, at most ``maximum``."""
-
-    initial: float
-    maximum: float
-
-    def delays(self) -> Iterator[float]:
-        """The waits before the retries: ``initial``, ``2 * initial``, ... capped."""
-        delay = self.initial
-        while True:
-            yield min(delay, self.maximum)
-            delay = min(2 * delay, self.maximum)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +61,9 @@ async def write_until_stopped(
     says a write is due already; it flushes only when rows are queued. Returns once ``stop``
     is set (even during a backoff wait), leaving the rest to :func:`write_until_written`.
     """
-    delays: Iterator[float] | None = None  # while failing: the next waits
-    delay = 0.0
+    delay: float | None = None  # while failing: the wait before the next attempt
     while not stop.is_set():
-        if delay:
+        if delay is not None:
             await wait_for_event(stop, delay)
         elif not due():
             await wait_for_event(wake, interval)
@@ -90,9 +75,7 @@ async def write_until_stopped(
         try:
             await flush()
         except Exception:
-            if delays is None:
-                delays = backoff.delays()
-            delay = next(delays)
+            delay = backoff.next_delay()
             queue.log.warning(
                 "%s: retrying in %.1f s (%d %s queued)",
                 queue.name,
@@ -101,7 +84,8 @@ async def write_until_stopped(
                 queue.rows,
             )
         else:
-            delays, delay = None, 0.0
+            backoff.reset()
+            delay = None
 
 
 async def write_until_written(
@@ -114,7 +98,7 @@ async def write_until_written(
     """Flush, retrying with backoff; after ``give_up_after`` seconds (``None``: never) of
     failures, log what stays queued and re-raise the last error."""
     deadline = None if give_up_after is None else time.monotonic() + give_up_after
-    delays = backoff.delays()
+    backoff.reset()  # a run of failures of its own, not the tail of the loop's
     while True:
         try:
             await flush()
@@ -125,7 +109,7 @@ async def write_until_written(
                     "%s: closed with %d %s NOT written", queue.name, queue.pending(), queue.rows
                 )
                 raise
-            delay = next(delays)
+            delay = backoff.next_delay()
             await asyncio.sleep(delay if remaining is None else min(delay, remaining))
         else:
             return

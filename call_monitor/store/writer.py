@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
 from sqlalchemy.sql.elements import KeyedColumnElement
 
+from call_monitor.backoff import Backoff
 from call_monitor.calls.model import CallRecord
 from call_monitor.charter.rules import CallVerdict
 from call_monitor.config import StoreSettings
@@ -48,7 +49,6 @@ from call_monitor.store.models import (
 )
 from call_monitor.store.reading import count_calls, load_call
 from call_monitor.store.retry import (
-    Backoff,
     WriteQueue,
     write_or_set_aside,
     write_until_stopped,
@@ -194,8 +194,8 @@ class StoreWriter:
     ``max_pending`` bounds the queue (default: the larger of 100 000 and 100 batches): past
     it, the oldest queued call is evicted, logged and counted in ``stats.dropped``. Only a
     database down for very long gets there; a failed batch is otherwise never dropped.
-    Retries start after ``retry_initial_seconds`` (default: the flush interval, at least
-    0.1 s) and double up to ``retry_max_seconds``.
+    Retries wait at most ``retry_initial_seconds`` (default: the flush interval, at least
+    0.1 s), a window doubled after each failure up to ``retry_max_seconds`` (full jitter).
     """
 
     def __init__(

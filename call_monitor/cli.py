@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import sys
-import tomllib
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
@@ -26,7 +25,7 @@ from call_monitor.charter.judged import call_report
 from call_monitor.charter.lines import Summary, describe
 from call_monitor.charter.obligations import Obligation, callback_report
 from call_monitor.charter.working_hours import WorkingHours
-from call_monitor.config import CONFIG_ENV, Settings, load_settings
+from call_monitor.config import CONFIG_ENV, Settings, explain, load_settings
 from call_monitor.daemon import service
 from call_monitor.daemon.pipeline import replay
 from call_monitor.demo import runner
@@ -242,17 +241,18 @@ def _memo(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _config_problem(exc: Exception) -> str:
-    """A configuration error in a few words, without the values given.
-
-    Pydantic's own text quotes each offending input: a secret put in the wrong place (a
-    top-level ``secret = ...``, a misspelt key) would be printed to the terminal and the logs.
-    """
+    """A configuration error in a few words, without the values given (``config.explain``)."""
     if isinstance(exc, ValidationError):
-        return "; ".join(
-            f"{'.'.join(str(part) for part in error['loc']) or 'settings'}: {error['msg']}"
-            for error in exc.errors(include_url=False, include_input=False)
-        )
+        return explain(exc)
     return str(exc)
+
+
+def _where(source: object) -> str:
+    """Where a configuration came from, for its error: the file, the environment or both."""
+    from_env = any(k.startswith("CALLMON_") and k != CONFIG_ENV for k in os.environ)
+    places = [str(source)] if source else []
+    places += ["the CALLMON_ environment"] if from_env else []
+    return f" in {' or '.join(places)}" if places else ""
 
 
 def _web_server_name(record: logging.LogRecord) -> bool:
@@ -277,7 +277,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (OSError, ValueError) as exc:
         # A TOML syntax error is the file's; a bad value may come from the environment.
         source = args.config or os.environ.get(CONFIG_ENV)
-        where = f" in {source}" if source and isinstance(exc, tomllib.TOMLDecodeError) else ""
+        where = "" if isinstance(exc, OSError) else _where(source)
         print(f"call-monitor: configuration error{where}: {_config_problem(exc)}", file=sys.stderr)
         return 2
     _setup_logging(settings.log_level)

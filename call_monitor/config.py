@@ -12,13 +12,14 @@ refused at load time, with the key named, as is a cap below the value it caps.
 
 from __future__ import annotations
 
+import difflib
 import operator
 import os
 import tomllib
 from collections.abc import Callable
 from datetime import date, time
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 import platformdirs
 from pydantic import (
@@ -27,10 +28,11 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationError,
     ValidationInfo,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
+from pydantic_core import ErrorDetails, PydanticCustomError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 CONFIG_ENV = "CALLMON_CONFIG"
@@ -281,6 +283,9 @@ class WebSettings(_Section):
     port: Port = 8089
 
 
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CALLMON_", env_nested_delimiter="__", extra="forbid"
@@ -294,7 +299,7 @@ class Settings(BaseSettings):
     working_hours: WorkingHoursSettings = Field(default_factory=WorkingHoursSettings)
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
-    log_level: str = "INFO"
+    log_level: LogLevel = "INFO"
 
     @classmethod
     def settings_customise_sources(
@@ -317,3 +322,44 @@ def load_settings(config_file: Path | None = None) -> Settings:
         with path.open("rb") as fh:
             values = tomllib.load(fh)
     return Settings(**values)
+
+
+def explain(exc: ValidationError) -> str:
+    """A validation error in words a person reads, one ``key: problem`` per error, without
+    the values given: pydantic's own text quotes each input, and a secret put in the wrong
+    place (a top-level ``secret = ...``, a misspelt key) would be printed and logged.
+
+    An unknown key says so and names the nearest known one: ``ami.ping_intervall_seconds:
+    unknown key; did you mean ping_interval_seconds?``
+    """
+    return "; ".join(
+        _problem(error) for error in exc.errors(include_url=False, include_input=False)
+    )
+
+
+def _problem(error: ErrorDetails) -> str:
+    location = [str(part) for part in error["loc"]]
+    key = ".".join(location) or "settings"
+    if error["type"] != "extra_forbidden":
+        return f"{key}: {error['msg']}"
+    known = _known_keys(location[:-1])
+    nearest = difflib.get_close_matches(location[-1], known, n=1) if location else []
+    hint = f"; did you mean {nearest[0]}?" if nearest else ""
+    return f"{key}: unknown key{hint}"
+
+
+def _known_keys(section: list[str]) -> list[str]:
+    """The keys valid under ``section`` (a path of field names and table keys)."""
+    model: type[BaseModel] = Settings
+    names = iter(section)
+    for name in names:
+        field = model.model_fields.get(name)
+        annotation = None if field is None else field.annotation
+        if get_origin(annotation) is dict:  # a table of named entries: skip the entry's name
+            annotation = get_args(annotation)[1]
+            if next(names, None) is None:
+                return []
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)

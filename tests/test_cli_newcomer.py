@@ -308,3 +308,32 @@ def test_the_default_store_is_one_absolute_place(
     assert url == f"sqlite+aiosqlite:///{tmp_path}/data/call-monitor/call-monitor.sqlite3"
     monkeypatch.chdir(Path(__file__).parent)
     assert Settings().store.url == url  # not relative to the working directory
+
+
+# -- configuration errors a person reads (item 9) -------------------------------------------
+
+
+def test_an_unknown_key_names_the_file_and_the_nearest_key(tmp_path: Path) -> None:
+    config = tmp_path / "office.toml"
+    config.write_text(
+        '[ami]\nping_intervall_seconds = 3\n[directory.staff."201"]\n'
+        'name = "김민원"\ndepartment = "민원여권과"\nnaem = "x"\n',
+        encoding="utf-8",
+    )
+    result = cli("replay", ONE_CALL, "--config", config)
+    assert_clean_failure(
+        result,
+        f"configuration error in {config}: ",
+        "ami.ping_intervall_seconds: unknown key; did you mean ping_interval_seconds?",
+        "directory.staff.201.naem: unknown key; did you mean name?",
+    )
+
+
+def test_an_environment_error_says_it_came_from_the_environment() -> None:
+    result = cli("replay", ONE_CALL, env=clean_env(CALLMON_AMI__PORT="0"))
+    assert_clean_failure(result, "in the CALLMON_ environment: ami.port: ")
+
+
+def test_a_bad_log_level_is_a_configuration_error() -> None:
+    result = cli("replay", ONE_CALL, env=clean_env(CALLMON_LOG_LEVEL="LOUD"))
+    assert_clean_failure(result, "log_level: Input should be 'DEBUG'")

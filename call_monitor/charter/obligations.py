@@ -54,7 +54,8 @@ TRANSITIONS: Mapping[ObligationState | None, Mapping[ChangeKind, ObligationState
         "memo": "open",
         "attempt": "open",
         "reminder": "reminded",
-        "overdue": "overdue",  # the deadline had passed when first checked (a restart)
+        # No reminder when the deadline has passed too (a restart, a late tick, no lead).
+        "overdue": "overdue",
         "fulfilled_on_time": "fulfilled_on_time",
         # Late whatever ``due_events`` said yet: the timer may not have marked it overdue.
         "fulfilled_late": "fulfilled_late",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sys
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast, get_args
 
 import pytest
 from hypothesis import given, settings
@@ -16,11 +16,19 @@ from call_monitor.calls.model import CallRecord, Leg
 from call_monitor.charter.callbacks import CallbackTracker
 from call_monitor.charter.judged import JudgedCall
 from call_monitor.charter.obligations import (
+    CHANGE_KINDS,
+    OPEN_STATES,
+    TRANSITIONS,
+    ChangeKind,
+    IllegalTransition,
     Obligation,
     ObligationChange,
     ObligationHistory,
+    ObligationState,
+    allows,
     callback_report,
     count_kinds,
+    next_state,
     normalise_number,
 )
 from call_monitor.charter.working_hours import NaiveDatetimeError, WorkingHours
@@ -602,6 +610,10 @@ operations = st.one_of(
     st.tuples(st.just("duplicate"), st.integers(0, 20)),
 )
 
+# Inputs, each with the seconds since the one before; reminders with or without a lead time.
+input_steps = st.lists(st.tuples(operations, st.integers(0, 5400)), max_size=60)
+reminders_before = st.sampled_from([0.0, 900.0])
+
 
 def _apply(
     callbacks: CallbackTracker, op: tuple[Any, ...], n: int, at: float
@@ -677,10 +689,7 @@ def _check_queries(callbacks: CallbackTracker, now: datetime) -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(
-    st.lists(st.tuples(operations, st.integers(0, 5400)), max_size=60),
-    st.sampled_from([0.0, 900.0]),
-)
+@given(input_steps, reminders_before)
 def test_indexes_agree_with_a_scan(
     steps: list[tuple[tuple[Any, ...], int]], reminder_before: float
 ) -> None:
@@ -696,3 +705,88 @@ def test_indexes_agree_with_a_scan(
         assert got == _apply(scanning, op, n, at), op
         assert indexed.open_obligations() == scanning.open_obligations()
         _check_queries(indexed, _seoul(at))
+
+
+# -- the transition table ---------------------------------------------------------------------
+
+STATES: tuple[ObligationState, ...] = get_args(ObligationState)
+CLOSING: tuple[ChangeKind, ...] = (
+    "fulfilled_on_time",
+    "fulfilled_late",
+    "resolved_by_inbound",
+    "cancelled",
+)
+
+
+def legal_changes() -> dict[tuple[ObligationState | None, ChangeKind], ObligationState]:
+    """The rules of the module docstring, written out apart from the table they check."""
+    legal: dict[tuple[ObligationState | None, ChangeKind], ObligationState] = {
+        (None, "created"): "open",
+        ("open", "reminder"): "reminded",
+        ("open", "overdue"): "overdue",
+        ("reminded", "overdue"): "overdue",
+    }
+    for state in ("open", "reminded", "overdue"):
+        for kind in ("joined", "memo", "attempt"):
+            legal[(state, kind)] = state  # recorded; the state stays
+        for kind in CLOSING:  # each closing kind closes in the state of its name
+            legal[(state, kind)] = cast("ObligationState", kind)
+    return legal
+
+
+def test_the_table_decides_every_state_and_kind() -> None:
+    assert set(TRANSITIONS) == {None, *STATES}
+    legal = legal_changes()
+    for state in (None, *STATES):
+        for kind in CHANGE_KINDS:
+            assert TRANSITIONS[state].get(kind) == legal.get((state, kind)), (state, kind)
+            assert allows(state, kind) == ((state, kind) in legal)
+    assert {"open", "reminded", "overdue"} == OPEN_STATES
+
+
+@pytest.mark.parametrize(
+    ("state", "kind"),
+    [
+        (state, kind)
+        for state in (None, *STATES)
+        for kind in CHANGE_KINDS
+        if (state, kind) not in legal_changes()
+    ],
+)
+def test_each_illegal_change_raises(state: ObligationState | None, kind: ChangeKind) -> None:
+    with pytest.raises(IllegalTransition) as raised:
+        next_state(state, kind)
+    assert (raised.value.state, raised.value.kind) == (state, kind)
+
+
+def test_an_unknown_state_takes_no_change() -> None:
+    with pytest.raises(IllegalTransition):
+        next_state(cast("ObligationState", "lost"), "joined")
+
+
+@settings(max_examples=200, deadline=None)
+@given(input_steps, reminders_before)
+def test_random_inputs_make_only_changes_the_table_allows(
+    steps: list[tuple[tuple[Any, ...], int]], reminder_before: float
+) -> None:
+    callbacks = tracker(reminder_before_working_seconds=reminder_before)
+    legal = legal_changes()
+    states: dict[str, ObligationState] = {}  # every obligation seen: its latest state
+    at = epoch(2026, 11, 30, 8, 30)
+    for n, (op, step) in enumerate(steps):
+        at += step
+        if op[0] == "restart":
+            callbacks = _restarted(callbacks)
+            continue
+        for change in _apply(callbacks, op, n, at):
+            before = states.get(change.obligation.id)
+            assert (before, change.kind) in legal, (before, change.kind)
+            after = legal[(before, change.kind)]
+            assert change.change.state == change.obligation.state == after
+            states[change.obligation.id] = after
+        if op[0] == "duplicate":  # a restored copy comes without a change, as it was stored
+            for obligation in callbacks.open_obligations():
+                states.setdefault(obligation.id, obligation.state)
+        # The tracker holds exactly the open ones, each in the state its changes left.
+        held = {o.id: o.state for o in callbacks.open_obligations()}
+        assert held == {i: s for i, s in states.items() if s in OPEN_STATES}

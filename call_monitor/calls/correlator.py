@@ -324,7 +324,7 @@ class Correlator:
         if record.answered_at is None:
             record.answered_at = ts
             record.answered_by = channel.extension
-            out.append(CallAnswered(record, ts))
+            out.append(CallAnswered.of(record, ts))
             return
         transfer = call.open_transfer
         if transfer is not None and transfer.target_answered_at is None:
@@ -595,7 +595,7 @@ class Correlator:
             record.answered_at = ts
             record.answered_by = picker.extension
             record.picked_up = True
-            out.append(CallAnswered(record, ts))
+            out.append(CallAnswered.of(record, ts))
 
     def _absorb(self, into: CallState, other: CallState) -> None:
         """Move ``other``'s channels into ``into``; ``other`` was a step of this call."""

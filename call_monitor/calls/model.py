@@ -115,15 +115,53 @@ class CallStarted:
 
 @dataclass(frozen=True, slots=True)
 class CallAnswered:
-    """The call was answered: live boards may show it before the call ends."""
+    """The call was answered: live boards may show it before the call ends.
 
-    record: CallRecord
-    at: float
+    A snapshot of the call as it stood at the answer, in immutable values: the correlator
+    goes on changing its record (legs, transfers, the end) but never this fact.
+    """
+
+    linkedid: str
+    at: float  # the answer
+    started_at: float
+    direction: Direction
+    caller: str
+    caller_name: str
+    dialed: str
+    staff: str | None
+    answered_by: str | None
+    picked_up: bool
+    ring_started_at: float | None
+    rang: tuple[str, ...]  # the staff extensions rung before the answer, first to ring first
+    incomplete: bool  # so far: the monitor did not see the call's start
+
+    @classmethod
+    def of(cls, record: CallRecord, at: float) -> CallAnswered:
+        return cls(
+            linkedid=record.linkedid,
+            at=at,
+            started_at=record.started_at,
+            direction=record.direction,
+            caller=record.caller,
+            caller_name=record.caller_name,
+            dialed=record.dialed,
+            staff=record.staff,
+            answered_by=record.answered_by,
+            picked_up=record.picked_up,
+            ring_started_at=record.ring_started_at,
+            rang=tuple(record.rang),
+            incomplete=record.incomplete,
+        )
 
 
 @dataclass(frozen=True, slots=True)
 class CallEnded:
-    """Every channel of the call has hung up (or the call was closed after a gap)."""
+    """Every channel of the call has hung up (or the call was closed after a gap).
+
+    The record is final: the correlator keeps no reference to it (nor to its legs and
+    transfers) once it emitted this fact, and a late event of the call finds a tombstone
+    or, after the tombstone is gone, starts a new record. So it is not copied.
+    """
 
     record: CallRecord
 

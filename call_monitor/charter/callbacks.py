@@ -52,15 +52,19 @@ from typing import Any
 
 from call_monitor.calls.model import CallRecord
 from call_monitor.charter.obligations import (
+    OPEN_STATES,
     Change,
+    ChangeKind,
     Obligation,
     ObligationChange,
     ObligationState,
     OpenCounts,
     OwnerKind,
     Source,
+    allows,
     at_epoch,
     bump,
+    next_state,
     normalise_number,
 )
 from call_monitor.charter.rules import call_department
@@ -81,16 +85,19 @@ _Event = tuple[datetime, str, ObligationState]
 
 def _next_event(obligation: Obligation) -> _Event | None:
     """When ``due_events`` has something to emit for ``obligation``, if ever."""
-    if obligation.state == "open":
+    state = obligation.state
+    if allows(state, "reminder"):
         # min(): a reminder never comes after the deadline (overdue wins, see due_events).
-        return (min(obligation.reminder_at, obligation.due_at), obligation.id, "open")
-    if obligation.state == "reminded":
-        return (obligation.due_at, obligation.id, "reminded")
+        return (min(obligation.reminder_at, obligation.due_at), obligation.id, state)
+    if allows(state, "overdue"):
+        return (obligation.due_at, obligation.id, state)
     return None
 
 
 class CallbackTracker:
-    """Open callback obligations and their state machine (see the module docstring).
+    """Open callback obligations and their state machine (see the module docstring); every
+    change goes through :meth:`_apply`, which asks the table of legal changes
+    (:data:`~call_monitor.charter.obligations.TRANSITIONS`) for the state after it.
 
     Indexes (all kept in step by :meth:`_put` and :meth:`_remove`): the open obligations by
     id, by (number, owner) for joins, by number for callbacks and inbound calls, by staff
@@ -221,14 +228,19 @@ class CallbackTracker:
             )
         existing = self._find(key_number, owner)
         if existing is not None:
-            return self._record(
+            return self._change(
                 existing,
-                Change(at, "memo", existing.state, "memo", by=taken_by),
+                "memo",
+                at,
+                "memo",
+                by=taken_by,
                 caller_name=existing.caller_name or caller_name,
                 matter=existing.matter or matter,
                 taken_by=existing.taken_by or taken_by,
             )
-        obligation = self._new(
+        return self._create(
+            "memo",
+            by=taken_by,
             obligation_id=obligation_id,
             number=key_number,
             number_raw=number,
@@ -242,7 +254,6 @@ class CallbackTracker:
             matter=matter,
             taken_by=taken_by,
         )
-        return self._record(obligation, Change(at, "created", "open", "memo", by=taken_by))
 
     def cancel(
         self, obligation_id: str, reason: str, by: str | None, at: datetime
@@ -251,23 +262,21 @@ class CallbackTracker:
         obligation = self._open.get(obligation_id)
         if obligation is None:
             raise KeyError(f"no open callback obligation {obligation_id!r}")
-        at = to_seoul(at)
-        return self._close(
-            obligation, Change(at, "cancelled", "cancelled", f"cancelled: {reason}", by=by)
-        )
+        return self._change(obligation, "cancelled", to_seoul(at), f"cancelled: {reason}", by=by)
 
     def due_events(self, now: datetime) -> list[ObligationChange]:
         """Reminder and overdue transitions due at ``now``, each at most once per obligation."""
         now = to_seoul(now)
         changes: list[ObligationChange] = []
         for obligation in self._due(now):
-            if obligation.state in ("open", "reminded") and now >= obligation.due_at:
-                change = Change(obligation.due_at, "overdue", "overdue", "deadline passed")
-            elif obligation.state == "open" and now >= obligation.reminder_at:
-                change = Change(obligation.reminder_at, "reminder", "reminded", "deadline near")
-            else:
-                continue
-            changes.append(self._record(obligation, change, state=change.state))
+            if now >= obligation.due_at and allows(obligation.state, "overdue"):
+                changes.append(
+                    self._change(obligation, "overdue", obligation.due_at, "deadline passed")
+                )
+            elif now >= obligation.reminder_at and allows(obligation.state, "reminder"):
+                changes.append(
+                    self._change(obligation, "reminder", obligation.reminder_at, "deadline near")
+                )
         changes.sort(key=lambda c: (c.at, c.obligation.id))
         return changes
 
@@ -310,12 +319,17 @@ class CallbackTracker:
         cause = f"missed_call:{record.missed_reason}"
         existing = self._find(number, owner_name)
         if existing is not None:
-            return self._record(
+            return self._change(
                 existing,
-                Change(at, "joined", existing.state, cause, linkedid=record.linkedid),
+                "joined",
+                at,
+                cause,
+                linkedid=record.linkedid,
                 missed_calls=existing.missed_calls + 1,
             )
-        obligation = self._new(
+        return self._create(
+            cause,
+            linkedid=record.linkedid,
             obligation_id=f"call-{record.linkedid}",
             number=number,
             number_raw=record.caller,
@@ -326,9 +340,6 @@ class CallbackTracker:
             created_at=at,
             missed_calls=1,
             caller_name=record.caller_name,
-        )
-        return self._record(
-            obligation, Change(at, "created", "open", cause, linkedid=record.linkedid)
         )
 
     def _owner_of_missed(self, record: CallRecord) -> tuple[str, OwnerKind, str | None] | None:
@@ -365,27 +376,30 @@ class CallbackTracker:
             if not allowed:
                 continue
             if record.answered_at is None:
-                change = Change(
-                    placed,
+                attempt = self._change(
+                    obligation,
                     "attempt",
-                    obligation.state,
+                    placed,
                     "callback_unanswered",
                     linkedid=record.linkedid,
                     by=caller,
                 )
-                changes.append(self._record(obligation, change))
+                changes.append(attempt)
                 continue
             answered = at_epoch(record.answered_at)
-            on_time = answered <= obligation.due_at
-            change = Change(
-                answered,
-                "fulfilled_on_time" if on_time else "fulfilled_late",
-                "fulfilled_on_time" if on_time else "fulfilled_late",
-                "callback_answered",
-                linkedid=record.linkedid,
-                by=caller,
+            kind: ChangeKind = (
+                "fulfilled_on_time" if answered <= obligation.due_at else "fulfilled_late"
             )
-            changes.append(self._close(obligation, change))
+            changes.append(
+                self._change(
+                    obligation,
+                    kind,
+                    answered,
+                    "callback_answered",
+                    linkedid=record.linkedid,
+                    by=caller,
+                )
+            )
         return changes
 
     def _inbound_answered(self, record: CallRecord) -> list[ObligationChange]:
@@ -406,22 +420,25 @@ class CallbackTracker:
                 reached = answerer == obligation.owner
             if not reached:
                 continue
-            change = Change(
+            resolved = self._change(
+                obligation,
+                "resolved_by_inbound",
                 answered,
-                "resolved_by_inbound",
-                "resolved_by_inbound",
                 "customer_called_again",
                 linkedid=record.linkedid,
                 by=answerer,
             )
-            changes.append(self._close(obligation, change))
+            changes.append(resolved)
         return changes
 
     # -- bookkeeping ----------------------------------------------------------------------
 
-    def _new(
+    def _create(
         self,
+        cause: str,
         *,
+        linkedid: str | None = None,
+        by: str | None = None,
         obligation_id: str,
         number: str,
         number_raw: str,
@@ -434,13 +451,14 @@ class CallbackTracker:
         caller_name: str = "",
         matter: str = "",
         taken_by: str | None = None,
-    ) -> Obligation:
+    ) -> ObligationChange:
+        """A new obligation: its ``created`` change, at ``created_at``."""
         hours = self.working_hours
         due = hours.add(created_at, self.settings.due_working_seconds)
         reminder = max(
             created_at, hours.subtract(due, self.settings.reminder_before_working_seconds)
         )
-        return Obligation(
+        obligation = Obligation(
             id=obligation_id,
             number=number,
             number_raw=number_raw,
@@ -456,6 +474,7 @@ class CallbackTracker:
             matter=matter,
             taken_by=taken_by,
         )
+        return self._apply(obligation, None, "created", created_at, cause, linkedid=linkedid, by=by)
 
     def _find(self, number: str, owner: str) -> Obligation | None:
         obligation_id = self._by_key.get((number, owner))
@@ -482,32 +501,46 @@ class CallbackTracker:
         obligation = self._open.get(event[1])
         return obligation is not None and _next_event(obligation) == event
 
-    def _record(self, obligation: Obligation, change: Change, **fields: Any) -> ObligationChange:
-        """Apply a change that leaves the obligation open (``fields``: what else it sets)."""
+    def _change(
+        self, obligation: Obligation, kind: ChangeKind, at: datetime, cause: str, **details: Any
+    ) -> ObligationChange:
+        """Apply a ``kind`` change to an open obligation (``details``: as :meth:`_apply`)."""
+        return self._apply(obligation, obligation.state, kind, at, cause, **details)
+
+    def _apply(
+        self,
+        obligation: Obligation,
+        state: ObligationState | None,  # before the change; None: a new obligation
+        kind: ChangeKind,
+        at: datetime,
+        cause: str,
+        *,
+        linkedid: str | None = None,
+        by: str | None = None,
+        **fields: Any,
+    ) -> ObligationChange:
+        """The one place an obligation changes: the table (``next_state``) gives the state
+        after the change, or raises ``IllegalTransition``; an obligation it closes leaves
+        the tracker. ``fields``: what else the change sets in the snapshot."""
+        after = next_state(state, kind)
+        change = Change(at, kind, after, cause, linkedid=linkedid, by=by)
+        if after not in OPEN_STATES:
+            fields.update(closed_at=at, closed_by=by, closing_call=linkedid)
         updated = dataclasses.replace(
             obligation,
+            state=after,
             history_length=obligation.history_length + 1,
-            kind_counts=bump(obligation.kind_counts, change.kind),
+            kind_counts=bump(obligation.kind_counts, kind),
             **fields,
         )
-        self._put(updated)
-        self._by_key[updated.key] = updated.id
+        if after in OPEN_STATES:
+            self._put(updated)
+            self._by_key[updated.key] = updated.id
+        else:
+            self._remove(obligation)
+            self._unkey(obligation)
+            self._compact()
         return ObligationChange(updated, change)
-
-    def _close(self, obligation: Obligation, change: Change) -> ObligationChange:
-        closed = dataclasses.replace(
-            obligation,
-            state=change.state,
-            closed_at=change.at,
-            closed_by=change.by,
-            closing_call=change.linkedid,
-            history_length=obligation.history_length + 1,
-            kind_counts=bump(obligation.kind_counts, change.kind),
-        )
-        self._remove(obligation)
-        self._unkey(obligation)
-        self._compact()
-        return ObligationChange(closed, change)
 
     def _put(self, obligation: Obligation) -> None:
         """Add an open obligation to every index but the key's, or replace it there.

@@ -3,14 +3,15 @@
 Immutable snapshots (:class:`Obligation`) of a fixed size, however many calls joined or
 attempts were made: the history itself (:class:`ObligationHistory`) lives in the store,
 and the snapshot keeps only counts by change kind (``kind_counts``), enough for the rules,
-the alerts' idempotency keys and the store's row positions. The state machine that makes
-them is :class:`call_monitor.charter.callbacks.CallbackTracker`.
+the alerts' idempotency keys and the store's row positions. Which change may follow which
+state is the table ``TRANSITIONS``; the tracker that applies the changes is
+:class:`call_monitor.charter.callbacks.CallbackTracker`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, NamedTuple, get_args
@@ -26,7 +27,6 @@ ObligationState = Literal[
     "resolved_by_inbound",
     "cancelled",
 ]
-OPEN_STATES: frozenset[ObligationState] = frozenset({"open", "reminded", "overdue"})
 OwnerKind = Literal["staff", "department"]
 Source = Literal["missed_call", "memo"]
 ChangeKind = Literal[
@@ -41,6 +41,81 @@ ChangeKind = Literal[
     "resolved_by_inbound",
     "cancelled",
 ]
+
+# Every legal change of an obligation's state, in one place (the shape of h11's
+# ``_state.py``): state -> {change kind -> state after it}. ``None`` is the state before the
+# obligation exists. A kind missing from a state's row is illegal there (``next_state``
+# raises ``IllegalTransition``); a closed state's row is empty: a closed obligation changes
+# no more. Reminder and overdue each come at most once, and overdue may skip the reminder.
+TRANSITIONS: Mapping[ObligationState | None, Mapping[ChangeKind, ObligationState]] = {
+    None: {"created": "open"},
+    "open": {
+        "joined": "open",
+        "memo": "open",
+        "attempt": "open",
+        "reminder": "reminded",
+        # No reminder when the deadline has passed too (a restart, a late tick, no lead).
+        "overdue": "overdue",
+        "fulfilled_on_time": "fulfilled_on_time",
+        # Late whatever ``due_events`` said yet: the timer may not have marked it overdue.
+        "fulfilled_late": "fulfilled_late",
+        "resolved_by_inbound": "resolved_by_inbound",
+        "cancelled": "cancelled",
+    },
+    "reminded": {
+        "joined": "reminded",
+        "memo": "reminded",
+        "attempt": "reminded",
+        "overdue": "overdue",
+        "fulfilled_on_time": "fulfilled_on_time",
+        "fulfilled_late": "fulfilled_late",
+        "resolved_by_inbound": "resolved_by_inbound",
+        "cancelled": "cancelled",
+    },
+    "overdue": {
+        "joined": "overdue",
+        "memo": "overdue",
+        "attempt": "overdue",
+        # On time if answered by the deadline, though the call ended (and reached the
+        # tracker) after the timer had marked the obligation overdue.
+        "fulfilled_on_time": "fulfilled_on_time",
+        "fulfilled_late": "fulfilled_late",
+        "resolved_by_inbound": "resolved_by_inbound",
+        "cancelled": "cancelled",
+    },
+    "fulfilled_on_time": {},
+    "fulfilled_late": {},
+    "resolved_by_inbound": {},
+    "cancelled": {},
+}
+# Open: the states an obligation can still leave.
+OPEN_STATES: frozenset[ObligationState] = frozenset(
+    state for state, moves in TRANSITIONS.items() if state is not None and moves
+)
+
+
+class IllegalTransition(ValueError):
+    """A change the obligation's state does not allow (see ``TRANSITIONS``): a bug."""
+
+    def __init__(self, state: ObligationState | None, kind: ChangeKind) -> None:
+        where = "before it exists" if state is None else f"in state {state!r}"
+        super().__init__(f"an obligation {where} cannot take a {kind!r} change")
+        self.state = state
+        self.kind = kind
+
+
+def next_state(state: ObligationState | None, kind: ChangeKind) -> ObligationState:
+    """The state after a ``kind`` change of an obligation in ``state`` (``None``: a new one)."""
+    target = TRANSITIONS.get(state, {}).get(kind)
+    if target is None:
+        raise IllegalTransition(state, kind)
+    return target
+
+
+def allows(state: ObligationState | None, kind: ChangeKind) -> bool:
+    """Whether an obligation in ``state`` can take a ``kind`` change."""
+    return kind in TRANSITIONS.get(state, {})
+
 
 _NOT_DIGITS = re.compile(r"\D")
 

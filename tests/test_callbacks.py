@@ -790,3 +790,48 @@ def test_random_inputs_make_only_changes_the_table_allows(
         # The tracker holds exactly the open ones, each in the state its changes left.
         held = {o.id: o.state for o in callbacks.open_obligations()}
         assert held == {i: s for i, s in states.items() if s in OPEN_STATES}
+
+
+# -- a call applied twice changes nothing (issue 13, item 4) --------------------------------
+
+
+def _recorded_calls(*scenarios: str) -> list[CallRecord]:
+    return [
+        item.record
+        for scenario in scenarios
+        for item in replay(streams(scenario)["ami"], Settings())
+        if isinstance(item, JudgedCall)
+    ]
+
+
+@pytest.mark.parametrize(
+    "scenarios",
+    [
+        ("d_missed_then_callback",),
+        ("n_missed_then_two_callback_attempts",),
+        ("m_caller_abandons_while_ringing", "j_burst_50"),
+    ],
+)
+def test_a_call_applied_again_changes_nothing(scenarios: tuple[str, ...]) -> None:
+    calls = _recorded_calls(*scenarios)
+    once = tracker()
+    first = [change for record in calls for change in once.on_call(record)]
+    assert first, "these recordings owe callbacks"
+    before = sorted(once.open_obligations(), key=lambda o: o.id)
+    again = [change for record in calls for change in once.on_call(record)]
+    assert again == []
+    assert sorted(once.open_obligations(), key=lambda o: o.id) == before
+
+
+def test_after_a_restart_the_calls_already_applied_are_still_refused() -> None:
+    calls = _recorded_calls("d_missed_then_callback", "m_caller_abandons_while_ringing")
+    first = tracker()
+    changes = [change for record in calls for change in first.on_call(record)]
+    restarted = tracker()
+    restarted.restore(first.open_obligations())
+    restarted.restore_applied(c.change.linkedid for c in changes if c.change.linkedid)
+    assert [change for record in calls for change in restarted.on_call(record)] == []
+    # Without the applied calls, the same stream would be counted again: the memory matters.
+    forgetful = tracker()
+    forgetful.restore(first.open_obligations())
+    assert [change for record in calls for change in forgetful.on_call(record)] != []

@@ -102,3 +102,28 @@ def test_the_demos_callbacks_are_due_in_the_future(tmp_path: Path) -> None:
         due = datetime.fromisoformat(due_at).replace(tzinfo=UTC)
         assert created >= started.replace(microsecond=0), obligation_id
         assert (due - created).total_seconds() == 180, obligation_id
+
+
+def _history(database: Path) -> list[tuple[object, ...]]:
+    with sqlite3.connect(database) as db:
+        return db.execute(
+            "SELECT obligation_id, position, kind, state_after, cause, call_id, by"
+            " FROM obligation_changes ORDER BY obligation_id, position"
+        ).fetchall()
+
+
+def test_the_demo_twice_on_one_database_leaves_the_callback_history_as_it_was(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "demo.sqlite3"
+    env = clean_env(
+        CALLMON_STORE__URL=f"sqlite+aiosqlite:///{database}",
+        CALLMON_WEB__PORT=str(free_port()),
+    )
+    first = cli("demo", "--once", "--speed", "0", env=env)
+    assert first.returncode == 0, first.stderr
+    history = _history(database)
+    assert [row for row in history if row[2] == "created"], "the demo owes callbacks"
+    second = cli("demo", "--once", "--speed", "0", env=env)
+    assert second.returncode == 0, second.stderr
+    assert _history(database) == history

@@ -94,6 +94,12 @@ def _next_event(obligation: Obligation) -> _Event | None:
     return None
 
 
+# How many calls that changed obligations the tracker remembers to refuse them twice: the
+# store's history beyond that is older than any stream replayed into it (a district office
+# has a few hundred missed calls a day; ~100 bytes each).
+APPLIED_CALLS_KEPT = 100_000
+
+
 class CallbackTracker:
     """Open callback obligations and their state machine (see the module docstring); every
     change goes through :meth:`_apply`, which asks the table of legal changes
@@ -121,6 +127,10 @@ class CallbackTracker:
         self._overdue_count: dict[str | None, int] = {}  # state "overdue", by owner department
         self._timeline: list[_Event] = []  # a heap
         self._scheduled = 0  # open obligations with a next event: the live heap entries
+        # The calls that changed an obligation, oldest first (an ordered set, bounded): a
+        # call applied again (the same recording replayed, a stream delivered twice) changes
+        # nothing. At-least-once input, exactly-once effect.
+        self._applied_calls: dict[str, None] = {}
 
     # -- queries ------------------------------------------------------------------------
 
@@ -184,7 +194,31 @@ class CallbackTracker:
     # -- inputs -------------------------------------------------------------------------
 
     def on_call(self, record: CallRecord) -> list[ObligationChange]:
-        """Apply a finished call: create/join, attempt, fulfil or resolve obligations."""
+        """Apply a finished call: create/join, attempt, fulfil or resolve obligations.
+
+        A call that already changed an obligation (by its ``linkedid``, see
+        :meth:`restore_applied`) changes nothing again.
+        """
+        if record.linkedid in self._applied_calls:
+            return []
+        changes = self._call_changes(record)
+        if changes:
+            self._remember(record.linkedid)
+        return changes
+
+    def restore_applied(self, linkedids: Iterable[str]) -> None:
+        """The calls that already changed obligations (the store's history, oldest first),
+        so that after a restart a call seen before is still not applied twice."""
+        for linkedid in linkedids:
+            self._remember(linkedid)
+
+    def _remember(self, linkedid: str) -> None:
+        self._applied_calls.pop(linkedid, None)
+        self._applied_calls[linkedid] = None
+        if len(self._applied_calls) > APPLIED_CALLS_KEPT:
+            del self._applied_calls[next(iter(self._applied_calls))]
+
+    def _call_changes(self, record: CallRecord) -> list[ObligationChange]:
         changes: list[ObligationChange] = []
         counted_internal = record.direction == "internal" and self.settings.count_internal_calls
         if record.direction == "outbound" or counted_internal:

@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from call_monitor.alerts.messages import OutboxMessage, messages_for
 from call_monitor.backoff import Backoff
-from call_monitor.charter.callbacks import CallbackTracker
+from call_monitor.charter.callbacks import APPLIED_CALLS_KEPT, CallbackTracker
 from call_monitor.charter.judged import JudgedCall
 from call_monitor.charter.obligations import (
     OPEN_STATES,
@@ -54,6 +54,7 @@ from call_monitor.directory import Directory
 from call_monitor.metrics import CallMetrics
 from call_monitor.store.obligations import (
     list_obligations,
+    load_applied_calls,
     load_histories,
     load_history,
     load_obligation,
@@ -179,6 +180,7 @@ class CallbackService:
         # thread before any call, not on the event loop in the middle of the first ones.
         await asyncio.to_thread(self.tracker.working_hours.public_holidays, self.clock().year)
         loaded = self.tracker.restore(await load_open(self.engine))
+        self.tracker.restore_applied(await load_applied_calls(self.engine, APPLIED_CALLS_KEPT))
         if loaded:
             log.info("callbacks: %d open obligations reloaded from the store", loaded)
         self._due(self.clock())

@@ -324,6 +324,23 @@ async def load_open(engine: AsyncEngine) -> list[Obligation]:
         return await _load(conn, query)
 
 
+async def load_applied_calls(engine: AsyncEngine, limit: int) -> list[str]:
+    """The linkedids of the last ``limit`` calls that changed an obligation, oldest first
+    (for :meth:`CallbackTracker.restore_applied`)."""
+    table = obligation_changes_table
+    latest = (
+        select(table.c.call_id, func.max(table.c.at).label("at"))
+        .where(table.c.call_id.is_not(None))
+        .group_by(table.c.call_id)
+        .order_by(func.max(table.c.at).desc(), table.c.call_id.desc())
+        .limit(limit)
+        .subquery()
+    )
+    query = select(latest.c.call_id).order_by(latest.c.at, latest.c.call_id)
+    async with engine.connect() as conn:
+        return [str(row) for row in (await conn.execute(query)).scalars()]
+
+
 async def load_obligation(engine: AsyncEngine, obligation_id: str) -> Obligation | None:
     """One stored obligation, or ``None``."""
     query = select(obligations_table).where(obligations_table.c.id == obligation_id)

@@ -265,3 +265,31 @@ def test_bad_arguments_exit_2() -> None:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "usage:" in result.stderr
+
+
+# -- one bad call: that call pays, the replay goes on ----------------------------------------
+
+
+def test_replay_takes_an_event_whose_timestamp_is_no_date(tmp_path: Path) -> None:
+    """``Timestamp: nan`` on one event (``float()`` takes it) once ended the replay with a
+    traceback: the call's times could not be made dates. The event is refused, the rest goes
+    on, and the next recording is read as ever."""
+    original = recording_path("c_answer_3rings_breach.ami").read_bytes()
+    first_state = original.index(b"Event: Newstate")
+    stamp = original.index(b"Timestamp: ", first_state) + len(b"Timestamp: ")
+    end = original.index(b"\r\n", stamp)
+    odd = original[:stamp] + b"nan" + original[end:]
+    bad = tmp_path / "nan.ami"
+    bad.write_bytes(odd)
+    after = recording_path("a_answer_1ring.ami")
+    result = cli("replay", "--json", bad, after)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "1 events could not be used" in result.stderr
+    calls = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [c["kind"] for c in calls[:2]] == ["call", "call"]
+    assert (
+        calls[0]["linkedid"]
+        == offline_json(recording_path("c_answer_3rings_breach.ami"))[0]["linkedid"]
+    )
+    assert calls[1] == offline_json(after)[0]

@@ -77,3 +77,17 @@ def test_resync_closes_calls_that_ended_during_the_gap() -> None:
     [ended] = [o for o in out if isinstance(o, CallEnded)]
     assert ended.record.incomplete is True
     assert correlator.calls_in_progress == 0
+
+
+def test_a_timestamp_that_is_no_date_rejects_its_event() -> None:
+    """``float()`` takes ``nan``, ``inf`` and ``1e300``: the call's times then failed every
+    consumer that makes them dates (replay's JSON, the store), so they are refused here."""
+    for stamp in ("nan", "inf", "-inf", "1e300", "-5"):
+        source = list(events("e_blind_transfer"))
+        odd = next(i for i, e in enumerate(source) if e.event == "Unhold")
+        source[odd] = AmiMessage({**source[odd].headers, "Timestamp": stamp})
+        _, out = run(list(source))
+        [rejected] = [o for o in out if isinstance(o, EventRejected)]
+        assert (rejected.event, rejected.reason) == ("Unhold", "no valid Timestamp header")
+        [ended] = [o for o in out if isinstance(o, CallEnded)]
+        assert ended.record.incomplete is False  # the call went on without it

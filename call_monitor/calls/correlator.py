@@ -40,6 +40,11 @@ MAX_IDLE_SECONDS = 4 * 3600.0
 _SWEEP_EVERY_SECONDS = 60.0
 # Ended calls and hung-up channels remembered so late events cannot resurrect them.
 _TOMBSTONES = 50_000
+# Event times outside this range (1970 to 9999-12-31 UTC) cannot be dates: rejected with the
+# event, as a missing Timestamp is (``nan``, ``inf`` or ``1e300`` parse as floats, and the
+# call's times then failed every consumer that turns them into a date).
+_EARLIEST_TS = 0.0
+_LATEST_TS = 253_402_214_400.0
 # Key presses closer than this belong to one run (a feature code and the number after it).
 DTMF_RUN_GAP_SECONDS = 3.0
 # A run of key presses that ended this recently before a transfer started it.
@@ -192,9 +197,8 @@ class Correlator:
             return []
         self.stats.events += 1
         out: list[Output] = []
-        try:
-            ts = float(msg.headers["Timestamp"])
-        except (KeyError, ValueError):
+        ts = _event_time(msg)
+        if ts is None:
             self.stats.rejected += 1
             return [EventRejected(name, "no valid Timestamp header")]
         self._last_ts = max(self._last_ts, ts)
@@ -670,6 +674,15 @@ class Correlator:
         if incomplete:
             self.stats.incomplete_closed += 1
         out.append(CallEnded(record))
+
+
+def _event_time(msg: AmiMessage) -> float | None:
+    """The event's ``Timestamp``, if it is one: a number that is a date (NaN is not)."""
+    try:
+        ts = float(msg.headers["Timestamp"])
+    except (KeyError, ValueError):
+        return None
+    return ts if _EARLIEST_TS <= ts < _LATEST_TS else None
 
 
 _Handler = Callable[[Correlator, AmiMessage, float, list[Output]], None]

@@ -26,7 +26,7 @@ from call_monitor.charter.obligations import Obligation, callback_report
 from call_monitor.charter.working_hours import WorkingHours
 from call_monitor.config import CONFIG_ENV, Settings, load_settings
 from call_monitor.daemon import service
-from call_monitor.daemon.pipeline import replay
+from call_monitor.daemon.pipeline import Consumer, StageFailed, deliver, log_failure, replay
 from call_monitor.demo import runner
 from call_monitor.directory import Directory
 from call_monitor.timefmt import SEOUL
@@ -69,30 +69,45 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _replay(files: list[Path], settings: Settings, as_json: bool, lang: str) -> int:
+    """Print what the monitor concludes from ``files``. A bug one call triggers costs that
+    call (logged with its traceback; exit status 1 once everything else is printed)."""
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
         print(f"call-monitor: no such file: {', '.join(missing)}", file=sys.stderr)
         return 2
-    rejected = 0
+    rejected = failed = 0
     callbacks = CallbackTracker(
         settings.callbacks, WorkingHours(settings.working_hours), Directory(settings.directory)
     )
     obligations: dict[str, Obligation] = {}  # the latest snapshot of each, first created first
+
+    def show(judged: JudgedCall) -> None:
+        if as_json:
+            print(json.dumps(call_report(judged.record, judged.verdict), ensure_ascii=False))
+        else:
+            print(describe(judged, lang))
+
+    def owe(judged: JudgedCall) -> None:
+        for change in callbacks.on_call(judged.record):
+            obligations[change.obligation.id] = change.obligation
+
+    consumers: list[Consumer] = [("report", show), ("callbacks", owe)]
     last_end: float | None = None
     for result in replay(files, settings):
+        failures: list[StageFailed] = []
         if isinstance(result, EventRejected):
             rejected += 1
             log.debug("event %s rejected: %s", result.event, result.reason)
-        elif isinstance(result, JudgedCall):
-            if as_json:
-                print(json.dumps(call_report(result.record, result.verdict), ensure_ascii=False))
-            else:
-                print(describe(result, lang))
+        elif isinstance(result, StageFailed):
+            failures.append(result)
+        else:
+            failures += deliver(result, consumers)
             record = result.record
-            for change in callbacks.on_call(record):
-                obligations[change.obligation.id] = change.obligation
             end = record.ended_at if record.ended_at is not None else record.started_at
             last_end = end if last_end is None else max(last_end, end)
+        for failure in failures:
+            log_failure(failure)
+        failed += len(failures)
     if as_json and last_end is not None:
         # States as of the end of the recording (the PBX's clock, not ours).
         for change in callbacks.due_events(datetime.fromtimestamp(last_end, SEOUL)):
@@ -101,6 +116,13 @@ def _replay(files: list[Path], settings: Settings, as_json: bool, lang: str) -> 
             print(json.dumps(callback_report(obligation), ensure_ascii=False))
     if rejected:
         print(f"call-monitor: {rejected} events could not be used", file=sys.stderr)
+    if failed:
+        print(
+            f"call-monitor: {failed} internal errors (logged above); the calls they hit are "
+            "shown incomplete or unjudged, or left out",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

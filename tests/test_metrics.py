@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import get_args
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -19,10 +20,12 @@ from call_monitor.calls.correlator import CorrelatorStats
 from call_monitor.calls.model import CallRecord, Leg, Transfer
 from call_monitor.charter.rules import Check, judge
 from call_monitor.config import CharterSettings, StoreSettings, default_directory
+from call_monitor.daemon.pipeline import Stage
 from call_monitor.directory import Directory
 from call_monitor.metrics.families import (
     CALLBACK_RESULTS,
     CHECK_CLAUSES,
+    PIPELINE_STAGES,
     STAFF_CLAUSES,
     CallMetrics,
 )
@@ -539,6 +542,7 @@ def test_labels_stay_bounded_over_many_callers(metrics: CallMetrics) -> None:
         "side": {"caller", "staff", "unknown"},
         "kind": {"blind", "attended"},
         "reason": {"no_answer", "caller_abandoned", "busy", "unavailable", "failed", "unknown"},
+        "stage": set(PIPELINE_STAGES),
     }
     for family in metrics.registry.collect():
         for sample in family.samples:
@@ -617,6 +621,25 @@ def test_render_is_text_format(metrics: CallMetrics) -> None:
     assert families["callmon_calls"].type == "counter"
     assert families["callmon_answer_rings"].type == "histogram"
     assert families["callmon_ami_connected"].type == "gauge"
+
+
+# -- the pipeline's bugs ------------------------------------------------------------------------
+
+
+def test_pipeline_errors_by_stage(metrics: CallMetrics, caplog: pytest.LogCaptureFixture) -> None:
+    # The daemon's stages are exactly the label values, each series there from the start.
+    assert get_args(Stage) == PIPELINE_STAGES
+    for stage in PIPELINE_STAGES:
+        assert value(metrics, "callmon_pipeline_errors_total", stage=stage) == 0.0
+    metrics.observe_pipeline_error("store")
+    metrics.observe_pipeline_error("store")
+    metrics.observe_pipeline_error("correlate")
+    metrics.observe_pipeline_error("1795848104.1")  # never a label: logged, not counted
+    assert value(metrics, "callmon_pipeline_errors_total", stage="store") == 2.0
+    assert value(metrics, "callmon_pipeline_errors_total", stage="correlate") == 1.0
+    assert value(metrics, "callmon_pipeline_errors_total", stage="judge") == 0.0
+    assert "1795848104.1" not in metrics.render().decode()
+    assert "not counted" in caplog.text
 
 
 # -- callbacks (P6/V4) -------------------------------------------------------------------------

@@ -13,11 +13,17 @@ Roles of a call's channels:
 - every other non-Local channel is a *phone* that can ring and answer.
 
 A handler that raises rejects that one event (a fact says so); the other calls go on.
+Missing or malformed headers (``KeyError``, ``ValueError``) are the event's fault: the call
+goes on without it. Any other exception is a bug the event triggered, which may have left
+its call half-updated: that call is closed at once as incomplete and its ids buried, so its
+later events are rejected instead of raising again (:meth:`Correlator._quarantine`). Only
+the correlator knows which call an event touched, so the call is isolated here; the shell
+logs and counts the bug from the rejection (``EventRejected.error``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from call_monitor.ami.framing import AmiMessage, EventFilter
@@ -75,6 +81,10 @@ class EventRejected:
 
     event: str
     reason: str
+    # Set when a handler raised something other than KeyError or ValueError (a bug): the
+    # exception, for the shell to log with its traceback, and the call closed because of it.
+    error: Exception | None = None
+    linkedid: str | None = None
 
 
 Output = Fact | EventRejected
@@ -150,6 +160,7 @@ class CorrelatorStats:
     calls_started: int = 0
     calls_ended: int = 0
     incomplete_closed: int = 0
+    handler_errors: int = 0  # events that raised a bug in a handler (their calls closed)
 
 
 class Correlator:
@@ -207,6 +218,13 @@ class Correlator:
         except (KeyError, ValueError) as exc:
             self.stats.rejected += 1
             out.append(EventRejected(name, f"{type(exc).__name__}: {exc}"))
+        except Exception as exc:  # a bug this event triggered: see the module's docstring
+            self.stats.handler_errors += 1
+            closed = self._quarantine(msg, out)
+            linkedid = closed[0] if closed else msg.headers.get("Linkedid")
+            out.append(
+                EventRejected(name, f"{type(exc).__name__}: {exc}", error=exc, linkedid=linkedid)
+            )
         if ts - self._last_sweep > _SWEEP_EVERY_SECONDS:
             self._sweep(ts, out)
         return out
@@ -653,6 +671,35 @@ class Correlator:
                 for channel in list(call.channels.values()):
                     self._drop_channel(channel)
                 self._finish(call, out, incomplete=True)
+
+    # -- a bug in a handler -------------------------------------------------------------
+
+    def _quarantine(self, msg: AmiMessage, out: list[Output]) -> list[str]:
+        """Close, as incomplete, every open call ``msg`` names: a handler raised a bug on it
+        and may have left it half-updated. Its channels and linkedid are buried, so its later
+        events are rejected ("event after its channel or call ended") or ignored."""
+        closed: list[str] = []
+        for call in self._calls_named_by(msg):
+            if self._calls.get(call.record.linkedid) is call:
+                self._finish(call, out, incomplete=True)
+                closed.append(call.record.linkedid)
+        return closed
+
+    def _calls_named_by(self, msg: AmiMessage) -> Iterator[CallState]:
+        """The calls of the channels and linkedids in ``msg``'s headers (``Uniqueid``,
+        ``DestLinkedid``, ``TransfereeChannel``, CEL's ``UniqueID`` ...)."""
+        for key, value in msg.headers.items():
+            lowered = key.lower()
+            channel: Channel | None = None
+            if lowered.endswith(("uniqueid", "linkedid")):
+                channel = self._channels.get(value)
+                call = self._calls.get(value)
+                if call is not None:
+                    yield call
+            elif lowered.endswith("channel"):
+                channel = self._by_channel_name(value)
+            if channel is not None:
+                yield channel.call
 
     # -- the end of a call ----------------------------------------------------------------
 

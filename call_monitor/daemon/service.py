@@ -24,12 +24,18 @@ from pydantic import SecretStr
 from call_monitor.alerts.publisher import OutboxPublisher
 from call_monitor.ami.client import AmiClient
 from call_monitor.ami.stream import StreamItem
-from call_monitor.calls.correlator import EVENT_FILTER, EventRejected
+from call_monitor.calls.correlator import EVENT_FILTER
 from call_monitor.charter.judged import JudgedCall
 from call_monitor.charter.lines import describe
 from call_monitor.config import Settings
 from call_monitor.daemon.callbacks import CallbackService, wall_clock
-from call_monitor.daemon.pipeline import Pipeline
+from call_monitor.daemon.pipeline import (
+    Consumer,
+    Pipeline,
+    StageFailed,
+    deliver,
+    log_failure,
+)
 from call_monitor.metrics import CallMetrics
 from call_monitor.store.engine import create_engine
 from call_monitor.store.schema import upgrade
@@ -84,6 +90,15 @@ class Daemon:
             on_committed=self.publisher.wake,
         )
         self.metrics.watch_callbacks(self.callbacks.gauges)
+        # Each judged call goes to each of these in turn; one that raises misses that call
+        # only (a metrics bug does not cost the call its row in the store).
+        self._consumers: list[Consumer] = [
+            ("metrics", lambda c: self.metrics.observe_call(c.record, c.verdict)),
+            ("store", lambda c: self.writer.submit(c.record, c.verdict)),
+            ("callbacks", self.callbacks.on_call),
+        ]
+        if self.on_call is not None:
+            self._consumers.append(("report", self.on_call))
         # No authentication on the callbacks API yet (a later issue): loopback only.
         self.app = create_app(
             self.metrics,
@@ -172,16 +187,20 @@ class Daemon:
             self._handle(self.queue.get_nowait())
 
     def _handle(self, item: StreamItem) -> None:
-        outputs = self.pipeline.feed(item)
-        for output in outputs:
-            if isinstance(output, EventRejected):
-                log.debug("event %s not used: %s", output.event, output.reason)
-        for judged in self.pipeline.finished(outputs):
-            self.metrics.observe_call(judged.record, judged.verdict)
-            self.writer.submit(judged.record, judged.verdict)
-            self.callbacks.on_call(judged)
-            if self.on_call is not None:
-                self.on_call(judged)
+        """One stream item through the pipeline to the consumers. Never raises for a bug one
+        call triggers: that call pays (logged, counted), the daemon goes on."""
+        for result in self.pipeline.process(item):
+            if isinstance(result, JudgedCall):
+                for failure in deliver(result, self._consumers):
+                    self._failed(failure)
+            elif isinstance(result, StageFailed):
+                self._failed(result)
+            else:
+                log.debug("event %s not used: %s", result.event, result.reason)
+
+    def _failed(self, failure: StageFailed) -> None:
+        log_failure(failure)
+        self.metrics.observe_pipeline_error(failure.stage)
 
 
 async def _watch(task: asyncio.Task[None]) -> None:

@@ -23,7 +23,9 @@ Two ways values arrive, one place each:
   correlator, the store, the live call table, the open callbacks), through ``watch_*``
   providers. Their counts must be cumulative over the life of the process (not reset on
   reconnect);
-- per closed callback obligation, :meth:`CallMetrics.observe_callback_closed`.
+- per closed callback obligation, :meth:`CallMetrics.observe_callback_closed`;
+- per bug a call triggered in the daemon's pipeline, :meth:`CallMetrics.observe_pipeline_error`
+  (the call pays, the daemon goes on: ``callmon_pipeline_errors_total{stage}``).
 
 The exposition (``/metrics``, :meth:`CallMetrics.exposition`): CallMetrics's own families
 are the fast collectors of :mod:`call_monitor.metrics.exposition` (each series' line formatted once,
@@ -92,6 +94,9 @@ RING_SECONDS_BUCKETS = (1.0, 2.0, 3.0, 4.5, 6.0, 9.0, 12.0, 15.0, 20.0, 30.0, 60
 TRANSFER_WAIT_BUCKETS = (1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0)
 CALLBACK_RESULTS = ("fulfilled_on_time", "fulfilled_late", "resolved_by_inbound", "cancelled")
 FULFILLED = ("fulfilled_on_time", "fulfilled_late")
+# Where in the daemon's pipeline a call raised (``call_monitor.daemon.pipeline.Stage``):
+# events to calls, the charter rules, these metrics, the store, the callbacks, the call line.
+PIPELINE_STAGES = ("correlate", "judge", "metrics", "store", "callbacks", "report")
 # Working seconds from the obligation to the answered callback; the charter's limit is 3600.
 FULFILMENT_BUCKETS = (
     60.0,
@@ -466,6 +471,14 @@ class CallMetrics:
             ["department", "result"],
             lock=lock,
         )
+        self.pipeline_errors = FastCounter(
+            "callmon_pipeline_errors",
+            "Bugs a call triggered in the daemon's pipeline, by stage: that call was logged "
+            "with its traceback and skipped at that stage (closed incomplete if it raised in "
+            "the correlator); the daemon went on.",
+            ["stage"],
+            lock=lock,
+        )
         self.callback_fulfilment = FastHistogram(
             "callmon_callback_fulfilment_working_seconds",
             "Working seconds from a callback obligation to the answered callback that "
@@ -492,6 +505,7 @@ class CallMetrics:
             self.build_info,
             self.callbacks_closed,
             self.callback_fulfilment,
+            self.pipeline_errors,
         )
         self._watched = _WatchedCollector()
         self._callbacks = _CallbacksCollector(directory, lock)
@@ -523,6 +537,8 @@ class CallMetrics:
             for callback_result in CALLBACK_RESULTS:
                 self.callbacks_closed.labels(department, callback_result)
             self.callback_fulfilment.labels(department)
+        for stage in PIPELINE_STAGES:
+            self.pipeline_errors.labels(stage)
         for extension in extensions:
             for clause in STAFF_CLAUSES:
                 for result in RESULTS:
@@ -557,6 +573,15 @@ class CallMetrics:
         ``callmon_callbacks_overdue{department}``, ``callmon_callbacks_pending_changes``,
         ``callmon_callbacks_write_failures_total`` (e.g. ``service.gauges``)."""
         self._callbacks.provider = provider
+
+    def observe_pipeline_error(self, stage: str) -> None:
+        """Count one bug a call triggered at ``stage`` (one of :data:`PIPELINE_STAGES`)."""
+        bounded = _bounded(stage, PIPELINE_STAGES, default="")
+        if not bounded:
+            log.warning("metrics: pipeline stage %r is not counted", stage)
+            return
+        with self._lock:
+            self.pipeline_errors.labels(bounded).inc()
 
     def observe_callback_closed(
         self, department: str | None, result: str, working_seconds: float | None
@@ -681,6 +706,7 @@ class CallMetrics:
 
 
 __all__ = [
+    "PIPELINE_STAGES",
     "CallMetrics",
     "CallbacksView",
     "CorrelatorStatsView",

@@ -90,6 +90,8 @@ class Daemon:
             on_committed=self.publisher.wake,
         )
         self.metrics.watch_callbacks(self.callbacks.gauges)
+        if self.publisher.enabled:  # no broker configured: no alert path to show
+            self.metrics.watch_alerts(self.publisher.gauges)
         # Each judged call goes to each of these in turn; one that raises misses that call
         # only (a metrics bug does not cost the call its row in the store).
         self._consumers: list[Consumer] = [

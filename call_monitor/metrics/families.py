@@ -168,6 +168,31 @@ class CallbacksView(Protocol):
     def pending_changes(self) -> int: ...
 
 
+class AlertPathView(Protocol):
+    """What the MQTT alert publisher knows at scrape time (``OutboxPublisher.gauges()``),
+    kept up to date by the publisher from what it reads each round: a scrape reads no
+    database."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    @property
+    def outbox_pending(self) -> int:
+        """Undelivered outbox rows, as last counted."""
+        ...
+
+    @property
+    def oldest_pending_age_seconds(self) -> float:
+        """Age of the oldest undelivered row now; 0 with none."""
+        ...
+
+    @property
+    def publish_failures(self) -> int: ...
+
+    @property
+    def published(self) -> int: ...
+
+
 def _bounded(value: str | None, allowed: tuple[str, ...], default: str = UNKNOWN) -> str:
     return value if value is not None and value in allowed else default
 
@@ -188,6 +213,7 @@ class _WatchedCollector:
         self.correlator: Callable[[], CorrelatorStatsView] | None = None
         self.store: Callable[[], StoreStatsView] | None = None
         self.in_progress: Callable[[], int] | None = None
+        self.alerts: Callable[[], AlertPathView] | None = None
 
     @staticmethod
     def _families() -> dict[str, GaugeMetricFamily | CounterMetricFamily]:
@@ -229,6 +255,27 @@ class _WatchedCollector:
                 "callmon_store_pending_calls",
                 "Judged calls queued for the store and not yet written (a store falling behind).",
             ),
+            "alerts_connected": GaugeMetricFamily(
+                "callmon_alerts_broker_connected",
+                "1 while the alert publisher is connected to the MQTT broker, else 0.",
+            ),
+            "alerts_pending": GaugeMetricFamily(
+                "callmon_alerts_outbox_pending_messages",
+                "Alerts in the outbox not yet delivered to the broker (as last counted).",
+            ),
+            "alerts_age": GaugeMetricFamily(
+                "callmon_alerts_outbox_oldest_pending_age_seconds",
+                "Age of the oldest undelivered alert in the outbox (0 when none waits).",
+            ),
+            "alerts_failures": CounterMetricFamily(
+                "callmon_alerts_publish_failures",
+                "Failed MQTT sessions of the alert publisher: connections refused or lost, "
+                "PUBACKs that did not come (each retried; no alert is dropped).",
+            ),
+            "alerts_published": CounterMetricFamily(
+                "callmon_alerts_published_messages",
+                "Alerts the MQTT broker acknowledged (QoS 1 PUBACK).",
+            ),
         }
 
     def describe(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
@@ -268,6 +315,16 @@ class _WatchedCollector:
             families["store_dropped"].add_metric([], float(store.dropped))
             families["store_rejected"].add_metric([], float(store.rejected))
             families["store_pending"].add_metric([], float(store.pending))
+
+        # No alert publisher (no broker configured): no alert path, no series. Zeros would
+        # say "nothing waits" while the alerts pile up in the outbox.
+        alerts = self._read("alert publisher", self.alerts)
+        if alerts is not None:
+            families["alerts_connected"].add_metric([], 1.0 if alerts.connected else 0.0)
+            families["alerts_pending"].add_metric([], float(alerts.outbox_pending))
+            families["alerts_age"].add_metric([], alerts.oldest_pending_age_seconds)
+            families["alerts_failures"].add_metric([], float(alerts.publish_failures))
+            families["alerts_published"].add_metric([], float(alerts.published))
 
         for family in families.values():
             if family.samples:
@@ -574,6 +631,14 @@ class CallMetrics:
         ``callmon_callbacks_write_failures_total`` (e.g. ``service.gauges``)."""
         self._callbacks.provider = provider
 
+    def watch_alerts(self, provider: Callable[[], AlertPathView]) -> None:
+        """MQTT alert publisher: ``callmon_alerts_broker_connected``,
+        ``callmon_alerts_outbox_pending_messages``,
+        ``callmon_alerts_outbox_oldest_pending_age_seconds``,
+        ``callmon_alerts_publish_failures_total``, ``callmon_alerts_published_messages_total``
+        (e.g. ``publisher.gauges``). Unwatched, these series are left out."""
+        self._watched.alerts = provider
+
     def observe_pipeline_error(self, stage: str) -> None:
         """Count one bug a call triggered at ``stage`` (one of :data:`PIPELINE_STAGES`)."""
         bounded = _bounded(stage, PIPELINE_STAGES, default="")
@@ -707,6 +772,7 @@ class CallMetrics:
 
 __all__ = [
     "PIPELINE_STAGES",
+    "AlertPathView",
     "CallMetrics",
     "CallbacksView",
     "CorrelatorStatsView",

@@ -21,13 +21,13 @@ from call_monitor import __version__
 from call_monitor.ami.recording import NotARecording, read_recording_bytes
 from call_monitor.calls.correlator import EventRejected
 from call_monitor.charter.callbacks import CallbackTracker
-from call_monitor.charter.judged import call_report
+from call_monitor.charter.judged import JudgedCall, call_report
 from call_monitor.charter.lines import Summary, describe
-from call_monitor.charter.obligations import Obligation, callback_report
+from call_monitor.charter.obligations import Obligation, ObligationChange, callback_report
 from call_monitor.charter.working_hours import WorkingHours
 from call_monitor.config import CONFIG_ENV, Settings, explain, load_settings
 from call_monitor.daemon import service
-from call_monitor.daemon.pipeline import replay
+from call_monitor.daemon.pipeline import Consumer, StageFailed, deliver, log_failure, replay
 from call_monitor.demo import runner
 from call_monitor.directory import Directory
 from call_monitor.timefmt import SEOUL
@@ -114,45 +114,52 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _replay(files: list[Path], settings: Settings, as_json: bool, lang: str) -> int:
-    # Every file checked before the first line is printed: a wrong file among several must
-    # not leave half a replay behind it (the pipeline reads each again, lazily).
-    for path in files:
-        try:
-            read_recording_bytes(path)
-        except FileNotFoundError:
-            print(f"call-monitor: no such file: {path}", file=sys.stderr)
-            return 2
-        except NotARecording as exc:
-            print(f"call-monitor: {exc}", file=sys.stderr)
-            return 2
-        except OSError as exc:
-            print(f"call-monitor: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
-            return 2
-    rejected = 0
+    """Print what the monitor concludes from ``files``. A bug one call triggers costs that
+    call (logged with its traceback; exit status 1 once everything else is printed)."""
+    problem = _not_replayable(files)
+    if problem:
+        print(f"call-monitor: {problem}", file=sys.stderr)
+        return 2
+    rejected = failed = 0
     directory = Directory(settings.directory)
     callbacks = CallbackTracker(settings.callbacks, WorkingHours(settings.working_hours), directory)
     obligations: dict[str, Obligation] = {}  # the latest snapshot of each, first created first
     lines: list[tuple[float, int, str]] = []  # (started_at, order ended, line)
     summary = Summary()
+    caused: list[ObligationChange] = []  # the callback changes of the call being delivered
+
+    def owe(judged: JudgedCall) -> None:
+        caused[:] = callbacks.on_call(judged.record)
+        for change in caused:
+            obligations[change.obligation.id] = change.obligation
+
+    def show(judged: JudgedCall) -> None:
+        if as_json:
+            print(json.dumps(call_report(judged.record, judged.verdict), ensure_ascii=False))
+            return
+        line = describe(judged, lang, directory=directory, changes=caused)
+        lines.append((judged.record.started_at, len(lines), line))
+        summary.add(judged, caused)
+
+    # Applied in the order the calls end, as the daemon does; lines printed by start below.
+    consumers: list[Consumer] = [("callbacks", owe), ("report", show)]
     last_end: float | None = None
     for result in replay(files, settings):
+        failures: list[StageFailed] = []
         if isinstance(result, EventRejected):
             rejected += 1
             log.debug("event %s rejected: %s", result.event, result.reason)
-            continue
-        record = result.record
-        # Applied in the order the calls end, as the daemon does; printed by start below.
-        changes = callbacks.on_call(record)
-        for change in changes:
-            obligations[change.obligation.id] = change.obligation
-        if as_json:
-            print(json.dumps(call_report(record, result.verdict), ensure_ascii=False))
+        elif isinstance(result, StageFailed):
+            failures.append(result)
         else:
-            line = describe(result, lang, directory=directory, changes=changes)
-            lines.append((record.started_at, len(lines), line))
-            summary.add(result, changes)
-        end = record.ended_at if record.ended_at is not None else record.started_at
-        last_end = end if last_end is None else max(last_end, end)
+            caused.clear()
+            failures += deliver(result, consumers)
+            record = result.record
+            end = record.ended_at if record.ended_at is not None else record.started_at
+            last_end = end if last_end is None else max(last_end, end)
+        for failure in failures:
+            log_failure(failure)
+        failed += len(failures)
     if last_end is not None:
         # States as of the end of the recording (the PBX's clock, not ours).
         for change in callbacks.due_events(datetime.fromtimestamp(last_end, SEOUL)):
@@ -167,7 +174,30 @@ def _replay(files: list[Path], settings: Settings, as_json: bool, lang: str) -> 
         print(summary.text(lang))
     if rejected:
         print(f"call-monitor: {rejected} events could not be used", file=sys.stderr)
+    if failed:
+        print(
+            f"call-monitor: {failed} internal errors (logged above); the calls they hit are "
+            "shown incomplete or unjudged, or left out",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def _not_replayable(files: list[Path]) -> str | None:
+    """What is wrong with the first file that is not a recording, if one is not: every file
+    is checked before the first line is printed, so a wrong file among several leaves no
+    half replay behind it (the pipeline reads each again, lazily)."""
+    for path in files:
+        try:
+            read_recording_bytes(path)
+        except FileNotFoundError:
+            return f"no such file: {path}"
+        except NotARecording as exc:
+            return str(exc)
+        except OSError as exc:
+            return f"cannot read {path}: {exc.strerror or exc}"
+    return None
 
 
 def _daemon_url(settings: Settings) -> str:

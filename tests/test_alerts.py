@@ -30,7 +30,8 @@ import aiomqtt
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from pydantic import ValidationError
+from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr, ValidationError
 from sqlalchemy import Connection, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -56,8 +57,16 @@ from call_monitor.calls.model import CallRecord, Leg
 from call_monitor.charter.callbacks import CallbackTracker
 from call_monitor.charter.obligations import Change, Obligation, ObligationChange
 from call_monitor.charter.working_hours import WorkingHours
-from call_monitor.config import DirectorySettings, MqttSettings, Settings, StaffEntry
+from call_monitor.config import (
+    DirectorySettings,
+    MqttSettings,
+    Settings,
+    StaffEntry,
+    StoreSettings,
+)
+from call_monitor.daemon.service import Daemon
 from call_monitor.directory import Directory
+from call_monitor.metrics import CallMetrics
 from call_monitor.store.models import Base
 from call_monitor.timefmt import SEOUL
 from tests.backends import unavailable
@@ -865,3 +874,98 @@ def test_backoff_doubles_with_jitter_up_to_the_cap() -> None:
         assert 0 <= low <= high <= ceiling  # full jitter: anywhere in the window ...
         assert low < ceiling / 4  # ... from its bottom, not only its upper half
         assert high - low > ceiling / 10  # jittered, not one fixed value
+
+
+# --------------------------------------------------------------------------- on /metrics
+
+ALERT_SERIES = (
+    "callmon_alerts_broker_connected",
+    "callmon_alerts_outbox_pending_messages",
+    "callmon_alerts_outbox_oldest_pending_age_seconds",
+    "callmon_alerts_publish_failures_total",
+    "callmon_alerts_published_messages_total",
+)
+
+
+def scrape(metrics: CallMetrics) -> dict[str, float]:
+    """The alert path as /metrics shows it (the same render the endpoint serves)."""
+    families = text_string_to_metric_families(metrics.render().decode())
+    found = {s.name: s.value for f in families for s in f.samples if s.name in ALERT_SERIES}
+    assert found.keys() == set(ALERT_SERIES)
+    return found
+
+
+def watched(publisher: OutboxPublisher) -> CallMetrics:
+    metrics = CallMetrics(Directory(DirectorySettings()))
+    metrics.watch_alerts(publisher.gauges)
+    return metrics
+
+
+async def test_the_alert_path_on_metrics_when_delivered(
+    engine: AsyncEngine, broker: Broker
+) -> None:
+    publisher = OutboxPublisher(engine, mqtt_settings(broker))
+    metrics = watched(publisher)
+    async with running(publisher.run()):
+        await until(lambda: publisher.stats.connected)
+        await enqueue_now(engine, [message(n) for n in range(5)])
+        publisher.wake()
+        await until(lambda: publisher.stats.published == 5)
+        await until(lambda: scrape(metrics)["callmon_alerts_outbox_pending_messages"] == 0)
+        shown = scrape(metrics)
+    assert shown == {
+        "callmon_alerts_broker_connected": 1.0,
+        "callmon_alerts_outbox_pending_messages": 0.0,
+        "callmon_alerts_outbox_oldest_pending_age_seconds": 0.0,
+        "callmon_alerts_publish_failures_total": 0.0,
+        "callmon_alerts_published_messages_total": 5.0,
+    }
+    assert await pending(engine) == []
+
+
+async def test_the_alert_path_on_metrics_when_the_broker_is_unreachable(
+    engine: AsyncEngine,
+) -> None:
+    nobody = MqttSettings(
+        host="127.0.0.1",
+        port=free_port(),  # nothing listens there: every connection is refused
+        reconnect_initial_seconds=0.05,
+        reconnect_max_seconds=0.2,
+    )
+    publisher = OutboxPublisher(engine, nobody)
+    metrics = watched(publisher)
+    await enqueue_now(engine, [message(n) for n in range(3)])
+    async with running(publisher.run()):
+        await until(lambda: scrape(metrics)["callmon_alerts_outbox_pending_messages"] == 3)
+        first = scrape(metrics)
+        await asyncio.sleep(0.3)
+        second = scrape(metrics)
+    for shown in (first, second):
+        assert shown["callmon_alerts_broker_connected"] == 0.0
+        assert shown["callmon_alerts_outbox_pending_messages"] == 3.0
+        assert shown["callmon_alerts_published_messages_total"] == 0.0
+        assert shown["callmon_alerts_publish_failures_total"] >= 1.0
+    # The oldest alert waits on: its age grows from scrape to scrape.
+    first_age = first["callmon_alerts_outbox_oldest_pending_age_seconds"]
+    second_age = second["callmon_alerts_outbox_oldest_pending_age_seconds"]
+    assert first_age > 0.0
+    assert second_age >= first_age + 0.3
+    assert len(await pending(engine)) == 3
+
+
+async def test_the_daemon_shows_the_alert_path_when_a_broker_is_configured(
+    tmp_path: Path,
+) -> None:
+    for host in (None, "127.0.0.1"):
+        settings = Settings(
+            store=StoreSettings(url=f"sqlite+aiosqlite:///{tmp_path / 'calls.sqlite3'}"),
+            mqtt=MqttSettings(host=host),
+        )
+        daemon = Daemon(settings, SecretStr("unused"))
+        try:
+            text = daemon.metrics.render().decode()
+        finally:
+            await daemon.engine.dispose()
+        # No broker configured: no alert path, and no zeros pretending one is idle.
+        for name in ALERT_SERIES:
+            assert (name in text) == (host is not None), (host, name)

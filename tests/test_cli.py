@@ -10,10 +10,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from call_monitor.charter.judged import JudgedCall, call_report
+from call_monitor.cli import main as cli_main
 from call_monitor.config import Settings
 from call_monitor.daemon.pipeline import replay
 from call_monitor.demo.pbx import recording_path
+from tests.faults import BAD, BURST, InjectedBug, plant_bug
 
 TIMEOUT = 60.0
 HANGUL = re.compile("[\uac00-\ud7a3]")
@@ -294,3 +298,81 @@ def test_a_reconnect_cap_below_its_start_is_refused(tmp_path: Path) -> None:
         "configuration error",
         "ami.reconnect_max_seconds: must be at least reconnect_initial_seconds",
     )
+
+
+# -- one bad call: that call pays, the replay goes on ----------------------------------------
+
+
+def test_replay_takes_an_event_whose_timestamp_is_no_date(tmp_path: Path) -> None:
+    """``Timestamp: nan`` on one event (``float()`` takes it) once ended the replay with a
+    traceback: the call's times could not be made dates. The event is refused, the rest goes
+    on, and the next recording is read as ever."""
+    original = recording_path("c_answer_3rings_breach.ami").read_bytes()
+    first_state = original.index(b"Event: Newstate")
+    stamp = original.index(b"Timestamp: ", first_state) + len(b"Timestamp: ")
+    end = original.index(b"\r\n", stamp)
+    odd = original[:stamp] + b"nan" + original[end:]
+    bad = tmp_path / "nan.ami"
+    bad.write_bytes(odd)
+    after = recording_path("a_answer_1ring.ami")
+    result = cli("replay", "--json", bad, after)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "1 events could not be used" in result.stderr
+    calls = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [c["kind"] for c in calls[:2]] == ["call", "call"]
+    assert (
+        calls[0]["linkedid"]
+        == offline_json(recording_path("c_answer_3rings_breach.ami"))[0]["linkedid"]
+    )
+    assert calls[1] == offline_json(after)[0]
+
+
+def replay_lines(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, list[Any], str]:
+    status = cli_main(["replay", "--json", *args])
+    captured = capsys.readouterr()
+    return status, [json.loads(line) for line in captured.out.splitlines()], captured.err
+
+
+@pytest.mark.parametrize("stage", ["correlate", "judge", "report", "callbacks"])
+def test_replay_survives_a_bug_one_call_triggers(
+    stage: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    burst = [str(path) for path in BURST]
+    status, clean, _ = replay_lines(capsys, *burst)
+    assert status == 0
+    clean_calls = {line["linkedid"]: line for line in clean if line["kind"] == "call"}
+    clean_owed = {line["number"]: line for line in clean if line["kind"] == "callback"}
+    bad_number = clean_calls[BAD]["caller"]
+    assert bad_number in clean_owed  # a missed call: it owes a callback
+
+    plant_bug(monkeypatch, stage)
+    status, lines, stderr = replay_lines(capsys, *burst)
+
+    # Everything else printed, then the bug reported: exit status 1, logged with the call.
+    assert status == 1
+    assert "1 internal errors" in stderr
+    [logged] = [r for r in caplog.records if r.name == "call_monitor.daemon.pipeline"]
+    assert f"{stage} failed on call {BAD}" in logged.getMessage()
+    assert logged.exc_info is not None
+    assert logged.exc_info[0] is InjectedBug
+    calls = {line["linkedid"]: line for line in lines if line["kind"] == "call"}
+    owed = {line["number"]: line for line in lines if line["kind"] == "callback"}
+    assert {k: v for k, v in calls.items() if k != BAD} == {
+        k: v for k, v in clean_calls.items() if k != BAD
+    }
+    assert {k: v for k, v in owed.items() if k != bad_number} == {
+        k: v for k, v in clean_owed.items() if k != bad_number
+    }
+    if stage == "report":
+        assert BAD not in calls
+    elif stage == "callbacks":
+        assert calls[BAD] == clean_calls[BAD]
+    else:
+        assert calls[BAD]["judged"] is False
+        assert calls[BAD]["incomplete"] is (stage == "correlate")
+    # An incomplete call owes no callback; a call the tracker failed on made none.
+    assert (bad_number in owed) == (stage in ("judge", "report"))

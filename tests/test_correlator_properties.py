@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from functools import cache
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from call_monitor.ami.framing import AmiFramer, AmiMessage
 from call_monitor.ami.stream import LinkDown, LinkUp, Resync, StreamItem
-from call_monitor.calls.correlator import Correlator, EventRejected, Topology
-from call_monitor.calls.model import CallEnded
+from call_monitor.calls import correlator as correlator_module
+from call_monitor.calls.correlator import Correlator, EventRejected, Output, Topology
+from call_monitor.calls.model import CallEnded, CallStarted
 from tests.recordings import RECORDINGS
 
 TOPOLOGY = Topology(frozenset({"pstn"}), frozenset({"from-pstn"}))
@@ -77,3 +79,55 @@ def test_resync_closes_calls_that_ended_during_the_gap() -> None:
     [ended] = [o for o in out if isinstance(o, CallEnded)]
     assert ended.record.incomplete is True
     assert correlator.calls_in_progress == 0
+
+
+def test_a_timestamp_that_is_no_date_rejects_its_event() -> None:
+    """``float()`` takes ``nan``, ``inf`` and ``1e300``: the call's times then failed every
+    consumer that makes them dates (replay's JSON, the store), so they are refused here."""
+    for stamp in ("nan", "inf", "-inf", "1e300", "-5"):
+        source = list(events("e_blind_transfer"))
+        odd = next(i for i, e in enumerate(source) if e.event == "Unhold")
+        source[odd] = AmiMessage({**source[odd].headers, "Timestamp": stamp})
+        _, out = run(list(source))
+        [rejected] = [o for o in out if isinstance(o, EventRejected)]
+        assert (rejected.event, rejected.reason) == ("Unhold", "no valid Timestamp header")
+        [ended] = [o for o in out if isinstance(o, CallEnded)]
+        assert ended.record.incomplete is False  # the call went on without it
+
+
+def test_a_handler_bug_closes_its_call_and_only_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A handler that raises something other than KeyError or ValueError (a bug) after it
+    changed the call: the call is closed at once, incomplete; its later events are rejected
+    as events of an ended call, they cannot hit the bug again; the overlapping calls go on."""
+    burst = list(events("j_burst_50"))
+    clean = {e.record.linkedid: e.record for e in run(list(burst))[1] if isinstance(e, CallEnded)}
+    bad = "1795847574.110"
+    newstate = correlator_module._HANDLERS["Newstate"]
+
+    def buggy(self: Correlator, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        newstate(self, msg, ts, out)
+        if msg.headers.get("Linkedid") == bad:
+            raise ZeroDivisionError("a bug")
+
+    monkeypatch.setitem(correlator_module._HANDLERS, "Newstate", buggy)
+    bad_events = [e for e in burst if e.get("Linkedid") == bad]
+    first_ring = next(e for e in bad_events if e.event == "Newstate")
+    later = bad_events[bad_events.index(first_ring) + 1 :]
+    assert later, "the call had more to say after the bug"
+    correlator, out = run(list(burst))
+
+    [failed] = [o for o in out if isinstance(o, EventRejected) and o.error is not None]
+    assert (failed.event, failed.linkedid) == ("Newstate", bad)
+    assert isinstance(failed.error, ZeroDivisionError)
+    assert correlator.stats.handler_errors == 1
+    ended = {e.record.linkedid: e.record for e in out if isinstance(e, CallEnded)}
+    assert ended.keys() == clean.keys()
+    assert ended[bad].incomplete is True
+    assert ended[bad].ended_at is None  # closed by the bug, not by its hang-up
+    assert all(ended[k] == clean[k] for k in clean if k != bad)
+    # Its later events (the dialled phone's, the hang-ups) neither raised again nor brought
+    # it back: one start, one end; any turned away were turned away as an ended call's.
+    assert [o.linkedid for o in out if isinstance(o, CallStarted)].count(bad) == 1
+    assert [o.record.linkedid for o in out if isinstance(o, CallEnded)].count(bad) == 1
+    rejected = [o for o in out if isinstance(o, EventRejected) and o.error is None]
+    assert all(o.reason == "ValueError: event after its channel or call ended" for o in rejected)

@@ -32,7 +32,7 @@ from pydantic import SecretStr
 
 from call_monitor.charter.judged import JudgedCall, call_report
 from call_monitor.config import AmiSettings, Settings, StoreSettings, WebSettings
-from call_monitor.daemon.pipeline import replay
+from call_monitor.daemon.pipeline import StageFailed, replay
 from call_monitor.daemon.service import Daemon
 from call_monitor.demo.pbx import (
     RECORDINGS_DIR,
@@ -42,7 +42,10 @@ from call_monitor.demo.pbx import (
     recording_path,
     script_for,
 )
+from call_monitor.directory import Directory
+from call_monitor.metrics import CallMetrics
 from call_monitor.store import count_calls, create_engine, load_call
+from tests.faults import BAD, BAD_OBLIGATION, BURST, InjectedBug, plant_bug
 
 DEADLINE = 30.0  # bound for any one wait; the runs finish far sooner
 STOP_SECONDS = 5.0  # SIGTERM to exit (uvicorn's own graceful limit is 5 s for open requests)
@@ -194,7 +197,7 @@ async def live_daemon(
     ) as server:
         settings = daemon_settings(server.port, db)
         calls: list[JudgedCall] = []
-        daemon = Daemon(settings, SecretStr(SECRET), on_call=calls.append)
+        daemon = Daemon(settings, SecretStr(SECRET), on_call=lambda call, _: calls.append(call))
         task = asyncio.create_task(daemon.run(), name="daemon")
         base = f"http://{settings.web.host}:{settings.web.port}"
         try:
@@ -405,6 +408,161 @@ async def test_hostile_caller_id(kind: str, tmp_path: Path) -> None:
             if len(fragment.strip()) >= 4:
                 assert fragment not in metrics
     assert "01012345678" not in metrics
+
+
+# -- (e) one bad call costs that call, never the daemon -----------------------------------
+
+# The five families a call counts in, from the judged call alone: (name, labels) -> value.
+CALL_FAMILIES = (
+    "callmon_calls",
+    "callmon_missed_calls",
+    "callmon_answer_rings",
+    "callmon_ring_duration_seconds",
+    "callmon_charter_checks",
+    "callmon_staff_charter_checks",
+    "callmon_hangup_first",
+    "callmon_transfers",
+    "callmon_resync_incomplete_calls",
+)
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+
+
+def reported(call: JudgedCall) -> dict[str, Any]:
+    return call_report(call.record, call.verdict)
+
+
+def call_samples(text: str) -> Samples:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name in CALL_FAMILIES
+        for sample in family.samples
+    }
+
+
+def counted(calls: Sequence[JudgedCall]) -> Samples:
+    """What ``calls`` add to the call families of a fresh CallMetrics."""
+    fresh = CallMetrics(Directory(Settings().directory))
+    before = call_samples(fresh.render().decode())
+    for call in calls:
+        fresh.observe_call(call.record, call.verdict)
+    after = call_samples(fresh.render().decode())
+    return {key: after[key] - before[key] for key in after}
+
+
+def obligations_of(live: Live) -> dict[str, tuple[str, str, int]]:
+    return {
+        o.id: (o.number, o.owner, o.missed_calls)
+        for o in live.daemon.callbacks.tracker.open_obligations()
+    }
+
+
+@dataclass
+class Run:
+    """What one daemon run concluded: the calls reported, stored, counted and owed."""
+
+    calls: dict[str, JudgedCall]
+    stored: dict[str, dict[str, Any] | None]
+    samples: Samples
+    obligations: dict[str, tuple[str, str, int]]
+    pipeline_errors: dict[str, float]
+
+
+async def daemon_run(db: Path) -> Run:
+    async with live_daemon(script_for(BURST), db) as live:
+        await live.consumed()
+        metrics = await live.metrics()
+        obligations = obligations_of(live)
+    calls = {c.record.linkedid: c for c in live.calls}
+    assert len(calls) == len(live.calls), "each call reported once"
+    async with store_at(db) as engine:
+        stored = {linkedid: await load_call(engine, linkedid) for linkedid in calls}
+        assert await count_calls(engine) == sum(row is not None for row in stored.values())
+    errors = {
+        labels["stage"]: value
+        for labels, value in metric_samples(metrics, "callmon_pipeline_errors_total")
+    }
+    return Run(calls, stored, call_samples(metrics), obligations, errors)
+
+
+def minus(samples: Samples, removed: Samples, added: Samples) -> Samples:
+    return {key: samples[key] - removed.get(key, 0.0) + added.get(key, 0.0) for key in samples}
+
+
+@pytest.mark.parametrize("stage", ["correlate", "judge", "metrics", "store", "callbacks"])
+async def test_one_bad_call_costs_that_call_only(
+    stage: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clean = await daemon_run(tmp_path / "clean.sqlite3")
+    assert clean.calls[BAD].record.missed
+    assert BAD_OBLIGATION in clean.obligations
+    assert set(clean.pipeline_errors.values()) == {0.0}
+    counted_was = counted([clean.calls[BAD]])  # before the bug is planted (maybe in metrics)
+
+    plant_bug(monkeypatch, stage)
+    # live_daemon fails the test if the daemon ends by itself or its store failed.
+    bad = await daemon_run(tmp_path / "bad.sqlite3")
+
+    # The bug was counted once, at its stage, and logged with the call and the traceback.
+    assert bad.pipeline_errors == {s: float(s == stage) for s in clean.pipeline_errors}
+    [logged] = [r for r in caplog.records if r.name == "call_monitor.daemon.pipeline"]
+    assert f"{stage} failed on call {BAD}" in logged.getMessage()
+    assert logged.exc_info is not None
+    assert logged.exc_info[0] is InjectedBug
+
+    # Every other call: reported, stored, counted and owed exactly as without the bad one.
+    others = set(clean.calls) - {BAD}
+    assert set(bad.calls) - {BAD} == others
+    for linkedid in others:
+        assert reported(bad.calls[linkedid]) == reported(clean.calls[linkedid])
+        assert bad.stored[linkedid] == clean.stored[linkedid]
+    assert {k: v for k, v in bad.obligations.items() if k != BAD_OBLIGATION} == {
+        k: v for k, v in clean.obligations.items() if k != BAD_OBLIGATION
+    }
+
+    # The bad call: what is left of it depends on where it broke.
+    was, now = clean.calls[BAD], bad.calls.get(BAD)
+    assert now is not None  # reported in every case
+    if stage == "correlate":  # closed at once, incomplete: stored and counted so
+        assert now.record.incomplete
+        assert not now.verdict.judged
+        assert bad.stored[BAD] is not None
+        assert bad.stored[BAD]["incomplete"] is True
+    elif stage == "judge":  # the record as seen, measured against no clause
+        assert now.record == was.record
+        assert not now.verdict.judged
+        assert now.verdict.checks == ()
+        assert bad.stored[BAD] is not None
+        assert bad.stored[BAD]["checks"] == []
+    else:  # judged as ever; only the stage that broke missed it
+        assert reported(now) == reported(was)
+        assert (bad.stored[BAD] is None) == (stage == "store")
+    assert (BAD_OBLIGATION in bad.obligations) == (stage not in ("correlate", "callbacks"))
+    counted_now = {} if stage == "metrics" else counted([now])
+    assert bad.samples == minus(clean.samples, counted_was, counted_now)
+
+
+def test_offline_replay_survives_the_same_bad_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The pipeline's own stages, offline (``replay()``, as ``call-monitor replay`` runs it)."""
+    settings = Settings()
+    clean = {r.record.linkedid: r for r in replay(BURST, settings) if isinstance(r, JudgedCall)}
+    for stage in ("correlate", "judge"):
+        with monkeypatch.context() as patched:
+            plant_bug(patched, stage)
+            results = list(replay(BURST, settings))
+        [failed] = [r for r in results if isinstance(r, StageFailed)]
+        assert (failed.stage, failed.linkedid) == (stage, BAD)
+        assert isinstance(failed.error, InjectedBug)
+        calls = {r.record.linkedid: r for r in results if isinstance(r, JudgedCall)}
+        assert calls.keys() == clean.keys()
+        for linkedid, call in calls.items():
+            if linkedid != BAD:
+                assert reported(call) == reported(clean[linkedid])
+        assert not calls[BAD].verdict.judged
+        assert calls[BAD].record.incomplete == (stage == "correlate")
 
 
 # -- (c) the demo as a real process: SIGTERM, exit 0, nothing it printed is lost ---------

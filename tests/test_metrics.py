@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import get_args
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
@@ -15,14 +17,17 @@ from prometheus_client.openmetrics.parser import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
+from call_monitor.alerts.publisher import OutboxPublisher
 from call_monitor.calls.correlator import CorrelatorStats
 from call_monitor.calls.model import CallRecord, Leg, Transfer
 from call_monitor.charter.rules import Check, judge
-from call_monitor.config import CharterSettings, StoreSettings, default_directory
+from call_monitor.config import CharterSettings, MqttSettings, StoreSettings, default_directory
+from call_monitor.daemon.pipeline import Stage
 from call_monitor.directory import Directory
 from call_monitor.metrics.families import (
     CALLBACK_RESULTS,
     CHECK_CLAUSES,
+    PIPELINE_STAGES,
     STAFF_CLAUSES,
     CallMetrics,
 )
@@ -539,6 +544,7 @@ def test_labels_stay_bounded_over_many_callers(metrics: CallMetrics) -> None:
         "side": {"caller", "staff", "unknown"},
         "kind": {"blind", "attended"},
         "reason": {"no_answer", "caller_abandoned", "busy", "unavailable", "failed", "unknown"},
+        "stage": set(PIPELINE_STAGES),
     }
     for family in metrics.registry.collect():
         for sample in family.samples:
@@ -617,6 +623,49 @@ def test_render_is_text_format(metrics: CallMetrics) -> None:
     assert families["callmon_calls"].type == "counter"
     assert families["callmon_answer_rings"].type == "histogram"
     assert families["callmon_ami_connected"].type == "gauge"
+
+
+# -- the pipeline's bugs and the alert path ------------------------------------------------------
+
+
+def test_pipeline_errors_by_stage(metrics: CallMetrics, caplog: pytest.LogCaptureFixture) -> None:
+    # The daemon's stages are exactly the label values, each series there from the start.
+    assert get_args(Stage) == PIPELINE_STAGES
+    for stage in PIPELINE_STAGES:
+        assert value(metrics, "callmon_pipeline_errors_total", stage=stage) == 0.0
+    metrics.observe_pipeline_error("store")
+    metrics.observe_pipeline_error("store")
+    metrics.observe_pipeline_error("correlate")
+    metrics.observe_pipeline_error("1795848104.1")  # never a label: logged, not counted
+    assert value(metrics, "callmon_pipeline_errors_total", stage="store") == 2.0
+    assert value(metrics, "callmon_pipeline_errors_total", stage="correlate") == 1.0
+    assert value(metrics, "callmon_pipeline_errors_total", stage="judge") == 0.0
+    assert "1795848104.1" not in metrics.render().decode()
+    assert "not counted" in caplog.text
+
+
+def test_the_alert_path_is_read_from_the_publisher_at_scrape_time(metrics: CallMetrics) -> None:
+    alerts = [
+        "callmon_alerts_broker_connected",
+        "callmon_alerts_outbox_pending_messages",
+        "callmon_alerts_outbox_oldest_pending_age_seconds",
+        "callmon_alerts_publish_failures_total",
+        "callmon_alerts_published_messages_total",
+    ]
+    # No publisher watched (no broker configured): no alert path, no series.
+    assert all(metrics.registry.get_sample_value(name) is None for name in alerts)
+    now = datetime(2026, 11, 30, 2, 0, tzinfo=UTC)
+    publisher = OutboxPublisher(None, MqttSettings(host="x"), clock=lambda: now)  # type: ignore[arg-type]
+    metrics.watch_alerts(publisher.gauges)
+    assert [value(metrics, name) for name in alerts] == [0.0] * 5
+    stats = publisher.stats
+    stats.connected, stats.published, stats.failures = True, 12, 3
+    stats.outbox_backlog, stats.oldest_pending_at = 4, now - timedelta(seconds=90)
+    assert [value(metrics, name) for name in alerts] == [1.0, 4.0, 90.0, 3.0, 12.0]
+    now += timedelta(seconds=30)  # the scrape reads the clock: the age grows between rounds
+    assert value(metrics, "callmon_alerts_outbox_oldest_pending_age_seconds") == 120.0
+    stats.outbox_backlog = 0  # delivered, the oldest not yet forgotten: no age
+    assert value(metrics, "callmon_alerts_outbox_oldest_pending_age_seconds") == 0.0
 
 
 # -- callbacks (P6/V4) -------------------------------------------------------------------------

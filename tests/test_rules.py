@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from call_monitor.calls.model import CallRecord, Transfer
-from call_monitor.charter.rules import judge, rings_heard
+from call_monitor.charter.rules import judge, rings_heard, unjudged
 from call_monitor.config import CharterSettings, default_directory
 from call_monitor.directory import Directory
 
@@ -113,3 +117,68 @@ def test_unknown_extensions_are_not_fatal() -> None:
     assert verdict.department is None
     assert DIRECTORY.staff_label("999") == "unknown"
     assert DIRECTORY.department_label(None) == "unknown"
+
+
+# -- odd data: judged or not, never an exception ----------------------------------------------
+
+_times = st.one_of(st.none(), st.floats(allow_nan=True, allow_infinity=True))
+_extensions = st.one_of(st.none(), st.sampled_from(["201", "202", "301", ""]), st.text(max_size=8))
+_transfers = st.builds(
+    Transfer,
+    kind=st.sampled_from(["blind", "attended"]),
+    started_at=st.floats(allow_nan=True, allow_infinity=True),
+    from_ext=_extensions,
+    to_ext=_extensions,
+    completed=st.booleans(),
+    target_rang_at=_times,
+    target_answered_at=_times,
+    connected_at=_times,
+)
+_records = st.builds(
+    CallRecord,
+    linkedid=st.text(max_size=12),
+    started_at=st.floats(allow_nan=True, allow_infinity=True),
+    direction=st.one_of(
+        st.sampled_from(["inbound", "outbound", "internal", "unknown"]), st.text(max_size=8)
+    ),
+    dialed=st.text(max_size=8),
+    staff=_extensions,
+    ring_started_at=_times,
+    answered_at=_times,
+    answered_by=_extensions,
+    ended_at=_times,
+    hangup_first=st.one_of(st.sampled_from(["caller", "staff", "unknown"]), st.text(max_size=5)),
+    incomplete=st.booleans(),
+    transfers=st.lists(_transfers, max_size=3),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_records, min_size=1, max_size=20))
+def test_odd_records_never_make_judge_raise(records: list[CallRecord]) -> None:
+    """NaN, infinite, negative or huge times, unknown directions and extensions: a batch of
+    them is judged to the last one (an infinite ring time has no ring number, not a crash)."""
+    verdicts = [judge(record, CHARTER, DIRECTORY) for record in records]
+    for record, verdict in zip(records, verdicts, strict=True):
+        assert verdict.linkedid == record.linkedid
+        assert len(verdict.transfers) == len(record.transfers)
+        if verdict.rings is not None:
+            assert record.ring_seconds is not None
+            assert math.isfinite(record.ring_seconds)
+
+
+def test_an_infinite_ring_time_has_no_ring_number() -> None:
+    record = answered(1.0)
+    record.answered_at = math.inf
+    verdict = judge(record, CHARTER, DIRECTORY)
+    assert (verdict.rings, verdict.p1_met, verdict.apology_expected) == (None, None, None)
+    assert "P1" not in {c.clause for c in verdict.checks}
+
+
+def test_unjudged_is_a_verdict_against_no_clause() -> None:
+    record = answered(7.0)
+    record.transfers = [Transfer("blind", 101.0, "201", "202", True, connected_at=103.0)]
+    verdict = unjudged(record, CHARTER)
+    assert (verdict.linkedid, verdict.judged, verdict.checks) == ("1.1", False, ())
+    assert verdict.definitions_version == CHARTER.definitions_version
+    assert [t.p4_met for t in verdict.transfers] == [None]

@@ -30,7 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from call_monitor.backoff import Backoff, describe
 from call_monitor.config import MqttSettings
-from call_monitor.store.outbox import backlog, mark_delivered, mark_failed, pending
+from call_monitor.store.outbox import backlog_summary, mark_delivered, mark_failed, pending
 from call_monitor.store.retry import wait_for_event
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,19 @@ class PublisherStats:
     outages: int = 0  # times the broker went from reachable (or never tried) to unreachable
     connected: bool = False
     outbox_backlog: int = 0  # undelivered rows, as last counted
+    oldest_pending_at: datetime | None = None  # created_at of the oldest of them
     last_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PublisherGauges:
+    """The alert path on /metrics (``metrics.families.AlertPathView``)."""
+
+    connected: bool
+    outbox_pending: int
+    oldest_pending_age_seconds: float
+    publish_failures: int
+    published: int
 
 
 class OutboxPublisher:
@@ -84,6 +96,24 @@ class OutboxPublisher:
     @property
     def enabled(self) -> bool:
         return bool(self.settings.host)
+
+    def gauges(self) -> PublisherGauges:
+        """The stats as /metrics shows them, at scrape time. The outbox is as the publisher
+        last counted it (after each batch, each idle poll and each failed session), so a
+        scrape reads no database; only the oldest row's age is taken from the clock now,
+        so it keeps growing while the broker is away."""
+        stats = self.stats
+        oldest = stats.oldest_pending_at
+        age = 0.0
+        if oldest is not None and stats.outbox_backlog:
+            age = max(0.0, (self._clock() - oldest).total_seconds())
+        return PublisherGauges(
+            connected=stats.connected,
+            outbox_pending=stats.outbox_backlog,
+            oldest_pending_age_seconds=age,
+            publish_failures=stats.failures,
+            published=stats.published,
+        )
 
     def wake(self) -> None:
         """New rows are committed: publish them now rather than at the next poll."""
@@ -199,6 +229,7 @@ class OutboxPublisher:
             rows = await pending(self.engine, self._batch_size)
             if not rows:
                 self.stats.outbox_backlog = 0
+                self.stats.oldest_pending_at = None
                 await wait_for_event(self._wake, self.settings.poll_seconds)
                 continue
             for row in rows:
@@ -212,7 +243,7 @@ class OutboxPublisher:
                 self.stats.published += 1
                 self._healthy()
             await self._mark_acked()
-            self.stats.outbox_backlog = await backlog(self.engine)
+            await self._count_backlog()
 
     async def _mark_acked(self) -> None:
         """Mark the rows the broker acknowledged; kept for a retry if the database fails."""
@@ -221,6 +252,12 @@ class OutboxPublisher:
         ids = list(self._acked)
         await mark_delivered(self.engine, ids, self._clock())
         del self._acked[: len(ids)]
+
+    async def _count_backlog(self) -> None:
+        """Count the outbox for the metrics (:meth:`gauges`)."""
+        summary = await backlog_summary(self.engine)
+        self.stats.outbox_backlog = summary.count
+        self.stats.oldest_pending_at = summary.oldest_created_at
 
     # -- failures ---------------------------------------------------------------------
 
@@ -248,7 +285,7 @@ class OutboxPublisher:
             await self._mark_acked()
             if in_flight is not None:
                 await mark_failed(self.engine, [in_flight], describe(error))
-            self.stats.outbox_backlog = await backlog(self.engine)
+            await self._count_backlog()
         except SQLAlchemyError:
             self.stats.database_errors += 1
             log.exception("alerts: cannot update the outbox after a failure")

@@ -13,11 +13,17 @@ Roles of a call's channels:
 - every other non-Local channel is a *phone* that can ring and answer.
 
 A handler that raises rejects that one event (a fact says so); the other calls go on.
+Missing or malformed headers (``KeyError``, ``ValueError``) are the event's fault: the call
+goes on without it. Any other exception is a bug the event triggered, which may have left
+its call half-updated: that call is closed at once as incomplete and its ids buried, so its
+later events are rejected instead of raising again (:meth:`Correlator._quarantine`). Only
+the correlator knows which call an event touched, so the call is isolated here; the shell
+logs and counts the bug from the rejection (``EventRejected.error``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from call_monitor.ami.framing import AmiMessage, EventFilter
@@ -40,6 +46,11 @@ MAX_IDLE_SECONDS = 4 * 3600.0
 _SWEEP_EVERY_SECONDS = 60.0
 # Ended calls and hung-up channels remembered so late events cannot resurrect them.
 _TOMBSTONES = 50_000
+# Event times outside this range (1970 to 9999-12-31 UTC) cannot be dates: rejected with the
+# event, as a missing Timestamp is (``nan``, ``inf`` or ``1e300`` parse as floats, and the
+# call's times then failed every consumer that turns them into a date).
+_EARLIEST_TS = 0.0
+_LATEST_TS = 253_402_214_400.0
 # Key presses closer than this belong to one run (a feature code and the number after it).
 DTMF_RUN_GAP_SECONDS = 3.0
 # A run of key presses that ended this recently before a transfer started it.
@@ -70,6 +81,10 @@ class EventRejected:
 
     event: str
     reason: str
+    # Set when a handler raised something other than KeyError or ValueError (a bug): the
+    # exception, for the shell to log with its traceback, and the call closed because of it.
+    error: Exception | None = None
+    linkedid: str | None = None
 
 
 Output = Fact | EventRejected
@@ -145,6 +160,7 @@ class CorrelatorStats:
     calls_started: int = 0
     calls_ended: int = 0
     incomplete_closed: int = 0
+    handler_errors: int = 0  # events that raised a bug in a handler (their calls closed)
 
 
 class Correlator:
@@ -192,9 +208,8 @@ class Correlator:
             return []
         self.stats.events += 1
         out: list[Output] = []
-        try:
-            ts = float(msg.headers["Timestamp"])
-        except (KeyError, ValueError):
+        ts = _event_time(msg)
+        if ts is None:
             self.stats.rejected += 1
             return [EventRejected(name, "no valid Timestamp header")]
         self._last_ts = max(self._last_ts, ts)
@@ -203,6 +218,13 @@ class Correlator:
         except (KeyError, ValueError) as exc:
             self.stats.rejected += 1
             out.append(EventRejected(name, f"{type(exc).__name__}: {exc}"))
+        except Exception as exc:  # a bug this event triggered: see the module's docstring
+            self.stats.handler_errors += 1
+            closed = self._quarantine(msg, out)
+            linkedid = closed[0] if closed else msg.headers.get("Linkedid")
+            out.append(
+                EventRejected(name, f"{type(exc).__name__}: {exc}", error=exc, linkedid=linkedid)
+            )
         if ts - self._last_sweep > _SWEEP_EVERY_SECONDS:
             self._sweep(ts, out)
         return out
@@ -650,6 +672,35 @@ class Correlator:
                     self._drop_channel(channel)
                 self._finish(call, out, incomplete=True)
 
+    # -- a bug in a handler -------------------------------------------------------------
+
+    def _quarantine(self, msg: AmiMessage, out: list[Output]) -> list[str]:
+        """Close, as incomplete, every open call ``msg`` names: a handler raised a bug on it
+        and may have left it half-updated. Its channels and linkedid are buried, so its later
+        events are rejected ("event after its channel or call ended") or ignored."""
+        closed: list[str] = []
+        for call in self._calls_named_by(msg):
+            if self._calls.get(call.record.linkedid) is call:
+                self._finish(call, out, incomplete=True)
+                closed.append(call.record.linkedid)
+        return closed
+
+    def _calls_named_by(self, msg: AmiMessage) -> Iterator[CallState]:
+        """The calls of the channels and linkedids in ``msg``'s headers (``Uniqueid``,
+        ``DestLinkedid``, ``TransfereeChannel``, CEL's ``UniqueID`` ...)."""
+        for key, value in msg.headers.items():
+            lowered = key.lower()
+            channel: Channel | None = None
+            if lowered.endswith(("uniqueid", "linkedid")):
+                channel = self._channels.get(value)
+                call = self._calls.get(value)
+                if call is not None:
+                    yield call
+            elif lowered.endswith("channel"):
+                channel = self._by_channel_name(value)
+            if channel is not None:
+                yield channel.call
+
     # -- the end of a call ----------------------------------------------------------------
 
     def _finish(self, call: CallState, out: list[Output], *, incomplete: bool) -> None:
@@ -670,6 +721,15 @@ class Correlator:
         if incomplete:
             self.stats.incomplete_closed += 1
         out.append(CallEnded(record))
+
+
+def _event_time(msg: AmiMessage) -> float | None:
+    """The event's ``Timestamp``, if it is one: a number that is a date (NaN is not)."""
+    try:
+        ts = float(msg.headers["Timestamp"])
+    except (KeyError, ValueError):
+        return None
+    return ts if _EARLIEST_TS <= ts < _LATEST_TS else None
 
 
 _Handler = Callable[[Correlator, AmiMessage, float, list[Output]], None]

@@ -53,12 +53,13 @@ class CallVerdict:
     definitions_version: str
     department: str | None
     judged: bool  # counted against the charter (complete customer call)
-    rings: int | None
-    p1_met: bool | None
-    apology_expected: bool | None
-    p7_met: bool | None
-    transfers: tuple[TransferVerdict, ...]
-    checks: tuple[Check, ...]
+    # None and (): not measured (see :func:`unjudged`).
+    rings: int | None = None
+    p1_met: bool | None = None
+    apology_expected: bool | None = None
+    p7_met: bool | None = None
+    transfers: tuple[TransferVerdict, ...] = ()
+    checks: tuple[Check, ...] = ()
 
 
 def rings_heard(ring_seconds: float, charter: CharterSettings) -> int:
@@ -87,7 +88,12 @@ def judge(record: CallRecord, charter: CharterSettings, directory: Directory) ->
     # answer and hang-up are the customer's, so P1, P2 and P7 are not asked of it.
     staff_answers = record.direction in ("inbound", "internal")
     ring_seconds = record.ring_seconds
-    rings = None if ring_seconds is None else rings_heard(ring_seconds, charter)
+    # An infinite ring time (times no PBX sends) has no ring number: not judged, not a crash.
+    rings = (
+        None
+        if ring_seconds is None or not math.isfinite(ring_seconds)
+        else rings_heard(ring_seconds, charter)
+    )
     answered_rings = rings if record.answered and staff_answers else None
     p1_met = None if answered_rings is None else answered_rings <= charter.max_rings_p1
     apology = None if answered_rings is None else answered_rings >= charter.apology_from_ring
@@ -126,6 +132,19 @@ def judge(record: CallRecord, charter: CharterSettings, directory: Directory) ->
         p7_met=p7_met,
         transfers=transfers,
         checks=tuple(checks),
+    )
+
+
+def unjudged(record: CallRecord, charter: CharterSettings) -> CallVerdict:
+    """The verdict of a call :func:`judge` failed on (a bug the call triggered): the call is
+    still stored and counted, measured against no clause."""
+    unmeasured = TransferVerdict(None, None, None, None)
+    return CallVerdict(
+        record.linkedid,
+        charter.definitions_version,
+        department=None,
+        judged=False,
+        transfers=(unmeasured,) * len(record.transfers),  # one per transfer, as the store wants
     )
 
 

@@ -186,15 +186,17 @@ class CallbackService:
         self._due(self.clock())
         return loaded
 
-    def on_call(self, judged: JudgedCall) -> None:
-        """A finished call: create, join, attempt, fulfil or resolve. Never raises."""
+    def on_call(self, judged: JudgedCall) -> list[ObligationChange]:
+        """A finished call: create, join, attempt, fulfil or resolve; the changes it made
+        (queued for the store). Never raises."""
         try:
             changes = self.tracker.on_call(judged.record)
         except Exception:
             self.stats.errors += 1
             log.exception("callbacks: call %r not applied", judged.record.linkedid)
-            return
+            return []
         self._submit(changes)
+        return changes
 
     async def memo(
         self,

@@ -14,7 +14,7 @@ import logging
 import signal
 import sqlite3
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -28,12 +28,19 @@ from call_monitor import __version__
 from call_monitor.alerts.publisher import OutboxPublisher
 from call_monitor.ami.client import AmiClient
 from call_monitor.ami.stream import StreamItem
-from call_monitor.calls.correlator import EVENT_FILTER, EventRejected
+from call_monitor.calls.correlator import EVENT_FILTER
 from call_monitor.charter.judged import JudgedCall
 from call_monitor.charter.lines import describe
+from call_monitor.charter.obligations import ObligationChange
 from call_monitor.config import Settings
 from call_monitor.daemon.callbacks import CallbackService, wall_clock
-from call_monitor.daemon.pipeline import Pipeline
+from call_monitor.daemon.pipeline import (
+    Consumer,
+    Pipeline,
+    StageFailed,
+    deliver,
+    log_failure,
+)
 from call_monitor.directory import Directory
 from call_monitor.metrics import CallMetrics
 from call_monitor.store.engine import create_engine
@@ -63,7 +70,8 @@ class Daemon:
 
     settings: Settings
     secret: SecretStr
-    on_call: Callable[[JudgedCall], None] | None = None
+    # Each finished call, with the callback changes it made (for the call's line).
+    on_call: Callable[[JudgedCall, Sequence[ObligationChange]], None] | None = None
     clock: Callable[[], datetime] = wall_clock  # the callbacks' "now" (tests pin it)
     config_source: str = "built-in defaults"  # where the settings came from, for the log
     queue: asyncio.Queue[StreamItem] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
@@ -97,6 +105,18 @@ class Daemon:
             on_committed=self.publisher.wake,
         )
         self.metrics.watch_callbacks(self.callbacks.gauges)
+        if self.publisher.enabled:  # no broker configured: no alert path to show
+            self.metrics.watch_alerts(self.publisher.gauges)
+        # Each judged call goes to each of these in turn; one that raises misses that call
+        # only (a metrics bug does not cost the call its row in the store).
+        self._caused: list[ObligationChange] = []  # by the call being delivered
+        self._consumers: list[Consumer] = [
+            ("metrics", lambda c: self.metrics.observe_call(c.record, c.verdict)),
+            ("store", lambda c: self.writer.submit(c.record, c.verdict)),
+            ("callbacks", self._owe),
+        ]
+        if self.on_call is not None:
+            self._consumers.append(("report", self._report))
         # No authentication on the callbacks API yet (a later issue): loopback only.
         self.app = create_app(
             self.metrics,
@@ -218,16 +238,28 @@ class Daemon:
             self._handle(self.queue.get_nowait())
 
     def _handle(self, item: StreamItem) -> None:
-        outputs = self.pipeline.feed(item)
-        for output in outputs:
-            if isinstance(output, EventRejected):
-                log.debug("event %s not used: %s", output.event, output.reason)
-        for judged in self.pipeline.finished(outputs):
-            self.metrics.observe_call(judged.record, judged.verdict)
-            self.writer.submit(judged.record, judged.verdict)
-            self.callbacks.on_call(judged)
-            if self.on_call is not None:
-                self.on_call(judged)
+        """One stream item through the pipeline to the consumers. Never raises for a bug one
+        call triggers: that call pays (logged, counted), the daemon goes on."""
+        for result in self.pipeline.process(item):
+            if isinstance(result, JudgedCall):
+                for failure in deliver(result, self._consumers):
+                    self._failed(failure)
+            elif isinstance(result, StageFailed):
+                self._failed(result)
+            else:
+                log.debug("event %s not used: %s", result.event, result.reason)
+
+    def _owe(self, judged: JudgedCall) -> None:
+        self._caused = self.callbacks.on_call(judged)
+
+    def _report(self, judged: JudgedCall) -> None:
+        assert self.on_call is not None  # a consumer only when set
+        caused, self._caused = self._caused, []
+        self.on_call(judged, caused)
+
+    def _failed(self, failure: StageFailed) -> None:
+        log_failure(failure)
+        self.metrics.observe_pipeline_error(failure.stage)
 
 
 def _reason(exc: BaseException) -> str:
@@ -308,7 +340,9 @@ async def run(settings: Settings, *, lang: str = "ko", config_source: str | None
     daemon = Daemon(
         settings,
         secret,
-        on_call=lambda c: log.info("%s", describe(c, lang, directory=directory)),
+        on_call=lambda c, caused: log.info(
+            "%s", describe(c, lang, directory=directory, changes=caused)
+        ),
         config_source=config_source or "built-in defaults",
     )
     install_signals(daemon)

@@ -106,7 +106,9 @@ async def demo(settings: Settings, *, speed: float, once: bool, lang: str) -> in
         daemon = Daemon(
             settings,
             SecretStr("demo"),
-            on_call=lambda c: print(describe(c, lang, directory=directory), flush=True),
+            on_call=lambda c, caused: print(
+                describe(c, lang, directory=directory, changes=caused), flush=True
+            ),
         )
         install_signals(daemon)
         web = f"http://{settings.web.host}:{settings.web.port}"

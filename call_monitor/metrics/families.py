@@ -23,7 +23,9 @@ Two ways values arrive, one place each:
   correlator, the store, the live call table, the open callbacks), through ``watch_*``
   providers. Their counts must be cumulative over the life of the process (not reset on
   reconnect);
-- per closed callback obligation, :meth:`CallMetrics.observe_callback_closed`.
+- per closed callback obligation, :meth:`CallMetrics.observe_callback_closed`;
+- per bug a call triggered in the daemon's pipeline, :meth:`CallMetrics.observe_pipeline_error`
+  (the call pays, the daemon goes on: ``callmon_pipeline_errors_total{stage}``).
 
 The exposition (``/metrics``, :meth:`CallMetrics.exposition`): CallMetrics's own families
 are the fast collectors of :mod:`call_monitor.metrics.exposition` (each series' line formatted once,
@@ -92,6 +94,9 @@ RING_SECONDS_BUCKETS = (1.0, 2.0, 3.0, 4.5, 6.0, 9.0, 12.0, 15.0, 20.0, 30.0, 60
 TRANSFER_WAIT_BUCKETS = (1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0)
 CALLBACK_RESULTS = ("fulfilled_on_time", "fulfilled_late", "resolved_by_inbound", "cancelled")
 FULFILLED = ("fulfilled_on_time", "fulfilled_late")
+# Where in the daemon's pipeline a call raised (``call_monitor.daemon.pipeline.Stage``):
+# events to calls, the charter rules, these metrics, the store, the callbacks, the call line.
+PIPELINE_STAGES = ("correlate", "judge", "metrics", "store", "callbacks", "report")
 # Working seconds from the obligation to the answered callback; the charter's limit is 3600.
 FULFILMENT_BUCKETS = (
     60.0,
@@ -163,6 +168,31 @@ class CallbacksView(Protocol):
     def pending_changes(self) -> int: ...
 
 
+class AlertPathView(Protocol):
+    """What the MQTT alert publisher knows at scrape time (``OutboxPublisher.gauges()``),
+    kept up to date by the publisher from what it reads each round: a scrape reads no
+    database."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    @property
+    def outbox_pending(self) -> int:
+        """Undelivered outbox rows, as last counted."""
+        ...
+
+    @property
+    def oldest_pending_age_seconds(self) -> float:
+        """Age of the oldest undelivered row now; 0 with none."""
+        ...
+
+    @property
+    def publish_failures(self) -> int: ...
+
+    @property
+    def published(self) -> int: ...
+
+
 def _bounded(value: str | None, allowed: tuple[str, ...], default: str = UNKNOWN) -> str:
     return value if value is not None and value in allowed else default
 
@@ -183,6 +213,7 @@ class _WatchedCollector:
         self.correlator: Callable[[], CorrelatorStatsView] | None = None
         self.store: Callable[[], StoreStatsView] | None = None
         self.in_progress: Callable[[], int] | None = None
+        self.alerts: Callable[[], AlertPathView] | None = None
 
     @staticmethod
     def _families() -> dict[str, GaugeMetricFamily | CounterMetricFamily]:
@@ -224,6 +255,27 @@ class _WatchedCollector:
                 "callmon_store_pending_calls",
                 "Judged calls queued for the store and not yet written (a store falling behind).",
             ),
+            "alerts_connected": GaugeMetricFamily(
+                "callmon_alerts_broker_connected",
+                "1 while the alert publisher is connected to the MQTT broker, else 0.",
+            ),
+            "alerts_pending": GaugeMetricFamily(
+                "callmon_alerts_outbox_pending_messages",
+                "Alerts in the outbox not yet delivered to the broker (as last counted).",
+            ),
+            "alerts_age": GaugeMetricFamily(
+                "callmon_alerts_outbox_oldest_pending_age_seconds",
+                "Age of the oldest undelivered alert in the outbox (0 when none waits).",
+            ),
+            "alerts_failures": CounterMetricFamily(
+                "callmon_alerts_publish_failures",
+                "Failed MQTT sessions of the alert publisher: connections refused or lost, "
+                "PUBACKs that did not come (each retried; no alert is dropped).",
+            ),
+            "alerts_published": CounterMetricFamily(
+                "callmon_alerts_published_messages",
+                "Alerts the MQTT broker acknowledged (QoS 1 PUBACK).",
+            ),
         }
 
     def describe(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
@@ -263,6 +315,16 @@ class _WatchedCollector:
             families["store_dropped"].add_metric([], float(store.dropped))
             families["store_rejected"].add_metric([], float(store.rejected))
             families["store_pending"].add_metric([], float(store.pending))
+
+        # No alert publisher (no broker configured): no alert path, no series. Zeros would
+        # say "nothing waits" while the alerts pile up in the outbox.
+        alerts = self._read("alert publisher", self.alerts)
+        if alerts is not None:
+            families["alerts_connected"].add_metric([], 1.0 if alerts.connected else 0.0)
+            families["alerts_pending"].add_metric([], float(alerts.outbox_pending))
+            families["alerts_age"].add_metric([], alerts.oldest_pending_age_seconds)
+            families["alerts_failures"].add_metric([], float(alerts.publish_failures))
+            families["alerts_published"].add_metric([], float(alerts.published))
 
         for family in families.values():
             if family.samples:
@@ -466,6 +528,14 @@ class CallMetrics:
             ["department", "result"],
             lock=lock,
         )
+        self.pipeline_errors = FastCounter(
+            "callmon_pipeline_errors",
+            "Bugs a call triggered in the daemon's pipeline, by stage: that call was logged "
+            "with its traceback and skipped at that stage (closed incomplete if it raised in "
+            "the correlator); the daemon went on.",
+            ["stage"],
+            lock=lock,
+        )
         self.callback_fulfilment = FastHistogram(
             "callmon_callback_fulfilment_working_seconds",
             "Working seconds from a callback obligation to the answered callback that "
@@ -492,6 +562,7 @@ class CallMetrics:
             self.build_info,
             self.callbacks_closed,
             self.callback_fulfilment,
+            self.pipeline_errors,
         )
         self._watched = _WatchedCollector()
         self._callbacks = _CallbacksCollector(directory, lock)
@@ -523,6 +594,8 @@ class CallMetrics:
             for callback_result in CALLBACK_RESULTS:
                 self.callbacks_closed.labels(department, callback_result)
             self.callback_fulfilment.labels(department)
+        for stage in PIPELINE_STAGES:
+            self.pipeline_errors.labels(stage)
         for extension in extensions:
             for clause in STAFF_CLAUSES:
                 for result in RESULTS:
@@ -557,6 +630,23 @@ class CallMetrics:
         ``callmon_callbacks_overdue{department}``, ``callmon_callbacks_pending_changes``,
         ``callmon_callbacks_write_failures_total`` (e.g. ``service.gauges``)."""
         self._callbacks.provider = provider
+
+    def watch_alerts(self, provider: Callable[[], AlertPathView]) -> None:
+        """MQTT alert publisher: ``callmon_alerts_broker_connected``,
+        ``callmon_alerts_outbox_pending_messages``,
+        ``callmon_alerts_outbox_oldest_pending_age_seconds``,
+        ``callmon_alerts_publish_failures_total``, ``callmon_alerts_published_messages_total``
+        (e.g. ``publisher.gauges``). Unwatched, these series are left out."""
+        self._watched.alerts = provider
+
+    def observe_pipeline_error(self, stage: str) -> None:
+        """Count one bug a call triggered at ``stage`` (one of :data:`PIPELINE_STAGES`)."""
+        bounded = _bounded(stage, PIPELINE_STAGES, default="")
+        if not bounded:
+            log.warning("metrics: pipeline stage %r is not counted", stage)
+            return
+        with self._lock:
+            self.pipeline_errors.labels(bounded).inc()
 
     def observe_callback_closed(
         self, department: str | None, result: str, working_seconds: float | None
@@ -681,6 +771,8 @@ class CallMetrics:
 
 
 __all__ = [
+    "PIPELINE_STAGES",
+    "AlertPathView",
     "CallMetrics",
     "CallbacksView",
     "CorrelatorStatsView",

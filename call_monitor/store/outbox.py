@@ -180,15 +180,28 @@ async def pending(engine: AsyncEngine, limit: int = 100) -> list[PendingMessage]
         return [PendingMessage(**row) for row in result.mappings()]
 
 
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """The undelivered rows: how many, and when the oldest was enqueued."""
+
+    count: int
+    oldest_created_at: datetime | None  # None when nothing waits
+
+
 async def backlog(engine: AsyncEngine) -> int:
     """How many rows are waiting to be published."""
+    return (await backlog_summary(engine)).count
+
+
+async def backlog_summary(engine: AsyncEngine) -> Backlog:
+    """How many rows are waiting to be published, and the oldest one's ``created_at``."""
+    table = outbox_table
     async with engine.connect() as conn:
         result = await conn.execute(
-            select(func.count())
-            .select_from(outbox_table)
-            .where(outbox_table.c.delivered_at.is_(None))
+            select(func.count(), func.min(table.c.created_at)).where(table.c.delivered_at.is_(None))
         )
-        return int(result.scalar_one())
+        count, oldest = result.one()
+        return Backlog(int(count), oldest)
 
 
 async def mark_delivered(

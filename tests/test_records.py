@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from call_monitor.calls.model import CALL, LEG, TRANSFER, CallRecord, Leg
+from call_monitor.charter.obligations import CHANGE, OBLIGATION
 from call_monitor.records import TIME, VALUE, Shape, report
 
 
@@ -90,6 +91,15 @@ def test_the_model_marks_its_times() -> None:
         "target_answered_at",
         "connected_at",
     }
+    assert OBLIGATION.times == {
+        "created_at",
+        "due_at",
+        "reminder_at",
+        "closed_at",
+        "reminded_at",
+        "overdue_at",
+    }
+    assert CHANGE.times == {"at"}
 
 
 def test_a_calls_mapping_holds_its_derived_values() -> None:

@@ -10,10 +10,13 @@ from sqlalchemy import Column, Double, MetaData, Table, Text
 
 from call_monitor.calls.model import LEG
 from call_monitor.charter.judged import judged_values
+from call_monitor.charter.obligations import CHANGE, OBLIGATION
 from call_monitor.records import TIME, Shape
 from call_monitor.store.models import CALLS, LEGS, TRANSFERS, VERDICTS, from_epoch
+from call_monitor.store.obligations import CHANGES, OBLIGATIONS, change_row, obligation_row
 from call_monitor.store.rows import TableMap
 from call_monitor.store.writer import call_rows
+from tests.test_callbacks_service import tracker_changes
 from tests.test_store import transferred_call
 
 
@@ -26,6 +29,12 @@ def test_the_call_tables_are_filled_from_the_judged_calls_mapping() -> None:
     assert LEGS.gaps(values["legs"][0]) == []
     assert TRANSFERS.gaps(values["transfers"][0]) == []
     assert VERDICTS.gaps(values["checks"][0]) == []
+
+
+def test_the_obligation_tables_are_filled_from_their_mappings() -> None:
+    _, changes = tracker_changes()
+    assert OBLIGATIONS.gaps(OBLIGATION.values(changes[-1].obligation)) == []
+    assert CHANGES.gaps(CHANGE.values(changes[-1].change)) == []
 
 
 @dataclass(slots=True)
@@ -103,3 +112,18 @@ def test_call_rows_take_their_times_through_from_epoch() -> None:
     assert [row["rang_at"] for row in rows.legs] == [from_epoch(leg.rang_at) for leg in record.legs]
     back = [LEGS.record(LEG, row, lambda at: at and at.timestamp()) for row in rows.legs]
     assert back == record.legs
+
+
+def test_obligation_and_change_rows_read_back_as_they_were() -> None:
+    _, changes = tracker_changes()
+    for change in changes:
+        obligation = change.obligation
+        back = OBLIGATIONS.record(
+            OBLIGATION,
+            obligation_row(obligation, change.change.cause),
+            missed_calls=obligation.missed_calls,
+            history_length=obligation.history_length,
+            kind_counts=obligation.kind_counts,
+        )
+        assert back == obligation
+        assert CHANGES.record(CHANGE, change_row(change)) == change.change

@@ -114,3 +114,12 @@ def test_a_calls_mapping_holds_its_derived_values() -> None:
     assert values["ring_seconds"] == 3.5
     assert values["rang"] == ["201", "202"]
     assert values["legs"] is record.legs  # shallow: the nested records are mapped by their own
+
+
+@pytest.mark.parametrize(
+    ("answered_at", "incomplete", "outcome"),
+    [(None, False, "missed"), (5.0, False, "answered"), (5.0, True, "incomplete")],
+)
+def test_a_calls_outcome(answered_at: float | None, incomplete: bool, outcome: str) -> None:
+    record = CallRecord("1.1", 0.0, answered_at=answered_at, incomplete=incomplete)
+    assert record.outcome == outcome

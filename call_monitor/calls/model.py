@@ -17,6 +17,7 @@ HangupSide = Literal["caller", "staff", "unknown"]
 MissedReason = Literal["no_answer", "caller_abandoned", "busy", "unavailable", "failed"]
 TransferKind = Literal["blind", "attended"]
 Party = Literal["customer", "staff"]
+Outcome = Literal["answered", "missed", "incomplete"]
 
 
 @dataclass(slots=True)
@@ -104,6 +105,13 @@ class CallRecord:
     @property
     def answered(self) -> bool:
         return self.answered_at is not None
+
+    @property
+    def outcome(self) -> Outcome:
+        """Missed: never answered; incomplete: the monitor did not see the whole call."""
+        if self.incomplete:
+            return "incomplete"
+        return "answered" if self.answered else "missed"
 
     @property
     def rang(self) -> list[str]:

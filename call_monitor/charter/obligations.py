@@ -18,16 +18,11 @@ from typing import Any, Literal, NamedTuple, get_args
 from call_monitor.records import TIME, VALUE, Key, Shape, report
 from call_monitor.timefmt import SEOUL, iso_seoul
 
-ObligationState = Literal[
-    "open",
-    "reminded",
-    "overdue",
-    "fulfilled_on_time",
-    "fulfilled_late",
-    "resolved_by_inbound",
-    "cancelled",
-]
-OPEN_STATES: frozenset[ObligationState] = frozenset({"open", "reminded", "overdue"})
+OpenState = Literal["open", "reminded", "overdue"]
+FulfilledState = Literal["fulfilled_on_time", "fulfilled_late"]  # called back and answered
+ClosedState = Literal[FulfilledState, "resolved_by_inbound", "cancelled"]
+ObligationState = Literal[OpenState, ClosedState]
+OPEN_STATES: frozenset[ObligationState] = frozenset(get_args(OpenState))
 OwnerKind = Literal["staff", "department"]
 Source = Literal["missed_call", "memo"]
 ChangeKind = Literal[

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from call_monitor.calls.model import CallRecord, Transfer
 from call_monitor.config import CharterSettings
@@ -27,7 +27,8 @@ from call_monitor.directory import Directory
 from call_monitor.records import Shape
 
 Clause = Literal["P1", "P2", "P4", "P5", "P7"]
-CLAUSES: tuple[Clause, ...] = ("P1", "P2", "P4", "P5", "P7")
+CLAUSES: tuple[Clause, ...] = get_args(Clause)
+CheckResult = Literal["met", "breached"]  # a Check's met, as the metrics label it
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ Generic and pure: no record type of its own, no I/O; it stands below calls/ and 
 from __future__ import annotations
 
 import dataclasses
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
@@ -40,6 +41,19 @@ def same(value: Any) -> Any:
     return value
 
 
+def tuple_getter(
+    getter: Callable[..., Callable[[Any], Any]], keys: Sequence[str]
+) -> Callable[[Any], tuple[Any, ...]]:
+    """``getter(*keys)`` (``operator.attrgetter`` or ``itemgetter``: every value in one call,
+    the store maps every call with it), which gives a tuple also of one key or none."""
+    if len(keys) == 1:
+        get = getter(keys[0])
+        return lambda source: (get(source),)
+    if not keys:
+        return lambda source: ()
+    return getter(*keys)
+
+
 class Shape(Generic[R]):
     """The plain mapping of one dataclass: ``names`` (its fields, then ``derived``) and
     ``times`` (those whose metadata is :data:`TIME`).
@@ -57,14 +71,15 @@ class Shape(Generic[R]):
         self.names: tuple[str, ...] = tuple(metadata)
         self.times: frozenset[str] = frozenset(n for n, m in metadata.items() if m.get("time"))
         self.init: tuple[str, ...] = tuple(f.name for f in fields if f.init)
+        self._get = tuple_getter(operator.attrgetter, self.names)
 
     def values(self, record: R, time: Convert = same) -> dict[str, Any]:
         """The record as a plain mapping: each name to its value, times through ``time``."""
-        times = self.times
-        return {
-            name: time(getattr(record, name)) if name in times else getattr(record, name)
-            for name in self.names
-        }
+        values = dict(zip(self.names, self._get(record), strict=True))
+        if time is not same:
+            for name in self.times:
+                values[name] = time(values[name])
+        return values
 
     def build(self, values: Mapping[str, Any], time: Convert = same, **given: Any) -> R:
         """The record back from a mapping of its fields (a row read back, say): each field

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 
 import pytest
 
 from call_monitor.calls.model import CALL, LEG, TRANSFER, CallRecord, Leg
 from call_monitor.charter.obligations import CHANGE, OBLIGATION
-from call_monitor.records import TIME, VALUE, Shape, report
+from call_monitor.records import TIME, VALUE, Shape, report, tuple_getter
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,3 +124,9 @@ def test_a_calls_mapping_holds_its_derived_values() -> None:
 def test_a_calls_outcome(answered_at: float | None, incomplete: bool, outcome: str) -> None:
     record = CallRecord("1.1", 0.0, answered_at=answered_at, incomplete=incomplete)
     assert record.outcome == outcome
+
+
+@pytest.mark.parametrize("keys", [(), ("a",), ("a", "c")])
+def test_tuple_getter_gives_a_tuple_of_any_number_of_keys(keys: tuple[str, ...]) -> None:
+    get = tuple_getter(operator.itemgetter, keys)
+    assert get({"a": 1, "b": 2, "c": 3}) == tuple({"a": 1, "c": 3}[key] for key in keys)

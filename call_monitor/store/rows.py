@@ -9,13 +9,14 @@ the three lists against the tables and the dataclasses, so a field without a col
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Table
 
-from call_monitor.records import Convert, Shape, same
+from call_monitor.records import Convert, Shape, same, tuple_getter
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -45,6 +46,8 @@ class TableMap:
         by_column = {column: name for name, column in renamed.items()}
         # Each column to the name it has in the mapping.
         self._names = {column: by_column.get(column, column) for column in self.columns}
+        self._stored = tuple(column for column in self.columns if column not in context)
+        self._get = tuple_getter(operator.itemgetter, [self._names[c] for c in self._stored])
 
     def gaps(self, names: Iterable[str]) -> list[str]:
         """What does not add up between a mapping's ``names`` and the table: a name with
@@ -67,12 +70,11 @@ class TableMap:
     def row(self, values: Mapping[str, Any], **context: Any) -> Row:
         """The row of a record's mapping and its ``context`` columns; ``KeyError`` if a
         column is missing from both."""
-        if context.keys() != set(self.context):
+        row = dict(zip(self._stored, self._get(values), strict=True))
+        row.update(context)
+        if len(row) != len(self.columns):  # a context column missing, or one too many
             raise TypeError(f"{self.table.name}: context {sorted(context)} != {self.context}")
-        return {
-            column: context[column] if column in context else values[name]
-            for column, name in self._names.items()
-        }
+        return row
 
     def record(
         self, shape: Shape[R], row: Mapping[str, Any], time: Convert = same, **given: Any

@@ -626,7 +626,7 @@ def test_demo_process_sigterm_loses_nothing(tmp_path: Path) -> None:
                 wait = 0.0
 
     def printed_calls() -> list[str]:
-        return [line for line in printed[1:] if line]
+        return [line for line in printed[2:] if line]  # after the banner and the demo's note
 
     ready_seen = False
     counted = 0.0
@@ -660,6 +660,7 @@ def test_demo_process_sigterm_loses_nothing(tmp_path: Path) -> None:
     take_lines(0.0)
     assert code == 0, stderr_path.read_text()
     assert printed[0].startswith("call-monitor demo: AMI playback on 127.0.0.1:")
+    assert printed[1].startswith("demo: the recorded calls play as if they happened now")
     calls = printed_calls()
     assert all(" | " in line for line in calls), calls
     assert len(calls) >= counted

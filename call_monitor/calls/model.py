@@ -1,6 +1,8 @@
 """What the correlator concludes about a call: plain data, no behaviour beyond derived values.
 
 Times are epoch seconds taken from the events' own ``Timestamp`` header, never a clock.
+Each record type's plain mapping (``LEG``, ``TRANSFER``, ``CALL``: :mod:`call_monitor.records`)
+is declared next to it; the store's rows and the JSON lines are derived from it.
 """
 
 from __future__ import annotations
@@ -8,11 +10,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from call_monitor.records import TIME, VALUE, Shape
+
 Direction = Literal["inbound", "outbound", "internal", "unknown"]
 HangupSide = Literal["caller", "staff", "unknown"]
 MissedReason = Literal["no_answer", "caller_abandoned", "busy", "unavailable", "failed"]
 TransferKind = Literal["blind", "attended"]
 Party = Literal["customer", "staff"]
+Outcome = Literal["answered", "missed", "incomplete"]
 
 
 @dataclass(slots=True)
@@ -21,11 +26,14 @@ class Leg:
 
     party: Party
     extension: str | None  # staff extension; None for the public side
-    rang_at: float | None = None
-    answered_at: float | None = None
-    ended_at: float | None = None
+    rang_at: float | None = field(default=None, metadata=TIME)
+    answered_at: float | None = field(default=None, metadata=TIME)
+    ended_at: float | None = field(default=None, metadata=TIME)
     hangup_cause: str | None = None
     after_answer: bool = False  # rang after the call was answered: a transfer target
+
+
+LEG: Shape[Leg] = Shape(Leg)
 
 
 @dataclass(slots=True)
@@ -33,13 +41,15 @@ class Transfer:
     """One transfer of the customer by a staff member to a colleague."""
 
     kind: TransferKind
-    started_at: float  # Hold, BlindTransfer or the transfer feature, whichever came first
+    # Hold, BlindTransfer or the transfer feature, whichever came first
+    started_at: float = field(metadata=TIME)
     from_ext: str | None
     to_ext: str | None = None
     completed: bool = False
-    target_rang_at: float | None = None
-    target_answered_at: float | None = None
-    connected_at: float | None = None  # the customer is talking with the colleague
+    target_rang_at: float | None = field(default=None, metadata=TIME)
+    target_answered_at: float | None = field(default=None, metadata=TIME)
+    # The customer is talking with the colleague.
+    connected_at: float | None = field(default=None, metadata=TIME)
 
     @property
     def wait_seconds(self) -> float | None:
@@ -54,23 +64,28 @@ class Transfer:
         return round(self.target_answered_at - self.target_rang_at, 6)
 
 
+# Its wait and ring seconds are not in it: the verdict's (TransferVerdict) carry them.
+TRANSFER: Shape[Transfer] = Shape(Transfer)
+
+
 @dataclass(slots=True)
 class CallRecord:
     """One call, from the first channel of a ``Linkedid`` to the last hang-up."""
 
     linkedid: str
-    started_at: float
+    started_at: float = field(metadata=TIME)
     direction: Direction = "unknown"
     caller: str = ""  # the customer's number (inbound) or the staff extension (outbound)
     caller_name: str = ""
     dialed: str = ""  # what was dialled: an extension, group, queue or external number
     staff: str | None = None  # outbound/internal: the staff extension that placed the call
-    ring_started_at: float | None = None  # the first staff phone (or the customer) rang
-    answered_at: float | None = None
+    # The first staff phone (or the customer) rang.
+    ring_started_at: float | None = field(default=None, metadata=TIME)
+    answered_at: float | None = field(default=None, metadata=TIME)
     answered_by: str | None = None  # extension; the customer's number for outbound calls
     picked_up: bool = False  # answered by a colleague through call pickup
     legs: list[Leg] = field(default_factory=list)
-    ended_at: float | None = None
+    ended_at: float | None = field(default=None, metadata=TIME)
     missed: bool = False
     missed_reason: MissedReason | None = None
     hangup_first: HangupSide = "unknown"
@@ -92,6 +107,13 @@ class CallRecord:
         return self.answered_at is not None
 
     @property
+    def outcome(self) -> Outcome:
+        """Missed: never answered; incomplete: the monitor did not see the whole call."""
+        if self.incomplete:
+            return "incomplete"
+        return "answered" if self.answered else "missed"
+
+    @property
     def rang(self) -> list[str]:
         """The staff extensions rung for the caller before the answer, first to ring first."""
         ringing = sorted(
@@ -103,6 +125,9 @@ class CallRecord:
             and not leg.after_answer
         )
         return list(dict.fromkeys(extension for _, extension in ringing))
+
+
+CALL: Shape[CallRecord] = Shape(CallRecord, {"ring_seconds": VALUE, "rang": VALUE})
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,14 +1,20 @@
-"""A finished call with its charter verdict, and its JSON form: what ``replay --json`` prints,
-one per line."""
+"""A finished call with its charter verdict; its one mapping (:func:`judged_values`), from
+which the store's rows and the JSON form (what ``replay --json`` prints, one per line) come."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from call_monitor.calls.model import CallRecord
-from call_monitor.charter.rules import CallVerdict
+from call_monitor.calls.model import CALL, LEG, TRANSFER, CallRecord
+from call_monitor.charter.rules import CHECK, TRANSFER_VERDICT, VERDICT, CallVerdict
+from call_monitor.records import Convert, Key, report, same
 from call_monitor.timefmt import iso_seoul
+
+# The stages a finished call passes through in the daemon (``daemon.pipeline``): events to
+# calls, the charter rules, the metrics, the store, the callbacks, the call's line. A bug one
+# call triggers is counted by stage (``callmon_pipeline_errors_total``).
+PipelineStage = Literal["correlate", "judge", "metrics", "store", "callbacks", "report"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,56 +26,77 @@ class JudgedCall:
     verdict: CallVerdict
 
 
+# The JSON keys, in the order of the lines printed so far (the golden files fix it).
+CALL_REPORT: tuple[Key, ...] = (
+    "linkedid",
+    "direction",
+    "caller",
+    "caller_name",
+    "dialed",
+    "staff",
+    "department",
+    "started_at",
+    "answered_at",
+    "ended_at",
+    "rang",
+    "legs",
+    "answered_by",
+    "picked_up",
+    "ring_seconds",
+    "rings",
+    "p1_met",
+    "apology_expected",
+    "missed",
+    "missed_reason",
+    "transfers",
+    "hangup_first",
+    "p7_met",
+    "judged",
+    "incomplete",
+    "definitions_version",
+)
+LEG_REPORT: tuple[Key, ...] = LEG.names
+TRANSFER_REPORT: tuple[Key, ...] = (
+    "kind",
+    "completed",
+    ("from", "from_ext"),
+    ("to", "to_ext"),
+    "other_department",
+    "wait_seconds",
+    "target_ring_seconds",
+    "p4_met",
+)
+
+
+def judged_values(record: CallRecord, verdict: CallVerdict, time: Convert = same) -> dict[str, Any]:
+    """The call's one mapping: the record's values and its verdict's, with ``legs``,
+    ``transfers`` (each transfer's values with its verdict's) and ``checks`` as lists of
+    mappings; times through ``time``.
+
+    Raises ``ValueError`` if the verdict is not the record's."""
+    if verdict.linkedid != record.linkedid:
+        raise ValueError(
+            f"verdict of {verdict.linkedid!r} submitted with the record of {record.linkedid!r}"
+        )
+    if len(verdict.transfers) != len(record.transfers):
+        raise ValueError(
+            f"call {record.linkedid!r}: {len(record.transfers)} transfers but "
+            f"{len(verdict.transfers)} transfer verdicts"
+        )
+    values = CALL.values(record, time) | VERDICT.values(verdict, time)
+    values["legs"] = [LEG.values(leg, time) for leg in record.legs]
+    values["transfers"] = [
+        TRANSFER.values(transfer, time) | TRANSFER_VERDICT.values(judged, time)
+        for transfer, judged in zip(record.transfers, verdict.transfers, strict=True)
+    ]
+    values["checks"] = [CHECK.values(check, time) for check in verdict.checks]
+    return values
+
+
 def call_report(record: CallRecord, verdict: CallVerdict) -> dict[str, Any]:
-    return {
-        "kind": "call",
-        "linkedid": record.linkedid,
-        "direction": record.direction,
-        "caller": record.caller,
-        "caller_name": record.caller_name,
-        "dialed": record.dialed,
-        "staff": record.staff,
-        "department": verdict.department,
-        "started_at": iso_seoul(record.started_at),
-        "answered_at": iso_seoul(record.answered_at),
-        "ended_at": iso_seoul(record.ended_at),
-        "rang": list(record.rang),
-        "legs": [
-            {
-                "party": leg.party,
-                "extension": leg.extension,
-                "rang_at": iso_seoul(leg.rang_at),
-                "answered_at": iso_seoul(leg.answered_at),
-                "ended_at": iso_seoul(leg.ended_at),
-                "hangup_cause": leg.hangup_cause,
-                "after_answer": leg.after_answer,
-            }
-            for leg in record.legs
-        ],
-        "answered_by": record.answered_by,
-        "picked_up": record.picked_up,
-        "ring_seconds": record.ring_seconds,
-        "rings": verdict.rings,
-        "p1_met": verdict.p1_met,
-        "apology_expected": verdict.apology_expected,
-        "missed": record.missed,
-        "missed_reason": record.missed_reason,
-        "transfers": [
-            {
-                "kind": t.kind,
-                "completed": t.completed,
-                "from": t.from_ext,
-                "to": t.to_ext,
-                "other_department": v.other_department,
-                "wait_seconds": v.wait_seconds,
-                "target_ring_seconds": v.target_ring_seconds,
-                "p4_met": v.p4_met,
-            }
-            for t, v in zip(record.transfers, verdict.transfers, strict=True)
-        ],
-        "hangup_first": record.hangup_first,
-        "p7_met": verdict.p7_met,
-        "judged": verdict.judged,
-        "incomplete": record.incomplete,
-        "definitions_version": verdict.definitions_version,
-    }
+    """The ``replay --json`` line of a call: its mapping's :data:`CALL_REPORT` keys, times
+    ISO 8601 with the +09:00 offset."""
+    values = judged_values(record, verdict, iso_seoul)
+    values["legs"] = [report(leg, LEG_REPORT) for leg in values["legs"]]
+    values["transfers"] = [report(transfer, TRANSFER_REPORT) for transfer in values["transfers"]]
+    return {"kind": "call", **report(values, CALL_REPORT)}

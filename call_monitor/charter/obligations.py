@@ -12,21 +12,17 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, NamedTuple, get_args
 
+from call_monitor.records import TIME, VALUE, Key, Shape, report
 from call_monitor.timefmt import SEOUL, iso_seoul
 
-ObligationState = Literal[
-    "open",
-    "reminded",
-    "overdue",
-    "fulfilled_on_time",
-    "fulfilled_late",
-    "resolved_by_inbound",
-    "cancelled",
-]
+OpenState = Literal["open", "reminded", "overdue"]
+FulfilledState = Literal["fulfilled_on_time", "fulfilled_late"]  # called back and answered
+ClosedState = Literal[FulfilledState, "resolved_by_inbound", "cancelled"]
+ObligationState = Literal[OpenState, ClosedState]
 OwnerKind = Literal["staff", "department"]
 Source = Literal["missed_call", "memo"]
 ChangeKind = Literal[
@@ -156,7 +152,7 @@ class Attempt:
 class Change:
     """One entry of an obligation's history: what happened, when, why, and the state after."""
 
-    at: datetime
+    at: datetime = field(metadata=TIME)
     kind: ChangeKind
     state: ObligationState
     cause: str
@@ -164,6 +160,7 @@ class Change:
     by: str | None = None
 
 
+CHANGE: Shape[Change] = Shape(Change)
 CHANGE_KINDS: tuple[ChangeKind, ...] = get_args(ChangeKind)
 _KIND_INDEX: dict[str, int] = {kind: i for i, kind in enumerate(CHANGE_KINDS)}
 NO_CHANGES: tuple[int, ...] = (0,) * len(CHANGE_KINDS)
@@ -201,15 +198,15 @@ class Obligation:
     owner_kind: OwnerKind
     owner_department: str | None
     source: Source
-    created_at: datetime
-    due_at: datetime
-    reminder_at: datetime
+    created_at: datetime = field(metadata=TIME)
+    due_at: datetime = field(metadata=TIME)
+    reminder_at: datetime = field(metadata=TIME)
     state: ObligationState = "open"
     missed_calls: int = 0  # missed calls joined here, the first one included
     caller_name: str = ""
     matter: str = ""  # memo: the customer's matter (민원내용)
     taken_by: str | None = None  # memo: who took it
-    closed_at: datetime | None = None
+    closed_at: datetime | None = field(default=None, metadata=TIME)
     closed_by: str | None = None  # extension that called back / answered, or who cancelled
     closing_call: str | None = None  # linkedid of the call that closed it
     # How many changes the history holds: the latest is history row ``history_length - 1``.
@@ -229,9 +226,24 @@ class Obligation:
         """Unanswered callback attempts so far."""
         return self.count("attempt")
 
+    # The tracker stamps the reminder and the overdue transition with the times they were
+    # due at: these say when they happened (``None``: not yet), also once closed.
+    @property
+    def reminded_at(self) -> datetime | None:
+        return self.reminder_at if self.count("reminder") else None
+
+    @property
+    def overdue_at(self) -> datetime | None:
+        return self.due_at if self.count("overdue") else None
+
     def count(self, *kinds: ChangeKind) -> int:
         """How many changes of these kinds the history holds."""
         return sum(self.kind_counts[_KIND_INDEX[kind]] for kind in kinds)
+
+
+OBLIGATION: Shape[Obligation] = Shape(
+    Obligation, {"attempt_count": VALUE, "reminded_at": TIME, "overdue_at": TIME}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,20 +315,24 @@ def at_epoch(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, SEOUL)
 
 
-def _iso(at: datetime | None) -> str | None:
+def iso_at(at: datetime | None) -> str | None:
+    """A time as users read it (``timefmt.iso_seoul``), from a datetime."""
     return None if at is None else iso_seoul(at.timestamp())
+
+
+# The ``replay --json`` line's keys after ``kind``, in order; attempts: unanswered ones only.
+CALLBACK_REPORT: tuple[Key, ...] = (
+    "owner",
+    "owner_department",
+    "number",
+    "created_at",
+    "due_at",
+    "state",
+    ("attempts", "attempt_count"),
+    "closed_at",
+)
 
 
 def callback_report(obligation: Obligation) -> dict[str, Any]:
     """The obligation as one report line; times ISO 8601 with the +09:00 offset."""
-    return {
-        "kind": "callback",
-        "owner": obligation.owner,
-        "owner_department": obligation.owner_department,
-        "number": obligation.number,
-        "created_at": _iso(obligation.created_at),
-        "due_at": _iso(obligation.due_at),
-        "state": obligation.state,
-        "attempts": obligation.attempt_count,  # unanswered callback attempts only
-        "closed_at": _iso(obligation.closed_at),
-    }
+    return {"kind": "callback", **report(OBLIGATION.values(obligation, iso_at), CALLBACK_REPORT)}

@@ -19,14 +19,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 from call_monitor.calls.model import CallRecord, Transfer
 from call_monitor.config import CharterSettings
 from call_monitor.directory import Directory
+from call_monitor.records import Shape
 
 Clause = Literal["P1", "P2", "P4", "P5", "P7"]
-CLAUSES: tuple[Clause, ...] = ("P1", "P2", "P4", "P5", "P7")
+CLAUSES: tuple[Clause, ...] = get_args(Clause)
+CheckResult = Literal["met", "breached"]  # a Check's met, as the metrics label it
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,12 +41,18 @@ class Check:
     department: str | None
 
 
+CHECK: Shape[Check] = Shape(Check)
+
+
 @dataclass(frozen=True, slots=True)
 class TransferVerdict:
     wait_seconds: float | None
     target_ring_seconds: float | None
     other_department: bool | None
     p4_met: bool | None
+
+
+TRANSFER_VERDICT: Shape[TransferVerdict] = Shape(TransferVerdict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +68,9 @@ class CallVerdict:
     p7_met: bool | None = None
     transfers: tuple[TransferVerdict, ...] = ()
     checks: tuple[Check, ...] = ()
+
+
+VERDICT: Shape[CallVerdict] = Shape(CallVerdict)
 
 
 def rings_heard(ring_seconds: float, charter: CharterSettings) -> int:

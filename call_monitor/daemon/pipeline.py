@@ -23,7 +23,6 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
 
 from call_monitor.ami.framing import AmiFramer, FramingError
 from call_monitor.ami.recording import read_recording_bytes
@@ -36,7 +35,7 @@ from call_monitor.calls.correlator import (
     Topology,
 )
 from call_monitor.calls.model import CallEnded, CallRecord
-from call_monitor.charter.judged import JudgedCall
+from call_monitor.charter.judged import JudgedCall, PipelineStage
 from call_monitor.charter.rules import judge, unjudged
 from call_monitor.config import Settings
 from call_monitor.directory import Directory
@@ -44,7 +43,7 @@ from call_monitor.directory import Directory
 log = logging.getLogger(__name__)
 
 # The label values of ``callmon_pipeline_errors_total`` (metrics.families.PIPELINE_STAGES).
-Stage = Literal["correlate", "judge", "metrics", "store", "callbacks", "report"]
+Stage = PipelineStage
 
 
 @dataclass(frozen=True, slots=True)

@@ -45,7 +45,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, get_args
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
@@ -56,8 +56,17 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 
 from call_monitor import __version__
-from call_monitor.calls.model import CallRecord
-from call_monitor.charter.rules import CallVerdict, Check
+from call_monitor.calls.model import (
+    CallRecord,
+    Direction,
+    HangupSide,
+    MissedReason,
+    Outcome,
+    TransferKind,
+)
+from call_monitor.charter.judged import PipelineStage
+from call_monitor.charter.obligations import ClosedState, FulfilledState
+from call_monitor.charter.rules import CLAUSES, CallVerdict, Check, CheckResult, Clause
 from call_monitor.directory import UNKNOWN, Directory
 from call_monitor.metrics.exposition import (
     EOF_LINE,
@@ -75,28 +84,30 @@ from call_monitor.metrics.exposition import (
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 
-CHECK_CLAUSES = ("P1", "P2", "P4", "P5", "P7")
+# Label values: the model's own value sets, in the order of their Literal types (the order
+# the series are created in, so the order of the exposition).
+CHECK_CLAUSES: tuple[Clause, ...] = CLAUSES
 # The clauses judge() attributes to a staff member (P1 to the answerer, P4/P5 to the
 # transferring one, P7 to the last one on the line): their per-staff series exist from the
 # start. P2 per staff only once a P2 check is fed (see the module's docstring).
-STAFF_CLAUSES = ("P1", "P4", "P5", "P7")
-RESULTS = ("met", "breached")
-DIRECTIONS = ("inbound", "outbound", "internal", "unknown")
-OUTCOMES = ("answered", "missed", "incomplete")
-RING_OUTCOMES = ("answered", "missed")
-MISSED_REASONS = ("no_answer", "caller_abandoned", "busy", "unavailable", "failed", UNKNOWN)
-HANGUP_SIDES = ("caller", "staff", "unknown")
-TRANSFER_KINDS = ("blind", "attended")
-TRANSFER_RESULTS = ("met", "breached", "not_judged")
+STAFF_CLAUSES: tuple[Clause, ...] = tuple(c for c in CLAUSES if c != "P2")
+RESULTS: tuple[CheckResult, ...] = get_args(CheckResult)
+DIRECTIONS: tuple[Direction, ...] = get_args(Direction)
+OUTCOMES: tuple[Outcome, ...] = get_args(Outcome)
+RING_OUTCOMES = tuple(o for o in OUTCOMES if o != "incomplete")  # judged calls are complete
+MISSED_REASONS: tuple[str, ...] = (*get_args(MissedReason), UNKNOWN)
+HANGUP_SIDES: tuple[HangupSide, ...] = get_args(HangupSide)
+TRANSFER_KINDS: tuple[TransferKind, ...] = get_args(TransferKind)
+TRANSFER_RESULTS = (*RESULTS, "not_judged")  # not_judged: no transfer target was seen
 
 ANSWER_RING_BUCKETS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
 RING_SECONDS_BUCKETS = (1.0, 2.0, 3.0, 4.5, 6.0, 9.0, 12.0, 15.0, 20.0, 30.0, 60.0)
 TRANSFER_WAIT_BUCKETS = (1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0)
-CALLBACK_RESULTS = ("fulfilled_on_time", "fulfilled_late", "resolved_by_inbound", "cancelled")
-FULFILLED = ("fulfilled_on_time", "fulfilled_late")
-# Where in the daemon's pipeline a call raised (``call_monitor.daemon.pipeline.Stage``):
-# events to calls, the charter rules, these metrics, the store, the callbacks, the call line.
-PIPELINE_STAGES = ("correlate", "judge", "metrics", "store", "callbacks", "report")
+CALLBACK_RESULTS: tuple[ClosedState, ...] = get_args(ClosedState)
+FULFILLED: tuple[FulfilledState, ...] = get_args(FulfilledState)
+# Where in the daemon's pipeline a call raised: events to calls, the charter rules, these
+# metrics, the store, the callbacks, the call line.
+PIPELINE_STAGES: tuple[PipelineStage, ...] = get_args(PipelineStage)
 # Working seconds from the obligation to the answered callback; the charter's limit is 3600.
 FULFILMENT_BUCKETS = (
     60.0,
@@ -197,7 +208,7 @@ def _bounded(value: str | None, allowed: tuple[str, ...], default: str = UNKNOWN
     return value if value is not None and value in allowed else default
 
 
-def _result(met: bool) -> str:
+def _result(met: bool) -> CheckResult:
     return "met" if met else "breached"
 
 
@@ -674,12 +685,11 @@ class CallMetrics:
         directory = self.directory
         department = directory.department_label(verdict.department)
         direction = _bounded(record.direction, DIRECTIONS)
+        self.calls.labels(direction, record.outcome, department).inc()
         if record.incomplete:
-            self.calls.labels(direction, "incomplete", department).inc()
             self.resync_incomplete.inc()
             return
 
-        self.calls.labels(direction, "answered" if record.answered else "missed", department).inc()
         if record.missed and not record.answered:
             reason = _bounded(record.missed_reason, MISSED_REASONS)
             self.missed_calls.labels(direction, department, reason).inc()

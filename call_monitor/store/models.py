@@ -15,6 +15,11 @@
   ``position`` is the check's ordinal among the call's checks of the same clause (0 for P1 and
   P7; P4/P5 count 0, 1, ... over the judged transfers).
 
+Each table's rows are the records' mappings (``CALL``, ``LEG``, ... next to the dataclasses)
+restricted to its columns: :data:`CALLS`, :data:`LEGS`, :data:`TRANSFERS`, :data:`VERDICTS`
+(:class:`~call_monitor.store.rows.TableMap`) say which columns come from elsewhere and which
+of the records' values have no column, and why.
+
 Times are ``TIMESTAMP WITH TIME ZONE`` in UTC with microseconds. SQLite has no time zone
 type: :class:`UtcDateTime` stores naive UTC there and gives back aware UTC datetimes.
 """
@@ -38,6 +43,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
+
+from call_monitor.store.rows import TableMap
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -181,3 +188,18 @@ call_legs_table: Table = Base.metadata.tables["call_legs"]
 transfers_table: Table = Base.metadata.tables["transfers"]
 verdicts_table: Table = Base.metadata.tables["verdicts"]
 CHILD_TABLES: tuple[Table, ...] = (call_legs_table, transfers_table, verdicts_table)
+
+# A judged call's mapping (charter.judged.judged_values) to its rows.
+CALLS = TableMap(
+    calls_table,
+    not_stored={
+        "legs": "rows of call_legs",
+        "transfers": "rows of transfers",
+        "checks": "rows of verdicts",
+        "rang": "derived from the call_legs rows when read (load_call)",
+    },
+)
+LEGS = TableMap(call_legs_table, context=("linkedid", "position"))
+TRANSFERS = TableMap(transfers_table, context=("linkedid", "position"))
+# position: the check's ordinal among the call's checks of its clause.
+VERDICTS = TableMap(verdicts_table, context=("linkedid", "position", "definitions_version"))

@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import ForeignKey, Index, Integer, Table, Text, func, insert, select
 from sqlalchemy.dialects import postgresql
@@ -41,25 +41,22 @@ from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.sql import Select
 
 from call_monitor.charter.obligations import (
+    CHANGE,
     CHANGE_KINDS,
     NO_CHANGES,
+    OBLIGATION,
     OPEN_STATES,
     Change,
-    ChangeKind,
     Obligation,
     ObligationChange,
     ObligationHistory,
-    ObligationState,
-    OwnerKind,
-    Source,
 )
 from call_monitor.store import sqlite_batch
 from call_monitor.store.chunks import chunks
 from call_monitor.store.models import Base, UtcDateTime
 from call_monitor.store.outbox import QueuedMessage, enqueue
+from call_monitor.store.rows import Row, TableMap
 from call_monitor.timefmt import SEOUL
-
-Row = dict[str, Any]
 
 
 class ObligationRow(Base):
@@ -119,46 +116,40 @@ obligation_changes_table: Table = Base.metadata.tables["obligation_changes"]
 # --------------------------------------------------------------------------- rows
 
 
+# The obligation's mapping (charter.obligations.OBLIGATION) to its snapshot row.
+OBLIGATIONS = TableMap(
+    obligations_table,
+    # The cause of the change that closed it, if it did: the change's, not the snapshot's.
+    context=("closed_cause",),
+    renamed={"number_raw": "raw_number"},
+    not_stored={
+        "missed_calls": "counted from the obligation_changes rows when read",
+        "history_length": "counted from the obligation_changes rows when read",
+        "kind_counts": "counted from the obligation_changes rows when read",
+    },
+)
+# A change's mapping (charter.obligations.CHANGE) to its history row.
+CHANGES = TableMap(
+    obligation_changes_table,
+    context=("obligation_id", "position"),
+    renamed={"state": "state_after", "linkedid": "call_id"},
+)
+
+
 def obligation_row(obligation: Obligation, closed_cause: str | None = None) -> Row:
     """The snapshot row; ``closed_cause``: the cause of the change that closed it, if it did."""
-    return {
-        "id": obligation.id,
-        "source": obligation.source,
-        "owner": obligation.owner,
-        "owner_kind": obligation.owner_kind,
-        "owner_department": obligation.owner_department,
-        "number": obligation.number,
-        "raw_number": obligation.number_raw,
-        "caller_name": obligation.caller_name,
-        "matter": obligation.matter,
-        "taken_by": obligation.taken_by,
-        "created_at": obligation.created_at,
-        "due_at": obligation.due_at,
-        "reminder_at": obligation.reminder_at,
-        "state": obligation.state,
-        "attempt_count": obligation.attempt_count,
-        # The tracker stamps these transitions with the times they were due at.
-        "reminded_at": obligation.reminder_at if obligation.count("reminder") else None,
-        "overdue_at": obligation.due_at if obligation.count("overdue") else None,
-        "closed_at": obligation.closed_at,
-        "closed_cause": None if obligation.closed_at is None else closed_cause,
-        "closed_by": obligation.closed_by,
-        "closing_call": obligation.closing_call,
-    }
+    return OBLIGATIONS.row(
+        OBLIGATION.values(obligation),
+        closed_cause=None if obligation.closed_at is None else closed_cause,
+    )
 
 
 def change_row(change: ObligationChange) -> Row:
-    entry = change.change
-    return {
-        "obligation_id": change.obligation.id,
-        "position": change.position,
-        "at": entry.at,
-        "kind": entry.kind,
-        "state_after": entry.state,
-        "cause": entry.cause,
-        "call_id": entry.linkedid,
-        "by": entry.by,
-    }
+    return CHANGES.row(
+        CHANGE.values(change.change),
+        obligation_id=change.obligation.id,
+        position=change.position,
+    )
 
 
 def _no_nul(rows: list[Row]) -> list[Row]:
@@ -236,11 +227,7 @@ async def _upsert(
 # --------------------------------------------------------------------------- reading
 
 
-def _seoul(at: datetime) -> datetime:
-    return at.astimezone(SEOUL)
-
-
-def _maybe_seoul(at: datetime | None) -> datetime | None:
+def _seoul(at: datetime | None) -> datetime | None:
     return None if at is None else at.astimezone(SEOUL)
 
 
@@ -254,25 +241,11 @@ class _Tally:
 
 
 def _obligation(row: Any, tally: _Tally | None) -> Obligation:
-    return Obligation(
-        id=row.id,
-        number=row.number,
-        number_raw=row.raw_number,
-        owner=row.owner,
-        owner_kind=cast("OwnerKind", row.owner_kind),
-        owner_department=row.owner_department,
-        source=cast("Source", row.source),
-        created_at=_seoul(row.created_at),
-        due_at=_seoul(row.due_at),
-        reminder_at=_seoul(row.reminder_at),
-        state=cast("ObligationState", row.state),
+    return OBLIGATIONS.record(
+        OBLIGATION,
+        row._mapping,
+        _seoul,
         missed_calls=0 if tally is None else tally.missed_calls,
-        caller_name=row.caller_name,
-        matter=row.matter,
-        taken_by=row.taken_by,
-        closed_at=_maybe_seoul(row.closed_at),
-        closed_by=row.closed_by,
-        closing_call=row.closing_call,
         history_length=0 if tally is None else tally.length,
         kind_counts=NO_CHANGES if tally is None else tuple(tally.kinds),
     )
@@ -419,11 +392,4 @@ async def load_history(
 
 
 def _change(row: Any) -> Change:
-    return Change(
-        at=_seoul(row.at),
-        kind=cast("ChangeKind", row.kind),
-        state=cast("ObligationState", row.state_after),
-        cause=row.cause,
-        linkedid=row.call_id,
-        by=row.by,
-    )
+    return CHANGES.record(CHANGE, row._mapping, _seoul)

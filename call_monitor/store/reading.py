@@ -8,8 +8,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from call_monitor.calls.model import CallRecord, Leg
+from call_monitor.calls.model import LEG, CallRecord
 from call_monitor.store.models import (
+    LEGS,
     call_legs_table,
     calls_table,
     transfers_table,
@@ -77,17 +78,7 @@ def _without_linkedid(row: Any) -> dict[str, Any]:
 def _rang(legs: list[dict[str, Any]]) -> list[str]:
     """``CallRecord.rang`` of stored legs: the model's own derivation, not a copy of it."""
     record = CallRecord(
-        linkedid="",
-        started_at=0.0,
-        legs=[
-            Leg(
-                party=leg["party"],
-                extension=leg["extension"],
-                rang_at=_epoch(leg["rang_at"]),
-                after_answer=leg["after_answer"],
-            )
-            for leg in legs
-        ],
+        linkedid="", started_at=0.0, legs=[LEGS.record(LEG, leg, _epoch) for leg in legs]
     )
     return record.rang
 

@@ -34,13 +34,18 @@ from sqlalchemy.sql.elements import KeyedColumnElement
 
 from call_monitor.backoff import Backoff
 from call_monitor.calls.model import CallRecord
+from call_monitor.charter.judged import judged_values
 from call_monitor.charter.rules import CallVerdict
 from call_monitor.config import StoreSettings
 from call_monitor.store import sqlite_batch
 from call_monitor.store.chunks import chunks
 from call_monitor.store.engine import create_engine
 from call_monitor.store.models import (
+    CALLS,
     CHILD_TABLES,
+    LEGS,
+    TRANSFERS,
+    VERDICTS,
     call_legs_table,
     calls_table,
     from_epoch,
@@ -54,12 +59,12 @@ from call_monitor.store.retry import (
     write_until_stopped,
     write_until_written,
 )
+from call_monitor.store.rows import Row
 
 __all__ = ["StoreGauges", "StoreWriter", "WriterStats", "count_calls", "create_engine", "load_call"]
 
 log = logging.getLogger(__name__)
 
-Row = dict[str, Any]
 MAX_REJECTED = 1000
 
 
@@ -97,95 +102,32 @@ class _CallRows:
 
 
 def call_rows(record: CallRecord, verdict: CallVerdict) -> _CallRows:
-    """The rows of one call: ``calls``, ``call_legs``, ``transfers`` and ``verdicts``."""
-    if verdict.linkedid != record.linkedid:
-        raise ValueError(
-            f"verdict of {verdict.linkedid!r} submitted with the record of {record.linkedid!r}"
-        )
-    if len(verdict.transfers) != len(record.transfers):
-        raise ValueError(
-            f"call {record.linkedid!r}: {len(record.transfers)} transfers but "
-            f"{len(verdict.transfers)} transfer verdicts"
-        )
+    """The rows of one call (``calls``, ``call_legs``, ``transfers`` and ``verdicts``): its
+    mapping (``judged_values``) in the tables' columns, times as aware UTC datetimes."""
+    values = judged_values(record, verdict, from_epoch)
     linkedid = record.linkedid
-    call: Row = {
-        "linkedid": linkedid,
-        "direction": record.direction,
-        "caller": record.caller,
-        "caller_name": record.caller_name,
-        "dialed": record.dialed,
-        "staff": record.staff,
-        "department": verdict.department,
-        "started_at": from_epoch(record.started_at),
-        "ring_started_at": from_epoch(record.ring_started_at),
-        "answered_at": from_epoch(record.answered_at),
-        "answered_by": record.answered_by,
-        "picked_up": record.picked_up,
-        "ended_at": from_epoch(record.ended_at),
-        "missed": record.missed,
-        "missed_reason": record.missed_reason,
-        "hangup_first": record.hangup_first,
-        "incomplete": record.incomplete,
-        "ring_seconds": record.ring_seconds,
-        "definitions_version": verdict.definitions_version,
-        "judged": verdict.judged,
-        "rings": verdict.rings,
-        "p1_met": verdict.p1_met,
-        "apology_expected": verdict.apology_expected,
-        "p7_met": verdict.p7_met,
-    }
     legs = [
-        {
-            "linkedid": linkedid,
-            "position": position,
-            "party": leg.party,
-            "extension": leg.extension,
-            "rang_at": from_epoch(leg.rang_at),
-            "answered_at": from_epoch(leg.answered_at),
-            "ended_at": from_epoch(leg.ended_at),
-            "hangup_cause": leg.hangup_cause,
-            "after_answer": leg.after_answer,
-        }
-        for position, leg in enumerate(record.legs)
+        LEGS.row(leg, linkedid=linkedid, position=position)
+        for position, leg in enumerate(values["legs"])
     ]
     transfers = [
-        {
-            "linkedid": linkedid,
-            "position": position,
-            "kind": transfer.kind,
-            "from_ext": transfer.from_ext,
-            "to_ext": transfer.to_ext,
-            "completed": transfer.completed,
-            "started_at": from_epoch(transfer.started_at),
-            "target_rang_at": from_epoch(transfer.target_rang_at),
-            "target_answered_at": from_epoch(transfer.target_answered_at),
-            "connected_at": from_epoch(transfer.connected_at),
-            "wait_seconds": transfer.wait_seconds,
-            "target_ring_seconds": transfer.target_ring_seconds,
-            "other_department": judged.other_department,
-            "p4_met": judged.p4_met,
-        }
-        for position, (transfer, judged) in enumerate(
-            zip(record.transfers, verdict.transfers, strict=True)
-        )
+        TRANSFERS.row(transfer, linkedid=linkedid, position=position)
+        for position, transfer in enumerate(values["transfers"])
     ]
     ordinals: dict[str, int] = {}
     verdicts: list[Row] = []
-    for check in verdict.checks:
-        position = ordinals.get(check.clause, 0)
-        ordinals[check.clause] = position + 1
+    for check in values["checks"]:
+        position = ordinals.get(check["clause"], 0)
+        ordinals[check["clause"]] = position + 1
         verdicts.append(
-            {
-                "linkedid": linkedid,
-                "clause": check.clause,
-                "position": position,
-                "definitions_version": verdict.definitions_version,
-                "met": check.met,
-                "staff": check.staff,
-                "department": check.department,
-            }
+            VERDICTS.row(
+                check,
+                linkedid=linkedid,
+                position=position,
+                definitions_version=verdict.definitions_version,
+            )
         )
-    return _CallRows(call, legs, transfers, verdicts)
+    return _CallRows(CALLS.row(values), legs, transfers, verdicts)
 
 
 class StoreWriter:

@@ -34,14 +34,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.exc import SQLAlchemyError
 
 from call_monitor.charter.obligations import (
+    CHANGE,
+    OBLIGATION,
     Obligation,
     ObligationChange,
     ObligationHistory,
     ObligationState,
     Outcome,
     callback_report,
+    iso_at,
 )
-from call_monitor.timefmt import iso_seoul
+from call_monitor.records import Key, report
 
 log = logging.getLogger(__name__)
 
@@ -106,37 +109,35 @@ class CancelIn(_Body):
     by: str | None = Field(default=None, max_length=MAX_PERSON)
 
 
-def _iso(value: Any) -> str | None:
-    return None if value is None else iso_seoul(value.timestamp())
+# An obligation's details in the API, in order, after its id and its ``replay --json`` line;
+# ``calls`` and ``history`` are its history's.
+OBLIGATION_DETAILS: tuple[Key, ...] = (
+    "owner_kind",
+    "source",
+    "number_raw",
+    "caller_name",
+    "matter",
+    "taken_by",
+    "reminder_at",
+    "calls",
+    "closed_by",
+    "closing_call",
+    "history",
+)
+CHANGE_API: tuple[Key, ...] = ("at", "kind", "state", "cause", ("call_id", "linkedid"), "by")
 
 
 def obligation_json(obligation: Obligation, history: ObligationHistory) -> dict[str, Any]:
     """An obligation for the API: the ``replay --json`` line plus its details and history
     (``history``: the store's, :meth:`CallbackDesk.histories`)."""
+    values = OBLIGATION.values(obligation, iso_at) | {
+        "calls": list(history.calls),
+        "history": [report(CHANGE.values(c, iso_at), CHANGE_API) for c in history.changes],
+    }
     return {
         "id": obligation.id,
         **callback_report(obligation),
-        "owner_kind": obligation.owner_kind,
-        "source": obligation.source,
-        "number_raw": obligation.number_raw,
-        "caller_name": obligation.caller_name,
-        "matter": obligation.matter,
-        "taken_by": obligation.taken_by,
-        "reminder_at": _iso(obligation.reminder_at),
-        "calls": list(history.calls),
-        "closed_by": obligation.closed_by,
-        "closing_call": obligation.closing_call,
-        "history": [
-            {
-                "at": _iso(change.at),
-                "kind": change.kind,
-                "state": change.state,
-                "cause": change.cause,
-                "call_id": change.linkedid,
-                "by": change.by,
-            }
-            for change in history.changes
-        ],
+        **report(values, OBLIGATION_DETAILS),
     }
 
 

@@ -30,6 +30,7 @@ from call_monitor.daemon import service
 from call_monitor.daemon.pipeline import Consumer, StageFailed, deliver, log_failure, replay
 from call_monitor.demo import runner
 from call_monitor.directory import Directory
+from call_monitor.pbxconf.files import check_asterisk
 from call_monitor.timefmt import SEOUL
 
 log = logging.getLogger("call_monitor")
@@ -110,6 +111,15 @@ def _parser() -> argparse.ArgumentParser:
     memo.add_argument("--taken-by", required=True, help="who took the call")
     memo.add_argument("--name", default="", help="the caller's name")
     memo.add_argument("--matter", default="", help="what the caller wants")
+    pbx = sub.add_parser(
+        "check-asterisk",
+        parents=common,
+        help="check an Asterisk configuration directory for what the monitor needs",
+        description="Read DIR (e.g. /etc/asterisk: manager.conf, indications.conf, "
+        "extensions.conf, pjsip.conf) and print, with file and line, what is wrong for the "
+        "monitor. Exit status: 0 nothing found, 1 problems found, 2 DIR cannot be read.",
+    )
+    pbx.add_argument("dir", type=Path, metavar="DIR")
     return parser
 
 
@@ -316,6 +326,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _replay(args.files, settings, args.json, args.lang)
     if args.command == "memo":
         return _memo(args, settings)
+    if args.command == "check-asterisk":
+        return check_asterisk(args.dir, settings, args.lang)
     try:
         if args.command == "run":
             return asyncio.run(

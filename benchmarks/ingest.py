@@ -2,6 +2,7 @@
 """Ingest speed and memory of call-monitor, next to the I/O limit and two AMI libraries.
 
     .venv/bin/python benchmarks/ingest.py [--events N] [--runs 3] [--rate 2000] [--profile]
+        [--only full full-pg ...]
 
 A benchmark, not a test: it prints a report (machine, Python, date, markdown tables).
 
@@ -12,8 +13,8 @@ by default, written once to a temporary file (see ``_ingest/stream.py``).
 Every measurement is one fresh client process against one fresh server process (an AMI
 banner, a ``Login`` answered with the client's ``ActionID``, then the stream as fast as the
 socket takes it, then FIN), repeated ``--runs`` times; the table shows medians. The clock
-runs from the login reply to the last event handled (for (c): to the last judged call
-written to SQLite). Events are every event on the wire, those a client drops by name too.
+runs from the login reply to the last event handled (for (c) and (f): to the last judged call
+written to the store). Events are every event on the wire, those a client drops by name too.
 Peak RSS is the client's ``VmHWM``: on Linux ``ru_maxrss`` survives ``fork`` + ``exec``, so
 a child's would include the orchestrator's RSS at the spawn (it is kept in the raw results).
 Variants:
@@ -26,10 +27,12 @@ Variants:
     event's arrival to the end of its handling (its metric update when it ends a call);
 (d) pyst2's ``asterisk.manager.Manager`` counting events in a callback, on a prefix of the
     stream (``--pyst2-events``: it reads one byte per ``recv``), under a watchdog;
-(e) panoramisk's ``Manager`` counting events in a callback.
+(e) panoramisk's ``Manager`` counting events in a callback;
+(f) (c) flat out with its store on PostgreSQL, as an office runs it: the server on
+    127.0.0.1:5432 (``$CALLMON_BENCH_PG_URL``), a throwaway database per run.
 
-``--profile`` also runs (c) once under py-spy on ``--profile-events`` events and prints the
-hot spots.
+``--profile`` also runs (c) (or ``--profile-variant full-pg``: (f)) once under py-spy on
+``--profile-events`` events and prints the hot spots.
 """
 
 from __future__ import annotations
@@ -94,7 +97,12 @@ def variants() -> tuple[Variant, ...]:
         Variant("full", "(c) call-monitor full pipeline (Daemon)"),
         Variant("pyst2", f"(d) pyst2 {_version('pyst2')} Manager"),
         Variant("panoramisk", f"(e) panoramisk {_version('panoramisk')} Manager"),
+        Variant("full-pg", "(f) call-monitor full pipeline on PostgreSQL (Daemon)"),
     )
+
+
+FULL_PIPELINES = ("full", "full-pg")  # the variants with the full table's figures
+STORES = {"full": "SQLite", "full-pg": "PostgreSQL"}
 
 
 # -- one run: a server process and a client process ------------------------------------------
@@ -386,16 +394,19 @@ def main_table(
     return lines
 
 
-def full_table(flat: Series, paced: Series | None) -> list[str]:
-    """Throughput and memory of (c), then its lag."""
-    both = [s for s in (flat, paced) if s is not None]
-    marks = sorted({int(k) for r in flat.good for k in r.result.get("rss_marks_kib", {})})
+def full_table(both: Sequence[Series]) -> list[str]:
+    """Throughput and memory of the full pipeline ((c) and (f), flat out and paced), then
+    its lag."""
+    marks = sorted(
+        {int(k) for s in both for r in s.good for k in r.result.get("rss_marks_kib", {})}
+    )
     lines = [
         "| (c) full pipeline | events | events/s, to the last call stored | "
-        "events/s, to the last event handled | store backlog then | RSS at start | "
+        "events/s, to the last event handled | events per CPU second of the daemon, to the "
+        "last call stored | store backlog then | RSS at start | "
         + "".join(f"RSS after {m:,} | " for m in marks)
         + "peak RSS |",
-        "|---|---:|---:|---:|---:|---:|" + "---:|" * len(marks) + "---:|",
+        "|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(marks) + "---:|",
     ]
     for series in both:
 
@@ -406,10 +417,11 @@ def full_table(flat: Series, paced: Series | None) -> list[str]:
         pending = series.median(lambda r: r.result.get("store_pending_at_end"))
         backlog = series.median(lambda r: r.result.get("store_backlog_seconds"))
         cells = [
-            series.mode,
+            _store_mode(series),
             f"{series.runs[0].events:,}" if series.runs else "0",
             _int(series.events_per_second),
             _int(series.median(lambda r: per_s(r, "pipeline_seconds"))),
+            _int(series.median(lambda r: per_s(r, "cpu_seconds"))),
             "–" if pending is None else f"{pending:,.0f} calls, {backlog or 0:.2f} s",
             _mib(series.median(lambda r: r.result.get("rss_start_kib"))),
         ]
@@ -426,7 +438,7 @@ def full_table(flat: Series, paced: Series | None) -> list[str]:
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for series in both:
-        cells = [series.mode, f"{series.runs[0].events:,}" if series.runs else "0"]
+        cells = [_store_mode(series), f"{series.runs[0].events:,}" if series.runs else "0"]
         for key, stat in (
             ("lag", "p50"),
             ("lag", "p99"),
@@ -437,6 +449,10 @@ def full_table(flat: Series, paced: Series | None) -> list[str]:
             cells.append(_ms(series.median(lambda r, k=key, s=stat: r.result.get(k, {}).get(s))))
         lines.append("| " + " | ".join(cells) + " |")
     return lines
+
+
+def _store_mode(series: Series) -> str:
+    return f"{STORES[series.variant.key]}, {series.mode}"
 
 
 def per_run_lines(all_series: Sequence[Series]) -> list[str]:
@@ -454,11 +470,13 @@ def per_run_lines(all_series: Sequence[Series]) -> list[str]:
 
 def full_details(series: Series) -> str:
     runs = series.good
+    name = f"{series.variant.label[:3]} {_store_mode(series)}"
     if not runs:
-        return f"- (c) {series.mode}: no successful run"
+        return f"- {name}: no successful run"
     r = runs[len(runs) // 2].result
+    store = f" (store {r['store']}, server {r.get('server_version', '?')})" if "store" in r else ""
     return (
-        f"- (c) {series.mode}, one run: {r.get('events', 0):,} events read, "
+        f"- {name}, one run{store}: {r.get('events', 0):,} events read, "
         f"{r.get('dropped_by_name', 0):,} dropped unparsed by name (ignore_events), "
         f"{r.get('correlator_events', 0):,} used by the correlator, "
         f"{r.get('rejected', 0):,} rejected; {r.get('calls', 0):,} calls judged, "
@@ -492,7 +510,7 @@ def machine_lines(stream: Stream, args: argparse.Namespace) -> list[str]:
         f"channels and timestamps (built in {stream.build_seconds:.1f} s)",
         f"- runs per line: {args.runs}, each a fresh client process against a fresh server "
         "process on 127.0.0.1; medians shown; the clock runs from the login reply to the "
-        "last event handled ((c): to the last judged call written to SQLite); events: all "
+        "last event handled ((c), (f): to the last judged call written to the store); events: all "
         "events on the wire, including those a client drops by name",
         "- peak RSS: the client process's VmHWM (its ru_maxrss would also count the "
         "orchestrator's RSS at the spawn: Linux keeps it across fork + exec)",
@@ -677,6 +695,9 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         "--pyst2-timeout", type=float, default=180.0, help="watchdog of the pyst2 runs"
     )
     parser.add_argument("--profile", action="store_true", help="also profile (c) with py-spy")
+    parser.add_argument(
+        "--profile-variant", choices=FULL_PIPELINES, default="full", help="what --profile runs"
+    )
     parser.add_argument("--profile-events", type=int, default=200_000)
     parser.add_argument("--profile-rate", type=int, default=250, help="py-spy samples/s")
     parser.add_argument(
@@ -744,9 +765,11 @@ def _report(stream: Stream, args: argparse.Namespace, workdir: Path) -> int:
             )
     full = next(s for s in all_series if s.variant.key == "full")
     out = [*header, "", *main_table(all_series, full.events_per_second, stream.events), ""]
-    if full.runs:
-        out += [*full_table(full, paced), ""]
-        out += [full_details(full)] + ([full_details(paced)] if paced else [])
+    pipelines = [s for s in all_series if s.variant.key in FULL_PIPELINES and s.runs]
+    pipelines[1:1] = [paced] if paced and full.runs else []  # SQLite paced after SQLite flat
+    if pipelines:
+        out += [*full_table(pipelines), ""]
+        out += [full_details(s) for s in pipelines]
     out += ["", "Per run:", *per_run_lines([*all_series, *([paced] if paced else [])])]
     print("\n".join(out), flush=True)
     if args.profile:
@@ -759,11 +782,13 @@ def _profile(stream: Stream, args: argparse.Namespace, workdir: Path) -> list[st
     events = min(args.profile_events, stream.events)
     rundir = workdir / "profile-run"
     rundir.mkdir()
-    _progress(f"profiling (c) on {events:,} events with py-spy ...")
+    variant = next(v for v in variants() if v.key == args.profile_variant)
+    name = variant.label[:3]
+    _progress(f"profiling {name} on {events:,} events with py-spy ...")
     started = time.perf_counter()
     run = run_once(
         stream,
-        "full",
+        variant.key,
         events,
         rate=0.0,
         timeout=args.timeout,
@@ -772,7 +797,8 @@ def _profile(stream: Stream, args: argparse.Namespace, workdir: Path) -> list[st
         profile_rate=args.profile_rate,
     )
     lines = [
-        f"### Profile of (c), {events:,} events flat out, py-spy {args.profile_rate} Hz "
+        f"### Profile of {name} ({STORES[variant.key]}), {events:,} events flat out, "
+        f"py-spy {args.profile_rate} Hz "
         f"({time.perf_counter() - started:.0f} s wall; "
         f"{_int(run.events_per_second)} events/s while sampled)",
         "",

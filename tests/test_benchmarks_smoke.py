@@ -3,37 +3,57 @@ soak's verdict rule."""
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
+import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.pool import NullPool
+
+from tests.backends import PG_URL, unavailable
 
 BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks" / "ingest.py"
 
 
-def test_ingest_benchmark_runs_and_prints_its_table() -> None:
+def _run_benchmark(script: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run a benchmark script small; it must end well (its output shown if not)."""
     done = subprocess.run(
-        [
-            sys.executable,
-            str(BENCHMARK),
-            "--events",
-            "5000",
-            "--runs",
-            "1",
-            "--paced-events",
-            "2000",
-            "--pyst2-events",
-            "1000",
-        ],
+        [sys.executable, str(script), *args],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def test_ingest_benchmark_runs_and_prints_its_table() -> None:
+    done = _run_benchmark(
+        BENCHMARK,
+        "--events",
+        "5000",
+        "--runs",
+        "1",
+        "--paced-events",
+        "2000",
+        "--pyst2-events",
+        "1000",
+        # (f) needs PostgreSQL: its own test below.
+        "--only",
+        "raw",
+        "framing",
+        "full",
+        "pyst2",
+        "panoramisk",
+    )
     out = done.stdout
     assert "| variant | events | events/s | vs (c) | peak RSS (VmHWM) | notes |" in out
     rows = {line.split("|")[1].strip()[:3] for line in out.splitlines() if line.startswith("| (")}
@@ -50,32 +70,62 @@ def test_ingest_benchmark_runs_and_prints_its_table() -> None:
     assert "| (c) lag, arrival → handled |" in out
 
 
+@pytest.mark.postgres
+def test_ingest_benchmark_runs_the_full_pipeline_on_postgresql() -> None:
+    """(f) beside (c) in one run, its throwaway database dropped afterwards."""
+    before = asyncio.run(_bench_databases())
+    small = ["--events", "3000", "--runs", "1", "--rate", "0", "--only", "full", "full-pg"]
+    done = _run_benchmark(BENCHMARK, *small)
+    out = done.stdout
+    (row,) = [line for line in out.splitlines() if line.startswith("| (f) ")]
+    cells = [cell.strip() for cell in row.split("|")[1:-1]]
+    assert cells[0] == "(f) call-monitor full pipeline on PostgreSQL (Daemon)"
+    assert cells[1] == "3,000"
+    assert float(cells[2].replace(",", "")) > 0, row  # events/s
+    assert cells[5] == "", row  # no note: not failed, every event counted
+    lines = out.splitlines()
+    assert any(line.startswith("| SQLite, flat out | 3,000 |") for line in lines), out
+    assert any(line.startswith("| PostgreSQL, flat out | 3,000 |") for line in lines), out
+    (details,) = [line for line in lines if line.startswith("- (f) PostgreSQL, flat out")]
+    judged = re.search(r"([\d,]+) calls judged, ([\d,]+) stored", details)
+    assert judged, details
+    assert judged[1] == judged[2] != "0", details  # every judged call reached PostgreSQL
+    assert asyncio.run(_bench_databases()) == before  # dropped
+
+
+async def _bench_databases() -> set[str]:
+    admin = create_async_engine(PG_URL, poolclass=NullPool, connect_args={"timeout": 5})
+    try:
+        async with admin.connect() as conn:
+            rows = await conn.execute(
+                text("SELECT datname FROM pg_database WHERE datname LIKE 'callmon_bench_%'")
+            )
+            return {row[0] for row in rows}
+    except (OSError, TimeoutError, SQLAlchemyError) as exc:
+        unavailable(f"PostgreSQL at {PG_URL} unreachable: {type(exc).__name__}: {exc}")
+        raise
+    finally:
+        await admin.dispose()
+
+
 METRICS_BENCHMARK = BENCHMARK.with_name("metrics.py")
 SOAK_BENCHMARK = BENCHMARK.with_name("soak.py")
 
 
 def test_metrics_benchmark_runs_and_prints_its_table() -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(METRICS_BENCHMARK),
-            "--staff",
-            "40",
-            "--departments",
-            "4",
-            "--judged",
-            "80",
-            "--renders",
-            "2",
-            "--scrapes",
-            "2",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    done = _run_benchmark(
+        METRICS_BENCHMARK,
+        "--staff",
+        "40",
+        "--departments",
+        "4",
+        "--judged",
+        "80",
+        "--renders",
+        "2",
+        "--scrapes",
+        "2",
     )
-    assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "| what | format | series | bytes |" in out, out
     assert "| /metrics: CallMetrics.exposition() | text 0.0.4 |" in out, out
@@ -92,29 +142,21 @@ def test_metrics_benchmark_runs_and_prints_its_table() -> None:
 
 
 def test_soak_benchmark_runs_and_prints_its_table() -> None:
-    done = subprocess.run(
-        [
-            sys.executable,
-            str(SOAK_BENCHMARK),
-            "--calls",
-            "300",
-            "--every",
-            "100",
-            "--drain-every",
-            "50",
-            "--staff",
-            "40",
-            "--departments",
-            "4",
-            "--scrape-every",
-            "0.5",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    done = _run_benchmark(
+        SOAK_BENCHMARK,
+        "--calls",
+        "300",
+        "--every",
+        "100",
+        "--drain-every",
+        "50",
+        "--staff",
+        "40",
+        "--departments",
+        "4",
+        "--scrape-every",
+        "0.5",
     )
-    assert done.returncode == 0, done.stdout + done.stderr
     out = done.stdout
     assert "| calls | events | time | calls/s since last | VmRSS |" in out, out
     assert "- verdict: " in out, out
@@ -124,14 +166,7 @@ def test_soak_benchmark_runs_and_prints_its_table() -> None:
 
 
 def test_store_benchmark_runs_and_prints_its_table() -> None:
-    done = subprocess.run(
-        [sys.executable, str(BENCHMARK.with_name("store.py")), "--calls", "300", "--runs", "1"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
+    done = _run_benchmark(BENCHMARK.with_name("store.py"), "--calls", "300", "--runs", "1")
     rows = {
         line.split("|")[1].strip() for line in done.stdout.splitlines() if line.startswith("| ")
     }

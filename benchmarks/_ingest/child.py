@@ -23,7 +23,7 @@ def main(argv: list[str]) -> int:
         raise SystemExit("usage: python -m _ingest.child serve ARGS | client VARIANT JSON")
     variant, payload = rest
     args = ClientArgs(**json.loads(payload))
-    module = importlib.import_module(f"_ingest.variant_{variant}")
+    module = importlib.import_module(f"_ingest.variant_{variant.replace('-', '_')}")
     try:
         result = module.run(args)
     except Exception as exc:

@@ -1,8 +1,9 @@
 """(c) call-monitor's full pipeline: the real ``Daemon`` of ``call_monitor.daemon.service``.
 
 ``AmiClient`` -> queue -> ``Pipeline`` (correlator + charter rules) -> ``CallMetrics`` ->
-``StoreWriter`` batching to SQLite, with the web app up on a free port, exactly as wired by
-``Daemon``. Three thin instruments, none of them in ``call_monitor/``:
+``StoreWriter`` batching to SQLite (or to PostgreSQL: ``variant_full_pg``), with the web app
+up on a free port, exactly as wired by ``Daemon``. Three thin instruments, none of them in
+``call_monitor/``:
 
 - the client's framer is swapped (in this process only) for a subclass that notes when
   each chunk the client read arrived: the moment ``reader.read()`` handed it the bytes;
@@ -91,6 +92,10 @@ class BenchDaemon(Daemon):
         self.open_marks: dict[int, int] = {}  # open callback obligations (owed work)
         self.callback_marks: dict[int, int] = {}  # callback changes queued for the store
         self.stored_at: float | None = None
+        # CPU time of this process (every thread: the loop, aiosqlite's) over the same span:
+        # on a shared, loaded machine the wall clock also counts the waits for a core.
+        self.cpu_started_at: float | None = None
+        self.cpu_stored_at: float | None = None
         self.pending_at_end = 0
         self._finishing: asyncio.Task[None] | None = None
         self.announce = False
@@ -121,6 +126,7 @@ class BenchDaemon(Daemon):
                 self.callback_marks[mark] = self.callbacks.pending
         if isinstance(item, LinkUp) and self.started_at is None:
             self.started_at = arrived
+            self.cpu_started_at = time.process_time()
             self.rss_start_kib = current_rss_kib()
             if self.announce:
                 print(LINKUP_LINE, file=sys.stderr, flush=True)
@@ -131,19 +137,21 @@ class BenchDaemon(Daemon):
 
     async def _store_then_stop(self) -> None:
         """Write what the store still holds (the writer's own lock keeps this safe), then
-        stop: the time until every judged call is in SQLite."""
+        stop: the time until every judged call is in the store."""
         try:
             await self.writer.flush()
             self.stored_at = time.perf_counter()
+            self.cpu_stored_at = time.process_time()
         finally:
             self.stop()
 
 
-async def _run(args: ClientArgs) -> dict[str, Any]:
-    database = Path(args.workdir) / "bench.sqlite3"
+async def run_daemon(args: ClientArgs, store_url: str) -> dict[str, Any]:
+    """The daemon on the benchmark's server, its store at ``store_url``, until the last call
+    is stored; its figures."""
     settings = Settings(
         ami=AmiSettings(host=HOST, port=args.port, username=USERNAME),
-        store=StoreSettings(url=f"sqlite+aiosqlite:///{database}"),
+        store=StoreSettings(url=store_url),
         web=WebSettings(host=HOST, port=free_port()),
     )
     daemon = BenchDaemon(settings, SecretStr(SECRET), queue=TimedQueue(QUEUE_SIZE))
@@ -159,9 +167,10 @@ async def _run(args: ClientArgs) -> dict[str, Any]:
         return {"error": "the daemon stopped before the end of the stream", **_counts(daemon)}
     return {
         **_counts(daemon),
-        # The headline: from the login to the last judged call written to SQLite.
+        # The headline: from the login to the last judged call written to the store.
         "seconds": (daemon.stored_at or closed_at) - daemon.started_at,
         "pipeline_seconds": daemon.done_at - daemon.started_at,
+        "cpu_seconds": _cpu_seconds(daemon),
         "store_backlog_seconds": (daemon.stored_at or closed_at) - daemon.done_at,
         "store_pending_at_end": daemon.pending_at_end,
         "store_pending_marks": {str(k): v for k, v in daemon.pending_marks.items()},
@@ -175,6 +184,12 @@ async def _run(args: ClientArgs) -> dict[str, Any]:
         "lag": daemon.lags.summary(),
         "call_end_lag": daemon.call_end_lags.summary(),
     }
+
+
+def _cpu_seconds(daemon: BenchDaemon) -> float | None:
+    if daemon.cpu_started_at is None or daemon.cpu_stored_at is None:
+        return None
+    return daemon.cpu_stored_at - daemon.cpu_started_at
 
 
 def _counts(daemon: BenchDaemon) -> dict[str, Any]:
@@ -193,7 +208,13 @@ def _counts(daemon: BenchDaemon) -> dict[str, Any]:
     }
 
 
-def run(args: ClientArgs) -> dict[str, Any]:
+def instrument() -> None:
+    """Errors only in the log, and the client's framer timed (in this process only)."""
     logging.basicConfig(level=logging.ERROR, format="%(levelname)s %(name)s: %(message)s")
-    ami_client.AmiFramer = TimedFramer  # type: ignore[misc] # this process only
-    return asyncio.run(_run(args))
+    ami_client.AmiFramer = TimedFramer  # type: ignore[misc]
+
+
+def run(args: ClientArgs) -> dict[str, Any]:
+    instrument()
+    database = Path(args.workdir) / "bench.sqlite3"
+    return asyncio.run(run_daemon(args, f"sqlite+aiosqlite:///{database}"))

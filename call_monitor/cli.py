@@ -143,9 +143,13 @@ def _replay(files: list[Path], settings: Settings, as_json: bool, lang: str) -> 
         for change in caused:
             obligations[change.obligation.id] = change.obligation
 
+    json_lines: list[str] = []  # printed after delivery: a closed stdout is not the call's bug
+
     def show(judged: JudgedCall) -> None:
         if as_json:
-            print(json.dumps(call_report(judged.record, judged.verdict), ensure_ascii=False))
+            json_lines.append(
+                json.dumps(call_report(judged.record, judged.verdict), ensure_ascii=False)
+            )
             return
         line = describe(judged, lang, directory=directory, changes=caused)
         lines.append((judged.record.started_at, len(lines), line))
@@ -164,6 +168,9 @@ def _replay(files: list[Path], settings: Settings, as_json: bool, lang: str) -> 
         else:
             caused.clear()
             failures += deliver(result, consumers)
+            for line in json_lines:
+                print(line)
+            json_lines.clear()
             record = result.record
             end = record.ended_at if record.ended_at is not None else record.started_at
             last_end = end if last_end is None else max(last_end, end)
@@ -323,7 +330,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(settings.log_level)
     source = args.config or os.environ.get(CONFIG_ENV)
     if args.command == "replay":
-        return _replay(args.files, settings, args.json, args.lang)
+        try:
+            return _replay(args.files, settings, args.json, args.lang)
+        except BrokenPipeError:  # `| head`: the reader has what it wanted
+            # Python flushes stdout again at exit: point it at /dev/null so that flush is quiet.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
     if args.command == "memo":
         return _memo(args, settings)
     if args.command == "check-asterisk":

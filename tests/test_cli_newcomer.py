@@ -4,11 +4,13 @@ that are not recordings. A real process each time, its output and exit code."""
 from __future__ import annotations
 
 import gzip
+import json
 import signal
 import socket
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -337,3 +339,21 @@ def test_an_environment_error_says_it_came_from_the_environment() -> None:
 def test_a_bad_log_level_is_a_configuration_error() -> None:
     result = cli("replay", ONE_CALL, env=clean_env(CALLMON_LOG_LEVEL="LOUD"))
     assert_clean_failure(result, "log_level: Input should be 'DEBUG'")
+
+
+# -- a call first seen at a resync (item 5) --------------------------------------------------
+
+
+def test_a_call_first_seen_at_a_resync_starts_when_the_pbx_says_not_in_1970() -> None:
+    part2 = RECORDINGS / "s_ami_reconnect_midcall.part2.ami"
+    text = part2.read_text(encoding="utf-8")
+    first_event_time = float(text.split("Timestamp: ", 1)[1].split("\n", 1)[0])
+    up_for = 12.0  # the resync's "Duration: 00:00:12" of the call's channels
+    result = cli("replay", "--json", part2)
+    assert result.returncode == 0, result.stderr
+    [call] = [json.loads(line) for line in result.stdout.splitlines()]
+    started = datetime.fromisoformat(call["started_at"])
+    assert started.year == 2026
+    assert started.timestamp() == pytest.approx(first_event_time - up_for, abs=0.001)
+    assert call["incomplete"] is True  # the monitor did not see the whole call
+    assert call["judged"] is False

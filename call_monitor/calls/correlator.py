@@ -176,6 +176,10 @@ class Correlator:
         self._last_sweep = 0.0
         self._gone: dict[str, None] = {}  # ended linkedids and hung-up uniqueids, oldest first
         self._last_ts = 0.0  # the newest event time seen: the correlator's only clock
+        # Calls adopted at a resync before any event time was known (the first thing a new
+        # connection sees): linkedid -> how long they had been up (the PBX's ``Duration``).
+        # The first event time dates them; until then their start is unknown, never 1970.
+        self._undated: dict[str, float] = {}
 
     # -- public -------------------------------------------------------------------------
 
@@ -213,6 +217,8 @@ class Correlator:
             self.stats.rejected += 1
             return [EventRejected(name, "no valid Timestamp header")]
         self._last_ts = max(self._last_ts, ts)
+        if self._undated:
+            self._date_adopted(ts)
         try:
             handler(self, msg, ts, out)
         except (KeyError, ValueError) as exc:
@@ -662,7 +668,28 @@ class Correlator:
             if msg.headers.get("BridgeId"):
                 channel.bridge = msg.headers["BridgeId"]
                 self._bridges.setdefault(channel.bridge, set()).add(uniqueid)
+            self._estimate_start(channel.call, _duration(msg.headers.get("Duration")))
         return out
+
+    def _estimate_start(self, call: CallState, up_seconds: float) -> None:
+        """An adopted call started ``up_seconds`` before the resync (its oldest channel's
+        ``Duration``): estimated from the last event time, or from the next one when no
+        event time is known yet (a first connection starts with the resync)."""
+        if self._last_ts:
+            call.record.started_at = min(call.record.started_at, self._last_ts - up_seconds)
+        else:
+            linkedid = call.record.linkedid
+            self._undated[linkedid] = max(self._undated.get(linkedid, 0.0), up_seconds)
+
+    def _date_adopted(self, ts: float) -> None:
+        """The first event time after a resync with no time known: the adopted calls'
+        estimated starts, and their last activity (now, not 1970: the sweep keeps them)."""
+        for linkedid, up_seconds in self._undated.items():
+            call = self._calls.get(linkedid)
+            if call is not None:
+                call.record.started_at = ts - up_seconds
+                call.last_event_at = max(call.last_event_at, ts)
+        self._undated.clear()
 
     def _sweep(self, now: float, out: list[Output]) -> None:
         self._last_sweep = now
@@ -721,6 +748,15 @@ class Correlator:
         if incomplete:
             self.stats.incomplete_closed += 1
         out.append(CallEnded(record))
+
+
+def _duration(text: str | None) -> float:
+    """A ``CoreShowChannel`` ``Duration`` (``HH:MM:SS``) in seconds; 0 when absent or odd."""
+    try:
+        hours, minutes, seconds = (int(part) for part in (text or "").split(":"))
+    except ValueError:
+        return 0.0
+    return float(max(0, hours * 3600 + minutes * 60 + seconds))
 
 
 def _event_time(msg: AmiMessage) -> float | None:

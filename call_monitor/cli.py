@@ -10,6 +10,7 @@ import os
 import sys
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -111,6 +112,12 @@ def _parser() -> argparse.ArgumentParser:
     memo.add_argument("--taken-by", required=True, help="who took the call")
     memo.add_argument("--name", default="", help="the caller's name")
     memo.add_argument("--matter", default="", help="what the caller wants")
+    memo.add_argument(
+        "--id",
+        dest="memo_id",
+        help="an id for this memo (letters, digits, . _ : -): sent twice, it makes one memo "
+        "(default: a new one each time)",
+    )
     pbx = sub.add_parser(
         "check-asterisk",
         parents=common,
@@ -247,6 +254,7 @@ def _memo(args: argparse.Namespace, settings: Settings) -> int:
         "taken_by": args.taken_by,
         "caller_name": args.name,
         "matter": args.matter,
+        "memo_id": args.memo_id or uuid.uuid4().hex,
     }
     request = urllib.request.Request(
         f"{base}/api/callbacks/memo",

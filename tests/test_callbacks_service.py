@@ -1185,3 +1185,35 @@ async def test_replay_json_prints_the_callbacks_after_the_calls(tmp_path: Path) 
     ]
     assert [c["closed_at"] is None for c in callbacks] == [False, False, True]
     assert all(c["closed_at"].endswith("+09:00") for c in callbacks[:2])
+
+
+async def test_a_memo_sent_twice_with_its_id_is_one_memo(tmp_path: Path) -> None:
+    """A client that lost the answer sends the memo again with the same id: nothing
+    changes, and it gets the first answer again (issue 13, item 4)."""
+    clock = Clock(seoul(2026, 11, 30, 10, 0))
+    async with service_at(tmp_path / "api.sqlite3", clock) as (_service, _, api):
+        memo = {"number": "010-2222-3333", "owner": "201", "taken_by": "202", "memo_id": "m-1"}
+        first = await api.post("/api/callbacks/memo", json=memo)
+        assert first.status_code == 201, first.text
+        clock.at += timedelta(minutes=1)
+        again = await api.post("/api/callbacks/memo", json=memo)
+        assert again.status_code == 201, again.text
+        assert again.json()["repeated"] is True
+        assert first.json()["repeated"] is False
+        assert again.json()["obligation"] == first.json()["obligation"]
+        [obligation] = (await api.get("/api/callbacks")).json()["obligations"]
+        assert [h["kind"] for h in obligation["history"]] == ["created"]
+        assert obligation["id"] == "memo-m-1"
+        # Another id for the same caller and owner is another memo: it joins.
+        other = await api.post("/api/callbacks/memo", json={**memo, "memo_id": "m-2"})
+        assert other.json()["change"] == "memo"
+        assert other.json()["repeated"] is False
+
+
+async def test_a_memo_id_that_is_not_an_id_is_refused(tmp_path: Path) -> None:
+    clock = Clock(seoul(2026, 11, 30, 10, 0))
+    async with service_at(tmp_path / "api.sqlite3", clock) as (_, _, api):
+        memo = {"number": "010-2222-3333", "owner": "201", "taken_by": "202"}
+        for bad in ("", "a/b", "x" * 65, "a\nb"):
+            response = await api.post("/api/callbacks/memo", json={**memo, "memo_id": bad})
+            assert response.status_code == 422, (bad, response.text)

@@ -294,10 +294,12 @@ class ObligationChange:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What a memo or a cancel did, and whether the store has committed it yet."""
+    """What a memo or a cancel did, and whether the store has committed it yet;
+    ``repeated``: a memo sent again with the same id, which changed nothing this time."""
 
     change: ObligationChange
     stored: bool
+    repeated: bool = False
 
     @property
     def obligation(self) -> Obligation:

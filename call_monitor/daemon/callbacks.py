@@ -80,6 +80,7 @@ WRITER_POLL_SECONDS = 1.0
 # behind catches up in large ones (100 a transaction fell ever further behind flat out).
 BATCHES_PER_TRANSACTION = 1000
 STORED_WAIT_SECONDS = 5.0  # how long the API waits for its change to be committed
+MEMO_IDS_KEPT = 10_000  # memos whose id a repeat is recognised by (oldest forgotten first)
 
 
 def wall_clock() -> datetime:
@@ -143,6 +144,7 @@ class CallbackService:
         )
         self._queue = WriteQueue(log, "callbacks", "changes", lambda: self.pending)
         self._pending: deque[_Batch] = deque()
+        self._memos: dict[str, Outcome] = {}  # memo id -> what it did, oldest first
         self._lock = asyncio.Lock()  # one write at a time, in queue order
         self._wake = asyncio.Event()  # changes queued
         self._rearm = asyncio.Event()  # the timer's next event may have moved
@@ -206,13 +208,22 @@ class CallbackService:
         taken_by: str | None,
         caller_name: str = "",
         matter: str = "",
+        memo_id: str | None = None,
         wait_seconds: float = STORED_WAIT_SECONDS,
     ) -> Outcome:
         """A colleague's memo: the owner owes a call. ``ValueError`` for an unknown owner or
-        a number with no digits. Waits up to ``wait_seconds`` for the commit."""
+        a number with no digits. Waits up to ``wait_seconds`` for the commit.
+
+        ``memo_id``: the sender's id for this memo. The same id sent again (a client's
+        retry after a lost answer) changes nothing and answers what the first did, as long
+        as this process runs and has seen fewer than ``MEMO_IDS_KEPT`` memos since.
+        """
         self._check_open()
+        if memo_id is not None and memo_id in self._memos:
+            first = self._memos[memo_id]
+            return Outcome(first.change, await self.settle(wait_seconds), repeated=True)
         change = self.tracker.memo(
-            obligation_id=f"memo-{uuid.uuid4().hex}",
+            obligation_id=f"memo-{memo_id or uuid.uuid4().hex}",
             at=self.clock(),
             number=number,
             owner=owner,
@@ -220,7 +231,12 @@ class CallbackService:
             caller_name=caller_name,
             matter=matter,
         )
-        return Outcome(change, await self._stored(self._submit([change]), wait_seconds))
+        outcome = Outcome(change, await self._stored(self._submit([change]), wait_seconds))
+        if memo_id is not None:
+            self._memos[memo_id] = outcome
+            if len(self._memos) > MEMO_IDS_KEPT:
+                del self._memos[next(iter(self._memos))]
+        return outcome
 
     async def cancel(
         self,

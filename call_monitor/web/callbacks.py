@@ -5,8 +5,9 @@ by ``call-monitor memo``.
   (``state`` may be given several times: any of them);
 - ``GET /api/callbacks/{id}``: one obligation with its history;
 - ``POST /api/callbacks/memo``: a colleague's memo, JSON ``{number, owner, taken_by,
-  caller_name, matter}``; 201 when committed, 202 when accepted but the store is lagging
-  (it is retried), 422 for an unknown owner or a number without digits;
+  caller_name, matter, memo_id}`` (``memo_id`` optional: the same id twice makes one memo);
+  201 when committed, 202 when accepted but the store is lagging (it is retried), 422 for
+  an unknown owner or a number without digits;
 - ``POST /api/callbacks/{id}/cancel``: JSON ``{reason, by}``; 404 if there is no such
   obligation, 409 if it is already closed; 200 when committed, 202 as for a memo.
 
@@ -54,6 +55,7 @@ MAX_MATTER = 2000
 MAX_PERSON = 100  # an extension, a department name or a person's name
 MAX_REASON = 500
 MAX_LIST = 1000
+MEMO_ID = r"^[A-Za-z0-9._:-]+$"
 
 
 class CallbackDesk(Protocol):
@@ -79,7 +81,14 @@ class CallbackDesk(Protocol):
     async def history_until(self, change: ObligationChange) -> ObligationHistory: ...
 
     async def memo(
-        self, *, number: str, owner: str, taken_by: str, caller_name: str, matter: str
+        self,
+        *,
+        number: str,
+        owner: str,
+        taken_by: str,
+        caller_name: str,
+        matter: str,
+        memo_id: str | None,
     ) -> Outcome: ...
 
     async def cancel(self, obligation_id: str, reason: str, by: str | None) -> Outcome: ...
@@ -102,6 +111,9 @@ class MemoIn(_Body):
     taken_by: str = Field(min_length=1, max_length=MAX_PERSON)
     caller_name: str = Field(default="", max_length=MAX_NAME)
     matter: str = Field(default="", max_length=MAX_MATTER)
+    # The sender's id for this memo: sent again (a retry after a lost answer), it changes
+    # nothing and gets the first answer again, marked ``"repeated": true``.
+    memo_id: str | None = Field(default=None, min_length=1, max_length=64, pattern=MEMO_ID)
 
 
 class CancelIn(_Body):
@@ -144,6 +156,7 @@ def obligation_json(obligation: Obligation, history: ObligationHistory) -> dict[
 async def _outcome(service: CallbackDesk, outcome: Outcome, done_status: int) -> JSONResponse:
     body = {
         "stored": outcome.stored,
+        "repeated": outcome.repeated,
         "change": outcome.change.kind,
         "obligation": obligation_json(
             outcome.obligation, await service.history_until(outcome.change)
@@ -198,6 +211,7 @@ def callbacks_router(service: CallbackDesk) -> APIRouter:
                 taken_by=memo.taken_by,
                 caller_name=memo.caller_name,
                 matter=memo.matter,
+                memo_id=memo.memo_id,
             )
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from exc

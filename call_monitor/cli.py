@@ -1,4 +1,4 @@
-"""The ``call-monitor`` command: run · demo · replay · memo."""
+"""The ``call-monitor`` command: run · demo · replay · memo · check-asterisk."""
 
 from __future__ import annotations
 

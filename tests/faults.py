@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from call_monitor import cli
 from call_monitor.calls import correlator
 from call_monitor.calls.model import CallRecord
 from call_monitor.charter.callbacks import CallbackTracker
 from call_monitor.charter.judged import JudgedCall
+from call_monitor.cli import replay as cli_replay
 from call_monitor.daemon import pipeline
 from call_monitor.daemon.callbacks import CallbackService
 from call_monitor.demo.pbx import recording_path
@@ -72,8 +72,8 @@ def plant_bug(monkeypatch: pytest.MonkeyPatch, stage: str) -> None:
         ],
         # The call line ``call-monitor replay`` prints (the daemon's is its on_call hook).
         "report": [
-            (cli, "call_report", lambda record, _: record.linkedid),
-            (cli, "describe", lambda judged, _: judged.record.linkedid),
+            (cli_replay, "call_report", lambda record, _: record.linkedid),
+            (cli_replay, "describe", lambda judged, _: judged.record.linkedid),
         ],
     }
     for owner, name, linkedid_of in targets[stage]:

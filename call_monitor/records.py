@@ -10,14 +10,21 @@ one mapping: a row is the mapping restricted to its table's columns
 (:func:`report`). A field added to a dataclass thus reaches each of them, and the store's
 tests fail until it has a column or a stated reason to have none.
 
+The hot paths (a call's rows, for every call the daemon stores) do not build the whole
+mapping to keep part of it: :func:`compile_mapping` generates, from the same shapes and
+keys, a function that builds the restricted dict directly (as ``dataclasses`` generates
+``__init__``), reading only the names kept, so a derived value nobody keeps is not computed.
+
 Generic and pure: no record type of its own, no I/O; it stands below calls/ and charter/.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import keyword
 import operator
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar
 
@@ -92,7 +99,75 @@ class Shape(Generic[R]):
         return self.cls(**kwargs, **given)
 
 
+def merged(
+    shapes: Sequence[Shape[Any]], records: Sequence[Any], time: Convert = same
+) -> dict[str, Any]:
+    """One mapping of several records (a call and its verdict): each record's values by its
+    shape, in order; a name in two of them has the later one's value."""
+    values: dict[str, Any] = {}
+    for shape, record in zip(shapes, records, strict=True):
+        values |= shape.values(record, time)
+    return values
+
+
 def report(values: Mapping[str, Any], order: Sequence[Key]) -> dict[str, Any]:
     """A JSON object of ``values``: the keys in ``order`` (see :data:`Key`)."""
-    pairs = ((key, key) if isinstance(key, str) else key for key in order)
-    return {key: values[name] for key, name in pairs}
+    return {key: values[name] for key, name in key_pairs(order)}
+
+
+def key_pairs(order: Iterable[Key]) -> tuple[tuple[str, str], ...]:
+    """``order`` (see :data:`Key`) as ``(key, name)`` pairs."""
+    return tuple((key, key) if isinstance(key, str) else key for key in order)
+
+
+@functools.cache
+def compile_mapping(
+    shapes: tuple[Shape[Any], ...],
+    order: tuple[Key, ...],
+    *,
+    given: tuple[str, ...] = (),
+    time: Convert = same,
+    name: str = "mapping",
+) -> Callable[..., dict[str, Any]]:
+    """A function ``(record, ..., **given) -> dict``, one record per shape, that returns
+    ``report(merged(shapes, records, time) | given, order)``, without building the mapping:
+    it reads only the names ``order`` keeps (a name in ``given`` from the keyword).
+
+    Its source is generated once from the shapes' names and times (cached: one function per
+    arguments); ``KeyError`` if a name is in neither ``given`` nor a shape."""
+    for identifier in (name, *given):
+        if not identifier.isidentifier() or keyword.iskeyword(identifier):
+            raise ValueError(f"{name}: {identifier!r} is not a name the code can use")
+        if identifier in given and identifier.startswith("_"):
+            raise ValueError(f"{name}: {identifier!r} starts with _, as the code's own names")
+    lines = [
+        f"    {key!r}: {_expression(value, shapes, given, time is not same)},"
+        for key, value in key_pairs(order)
+    ]
+    records = [f"_record{i}" for i in range(len(shapes))]
+    parameters = [*records, "/"] if records else []
+    parameters += ["*", *given] if given else []
+    source = "\n".join([f"def {name}({', '.join(parameters)}):", "  return {", *lines, "  }"])
+    namespace: dict[str, Any] = {}
+    # The text holds only names checked above (identifiers) and reprs of the keys.
+    exec(source, {"_time": time}, namespace)
+    function: Callable[..., dict[str, Any]] = namespace[name]
+    function.__doc__ = source  # what it does, for a reader in a debugger
+    return function
+
+
+def _expression(
+    name: str, shapes: Sequence[Shape[Any]], given: Sequence[str], convert: bool
+) -> str:
+    """The generated code's expression of ``name``: its keyword if given, else the last
+    shape holding it (as :func:`merged` takes it), through ``_time`` if a time there."""
+    if name in given:
+        return name
+    for index in reversed(range(len(shapes))):
+        shape = shapes[index]
+        if name in shape.names:
+            if not name.isidentifier():
+                raise ValueError(f"{shape.cls.__name__}: {name!r} is not an attribute name")
+            value = f"_record{index}.{name}"
+            return f"_time({value})" if name in shape.times and convert else value
+    raise KeyError(name)

@@ -174,6 +174,15 @@ def test_store_benchmark_runs_and_prints_its_table() -> None:
     assert "failures: store 0, callbacks 0, reads 0" in done.stdout
 
 
+def test_mapping_benchmark_runs_and_prints_its_table() -> None:
+    done = _run_benchmark(BENCHMARK.with_name("mapping.py"), "--runs", "1", "--repeat", "1")
+    rows = {
+        line.split("|")[1].strip() for line in done.stdout.splitlines() if line.startswith("| ")
+    }
+    assert {"call_rows", "call_report (replay --json)", "obligation_row", "change_row"} <= rows
+    assert "| function | records | µs per record, best | median |" in done.stdout
+
+
 def _soak_module(monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.syspath_prepend(str(SOAK_BENCHMARK.parent))
     spec = importlib.util.spec_from_file_location("soak_benchmark", SOAK_BENCHMARK)

@@ -9,7 +9,15 @@ import pytest
 
 from call_monitor.calls.model import CALL, LEG, TRANSFER, CallRecord, Leg
 from call_monitor.charter.obligations import CHANGE, OBLIGATION
-from call_monitor.records import TIME, VALUE, Shape, report, tuple_getter
+from call_monitor.records import (
+    TIME,
+    VALUE,
+    Shape,
+    compile_mapping,
+    merged,
+    report,
+    tuple_getter,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +89,54 @@ def test_report_keeps_the_order_given_and_renames_pairs() -> None:
     assert report(values, ("c", ("z", "a"))) == {"c": 3, "z": 1}
     with pytest.raises(KeyError):
         report(values, ("d",))
+
+
+@dataclass(frozen=True, slots=True)
+class Stamp:
+    who: str
+    left_at: float = field(metadata=TIME)
+
+    @property
+    def costly(self) -> str:
+        raise AssertionError("read although not kept")
+
+
+STAMP = Shape(Stamp, {"costly": VALUE})
+
+
+def test_a_compiled_mapping_is_the_merged_mappings_report() -> None:
+    visit, stamp = Visit("201", 10.0, 25.5, "hello"), Stamp("202", 30.0)
+    order = ("who", ("came", "came_at"), "left_at", "stay", "desk")
+    shapes = (VISIT, Shape(Stamp))
+    mapping = compile_mapping(shapes, order, given=("desk",), time=str)
+    expected = report(merged(shapes, (visit, stamp), str) | {"desk": 7}, order)
+    assert list(mapping(visit, stamp, desk=7).items()) == list(expected.items())
+    # The later shape's who and left_at.
+    assert mapping(visit, stamp, desk=7) == {
+        "who": "202",
+        "came": "10.0",
+        "left_at": "30.0",
+        "stay": 15.5,
+        "desk": 7,
+    }
+    assert compile_mapping(shapes, order, given=("desk",), time=str) is mapping
+    with pytest.raises(TypeError, match="desk"):
+        mapping(visit, stamp)
+
+
+def test_a_compiled_mapping_reads_only_what_it_keeps() -> None:
+    stamp = Stamp("202", 30.0)
+    with pytest.raises(AssertionError, match="not kept"):
+        STAMP.values(stamp)
+    assert compile_mapping((STAMP,), ("left_at",))(stamp) == {"left_at": 30.0}
+
+
+def test_a_compiled_mapping_refuses_what_it_cannot_write() -> None:
+    with pytest.raises(KeyError, match="nowhere"):
+        compile_mapping((VISIT,), ("who", "nowhere"))
+    for given in ("class", "_time", "not a name"):
+        with pytest.raises(ValueError, match=repr(given)):
+            compile_mapping((VISIT,), ("who",), given=(given,))
 
 
 def test_the_model_marks_its_times() -> None:

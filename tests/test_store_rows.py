@@ -105,6 +105,21 @@ def test_a_row_is_the_mapping_in_the_tables_columns() -> None:
         parcels.record(PARCEL, row, float)
 
 
+def test_a_compiled_row_is_the_row_of_the_mapping() -> None:
+    parcels = TableMap(
+        PARCELS, context=("batch",), renamed={"weight": "kg"}, not_stored={"colour": "why"}
+    )
+    parcel = Parcel("p1", 2.5, 10.0, "red")
+    row = parcels.compile(PARCEL, time=str)
+    assert row(parcel, batch="b") == parcels.row(PARCEL.values(parcel, str), batch="b")
+    assert list(row(parcel, batch="b")) == ["code", "kg", "sent_at", "batch"]
+    with pytest.raises(TypeError, match="batch"):
+        row(parcel)
+    unfilled = TableMap(PARCELS, context=("batch",), not_stored={"colour": "why"})
+    with pytest.raises(KeyError, match="kg"):
+        unfilled.compile(PARCEL)
+
+
 def test_call_rows_take_their_times_through_from_epoch() -> None:
     record, verdict = transferred_call()
     rows = call_rows(record, verdict)

@@ -136,20 +136,20 @@ CHANGES = TableMap(
 )
 
 
+# Generated from the maps above and the shapes (TableMap.compile): every change is written.
+_OBLIGATION_ROW = OBLIGATIONS.compile(OBLIGATION)
+_CHANGE_ROW = CHANGES.compile(CHANGE)
+
+
 def obligation_row(obligation: Obligation, closed_cause: str | None = None) -> Row:
     """The snapshot row; ``closed_cause``: the cause of the change that closed it, if it did."""
-    return OBLIGATIONS.row(
-        OBLIGATION.values(obligation),
-        closed_cause=None if obligation.closed_at is None else closed_cause,
+    return _OBLIGATION_ROW(
+        obligation, closed_cause=None if obligation.closed_at is None else closed_cause
     )
 
 
 def change_row(change: ObligationChange) -> Row:
-    return CHANGES.row(
-        CHANGE.values(change.change),
-        obligation_id=change.obligation.id,
-        position=change.position,
-    )
+    return _CHANGE_ROW(change.change, obligation_id=change.obligation.id, position=change.position)
 
 
 def _no_nul(rows: list[Row]) -> list[Row]:

@@ -5,18 +5,22 @@ table, the names differing from the fields' are listed (``renamed``), and so are
 that come from elsewhere than the record (``context``: the parent's key, a position) and the
 record's names that have no column, each with the reason (``not_stored``). The tests check
 the three lists against the tables and the dataclasses, so a field without a column fails.
+
+:meth:`TableMap.row` restricts a mapping already built; the writers, which turn every call
+and every obligation change into rows, use :meth:`TableMap.compile` instead: the same row
+from the records themselves, by a function generated from the same lists and shapes.
 """
 
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import Table
 
-from call_monitor.records import Convert, Shape, same, tuple_getter
+from call_monitor.records import Convert, Shape, compile_mapping, same, tuple_getter
 
 if TYPE_CHECKING:
     from _typeshed import DataclassInstance
@@ -75,6 +79,21 @@ class TableMap:
         if len(row) != len(self.columns):  # a context column missing, or one too many
             raise TypeError(f"{self.table.name}: context {sorted(context)} != {self.context}")
         return row
+
+    def compile(self, *shapes: Shape[Any], time: Convert = same) -> Callable[..., Row]:
+        """``row(record, ..., **context)``, one record per shape, equal to
+        ``self.row(merged(shapes, records, time), **context)`` (``records.merged``) but
+        built directly: only the stored names are read (a derived value without a column is
+        not computed). Generated once per shapes and ``time`` (``records.compile_mapping``);
+        ``KeyError`` if no shape has a stored column's name."""
+        stored = tuple((column, self._names[column]) for column in self._stored)
+        return compile_mapping(
+            shapes,
+            stored + self.context,
+            given=self.context,
+            time=time,
+            name=f"{self.table.name}_row",
+        )
 
     def record(
         self, shape: Shape[R], row: Mapping[str, Any], time: Convert = same, **given: Any

@@ -33,9 +33,9 @@ from sqlalchemy.sql.base import ReadOnlyColumnCollection
 from sqlalchemy.sql.elements import KeyedColumnElement
 
 from call_monitor.backoff import Backoff
-from call_monitor.calls.model import CallRecord
-from call_monitor.charter.judged import judged_values
-from call_monitor.charter.rules import CallVerdict
+from call_monitor.calls.model import LEG, CallRecord
+from call_monitor.charter.judged import JUDGED_CALL, JUDGED_TRANSFER, check_verdict
+from call_monitor.charter.rules import CHECK, CallVerdict, Check
 from call_monitor.config import StoreSettings
 from call_monitor.store import sqlite_batch
 from call_monitor.store.chunks import chunks
@@ -101,33 +101,54 @@ class _CallRows:
     verdicts: list[Row] = field(default_factory=list)
 
 
+# The rows of a call's records (TableMap.compile: generated from the tables' maps and the
+# judged call's shapes, the times as aware UTC datetimes).
+_CALL_ROW = CALLS.compile(*JUDGED_CALL, time=from_epoch)
+_LEG_ROW = LEGS.compile(LEG, time=from_epoch)
+_TRANSFER_ROW = TRANSFERS.compile(*JUDGED_TRANSFER, time=from_epoch)
+_VERDICT_ROW = VERDICTS.compile(CHECK, time=from_epoch)
+
+
 def call_rows(record: CallRecord, verdict: CallVerdict) -> _CallRows:
     """The rows of one call (``calls``, ``call_legs``, ``transfers`` and ``verdicts``): its
-    mapping (``judged_values``) in the tables' columns, times as aware UTC datetimes."""
-    values = judged_values(record, verdict, from_epoch)
+    mapping (``judged_values``) in the tables' columns, times as aware UTC datetimes.
+
+    Built by the generated functions above, not from ``judged_values``: ``submit`` runs this
+    on the event loop for every call (the tests check that the rows are the same)."""
+    check_verdict(record, verdict)
     linkedid = record.linkedid
     legs = [
-        LEGS.row(leg, linkedid=linkedid, position=position)
-        for position, leg in enumerate(values["legs"])
+        _LEG_ROW(leg, linkedid=linkedid, position=position)
+        for position, leg in enumerate(record.legs)
     ]
     transfers = [
-        TRANSFERS.row(transfer, linkedid=linkedid, position=position)
-        for position, transfer in enumerate(values["transfers"])
-    ]
-    ordinals: dict[str, int] = {}
-    verdicts: list[Row] = []
-    for check in values["checks"]:
-        position = ordinals.get(check["clause"], 0)
-        ordinals[check["clause"]] = position + 1
-        verdicts.append(
-            VERDICTS.row(
-                check,
-                linkedid=linkedid,
-                position=position,
-                definitions_version=verdict.definitions_version,
-            )
+        _TRANSFER_ROW(transfer, judged, linkedid=linkedid, position=position)
+        for position, (transfer, judged) in enumerate(
+            zip(record.transfers, verdict.transfers, strict=True)
         )
-    return _CallRows(CALLS.row(values), legs, transfers, verdicts)
+    ]
+    definitions_version = verdict.definitions_version
+    verdicts = [
+        _VERDICT_ROW(
+            check,
+            linkedid=linkedid,
+            position=position,
+            definitions_version=definitions_version,
+        )
+        for check, position in zip(verdict.checks, clause_ordinals(verdict.checks), strict=True)
+    ]
+    return _CallRows(_CALL_ROW(record, verdict), legs, transfers, verdicts)
+
+
+def clause_ordinals(checks: Sequence[Check]) -> list[int]:
+    """Each check's ordinal among the checks of its clause (the verdict row's ``position``)."""
+    seen: dict[str, int] = {}
+    ordinals: list[int] = []
+    for check in checks:
+        ordinal = seen.get(check.clause, 0)
+        seen[check.clause] = ordinal + 1
+        ordinals.append(ordinal)
+    return ordinals
 
 
 class StoreWriter:

@@ -239,8 +239,13 @@ def test_grafana_opens_on_a_board_of_the_mounted_folder(compose_config: dict[str
     (inside,) = [dst for dst in folders if home.is_relative_to(dst)]
     assert folders[inside] == REPO / "dashboards" / "grafana" / "dashboards"
     boards = sorted(folders[inside].glob("*.json"))
-    if boards:  # once the boards are generated, the home board is one of them
-        assert folders[inside] / home.relative_to(inside) in boards
+    assert folders[inside] / home.relative_to(inside) in boards
+    # The provisioned dashboards provider reads the folder where the boards are mounted.
+    provider = yaml.safe_load(
+        (REPO / "dashboards/grafana/provisioning/dashboards/call-monitor.yml").read_text()
+    )
+    paths = {Path(entry["options"]["path"]) for entry in provider["providers"]}
+    assert paths == {inside}
 
 
 def test_env_files_are_kept_out_of_git() -> None:

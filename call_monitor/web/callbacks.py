@@ -170,42 +170,54 @@ def _unavailable(exc: SQLAlchemyError) -> HTTPException:
 
 
 def callbacks_router(service: CallbackDesk) -> APIRouter:
+    routes = _CallbackRoutes(service)
     router = APIRouter(prefix="/api/callbacks", tags=["callbacks"])
+    router.add_api_route("", routes.list_callbacks, methods=["GET"])
+    router.add_api_route("/{obligation_id}", routes.get_callback, methods=["GET"])
+    router.add_api_route("/memo", routes.create_memo, methods=["POST"], status_code=201)
+    router.add_api_route("/{obligation_id}/cancel", routes.cancel_callback, methods=["POST"])
+    return router
 
-    @router.get("")
+
+class _CallbackRoutes:
+    """The API's handlers, each given the desk it serves (FastAPI reads a bound method's
+    parameters as a function's)."""
+
+    def __init__(self, service: CallbackDesk) -> None:
+        self.service = service
+
     async def list_callbacks(
+        self,
         staff: Annotated[str | None, Query(max_length=MAX_PERSON)] = None,
         department: Annotated[str | None, Query(max_length=MAX_PERSON)] = None,
         state: Annotated[list[ObligationState] | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = MAX_LIST,
     ) -> dict[str, Any]:
         try:
-            found = await service.query(
+            found = await self.service.query(
                 staff=staff, department=department, state=state, limit=limit
             )
-            histories = await service.histories(found)
+            histories = await self.service.histories(found)
         except SQLAlchemyError as exc:
             raise _unavailable(exc) from exc
         return {"obligations": [obligation_json(o, histories[o.id]) for o in found]}
 
-    @router.get("/{obligation_id}")
-    async def get_callback(obligation_id: str) -> dict[str, Any]:
+    async def get_callback(self, obligation_id: str) -> dict[str, Any]:
         try:
-            found = await service.get(obligation_id)
+            found = await self.service.get(obligation_id)
         except SQLAlchemyError as exc:
             raise _unavailable(exc) from exc
         if found is None:
             raise HTTPException(404, "no such callback obligation")
         try:
-            histories = await service.histories([found])
+            histories = await self.service.histories([found])
         except SQLAlchemyError as exc:
             raise _unavailable(exc) from exc
         return obligation_json(found, histories[found.id])
 
-    @router.post("/memo", status_code=201)
-    async def create_memo(memo: MemoIn) -> JSONResponse:
+    async def create_memo(self, memo: MemoIn) -> JSONResponse:
         try:
-            outcome = await service.memo(
+            outcome = await self.service.memo(
                 number=memo.number,
                 owner=memo.owner,
                 taken_by=memo.taken_by,
@@ -217,22 +229,23 @@ def callbacks_router(service: CallbackDesk) -> APIRouter:
             raise HTTPException(422, str(exc)) from exc
         except RuntimeError as exc:  # shutting down
             raise HTTPException(503, str(exc)) from exc
-        return await _outcome(service, outcome, 201)
+        return await _outcome(self.service, outcome, 201)
 
-    @router.post("/{obligation_id}/cancel")
-    async def cancel_callback(obligation_id: str, cancel: CancelIn) -> JSONResponse:
+    async def cancel_callback(self, obligation_id: str, cancel: CancelIn) -> JSONResponse:
         try:
-            outcome = await service.cancel(obligation_id, cancel.reason, cancel.by)
+            outcome = await self.service.cancel(obligation_id, cancel.reason, cancel.by)
         except KeyError:
-            try:
-                stored = await service.get(obligation_id)
-            except SQLAlchemyError as exc:
-                raise _unavailable(exc) from exc
-            if stored is None:
-                raise HTTPException(404, "no such callback obligation") from None
-            raise HTTPException(409, f"already closed: {stored.state}") from None
+            raise await self._not_cancelled(obligation_id) from None
         except RuntimeError as exc:
             raise HTTPException(503, str(exc)) from exc
-        return await _outcome(service, outcome, 200)
+        return await _outcome(self.service, outcome, 200)
 
-    return router
+    async def _not_cancelled(self, obligation_id: str) -> HTTPException:
+        """Why a cancel found no open obligation: none at all (404), or closed (409)."""
+        try:
+            stored = await self.service.get(obligation_id)
+        except SQLAlchemyError as exc:
+            raise _unavailable(exc) from exc
+        if stored is None:
+            return HTTPException(404, "no such callback obligation")
+        return HTTPException(409, f"already closed: {stored.state}")

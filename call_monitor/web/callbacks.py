@@ -26,8 +26,8 @@ server must listen on loopback only (``web.host``, 127.0.0.1 by default).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Annotated, Any, Protocol
+from collections.abc import Awaitable, Sequence
+from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
@@ -48,6 +48,7 @@ from call_monitor.charter.obligations import (
 from call_monitor.records import Key, report
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 MAX_NUMBER = 64
 MAX_NAME = 200
@@ -165,8 +166,12 @@ async def _outcome(service: CallbackDesk, outcome: Outcome, done_status: int) ->
     return JSONResponse(body, status_code=done_status if outcome.stored else 202)
 
 
-def _unavailable(exc: SQLAlchemyError) -> HTTPException:
-    return HTTPException(503, f"store unavailable: {type(exc).__name__}")
+async def _from_store(answer: Awaitable[_T]) -> _T:
+    """The desk's answer from the store; 503 when the store cannot answer."""
+    try:
+        return await answer
+    except SQLAlchemyError as exc:
+        raise HTTPException(503, f"store unavailable: {type(exc).__name__}") from exc
 
 
 def callbacks_router(service: CallbackDesk) -> APIRouter:
@@ -193,26 +198,17 @@ class _CallbackRoutes:
         state: Annotated[list[ObligationState] | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = MAX_LIST,
     ) -> dict[str, Any]:
-        try:
-            found = await self.service.query(
-                staff=staff, department=department, state=state, limit=limit
-            )
-            histories = await self.service.histories(found)
-        except SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
+        found = await _from_store(
+            self.service.query(staff=staff, department=department, state=state, limit=limit)
+        )
+        histories = await _from_store(self.service.histories(found))
         return {"obligations": [obligation_json(o, histories[o.id]) for o in found]}
 
     async def get_callback(self, obligation_id: str) -> dict[str, Any]:
-        try:
-            found = await self.service.get(obligation_id)
-        except SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
+        found = await _from_store(self.service.get(obligation_id))
         if found is None:
             raise HTTPException(404, "no such callback obligation")
-        try:
-            histories = await self.service.histories([found])
-        except SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
+        histories = await _from_store(self.service.histories([found]))
         return obligation_json(found, histories[found.id])
 
     async def create_memo(self, memo: MemoIn) -> JSONResponse:
@@ -242,10 +238,7 @@ class _CallbackRoutes:
 
     async def _not_cancelled(self, obligation_id: str) -> HTTPException:
         """Why a cancel found no open obligation: none at all (404), or closed (409)."""
-        try:
-            stored = await self.service.get(obligation_id)
-        except SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
+        stored = await _from_store(self.service.get(obligation_id))
         if stored is None:
             return HTTPException(404, "no such callback obligation")
         return HTTPException(409, f"already closed: {stored.state}")

@@ -412,8 +412,8 @@ class CallMetrics:
         self.registry = registry if registry is not None else CollectorRegistry()
         # Every update and every render (re-entrant: observe_call holds it for a whole call).
         self._lock = lock = threading.RLock()
-        # The exposition renders these, in the order they are made, then the scrape-time
-        # collectors: the registry's order too (what prometheus_client's encoders follow).
+        # The exposition renders these in the order they are made, registered in that order
+        # (which prometheus_client's encoders follow), then the scrape-time collectors.
         self._families: list[Family] = []
         self.calls = self._counter(CALLS)
         self.missed_calls = self._counter(MISSED_CALLS)
@@ -434,14 +434,13 @@ class CallMetrics:
         self.pipeline_errors = self._counter(PIPELINE_ERRORS)
         self._watched = _WatchedCollector()
         self._callbacks = _CallbacksCollector(directory, lock)
-        for family in self._families:
-            self.registry.register(family)
         self.registry.register(self._watched)
         self.registry.register(self._callbacks)
         self._create_series()
 
     def _made(self, family: _F) -> _F:
         self._families.append(family)
+        self.registry.register(family)
         return family
 
     def _counter(self, spec: FamilySpec) -> FastCounter:

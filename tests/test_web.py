@@ -7,17 +7,20 @@ import contextlib
 import signal
 import socket
 from collections.abc import AsyncIterator
+from typing import NoReturn, cast
 
 import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
 from prometheus_client.exposition import choose_encoder
+from sqlalchemy.exc import OperationalError
 
 from call_monitor.charter.rules import Check
 from call_monitor.config import default_directory
 from call_monitor.directory import Directory
 from call_monitor.metrics import CallMetrics
 from call_monitor.web import create_app, serve
+from call_monitor.web.callbacks import CallbackDesk, callbacks_router
 
 
 def make_app(
@@ -176,3 +179,33 @@ async def test_serve_reports_a_failed_app_startup() -> None:
 
     with pytest.raises(RuntimeError, match="web server failed to start"):
         await serve(FastAPI(lifespan=lifespan), "127.0.0.1", free_port())
+
+
+class _StoreDown:
+    """A callback desk whose store cannot answer: each read raises as SQLAlchemy does."""
+
+    async def _down(self, *args: object, **kwargs: object) -> NoReturn:
+        raise OperationalError("SELECT", {}, ConnectionRefusedError("refused"))
+
+    query = get = histories = _down
+
+    async def cancel(self, obligation_id: str, reason: str, by: str | None) -> NoReturn:
+        raise KeyError(obligation_id)  # not open: the API then asks the store why
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/api/callbacks", None),
+        ("GET", "/api/callbacks/ob-1", None),
+        ("POST", "/api/callbacks/ob-1/cancel", {"reason": "wrong number"}),
+    ],
+)
+async def test_callbacks_api_answers_503_when_the_store_cannot(
+    method: str, path: str, body: dict[str, str] | None
+) -> None:
+    desk = cast("CallbackDesk", _StoreDown())
+    async with client_for(make_app(routers=[callbacks_router(desk)])) as client:
+        response = await client.request(method, path, json=body)
+    assert response.status_code == 503
+    assert response.json() == {"detail": "store unavailable: OperationalError"}

@@ -251,27 +251,10 @@ class CallbackTracker:
         key_number = normalise_number(number)
         if not key_number:
             raise ValueError(f"memo {obligation_id}: no callable number in {number!r}")
-        if self.directory.is_staff(owner):
-            kind: OwnerKind = "staff"
-            department = self.directory.department_of(owner)
-        elif owner in self.directory.settings.departments:
-            kind, department = "department", owner
-        else:
-            raise ValueError(
-                f"memo {obligation_id}: unknown owner {owner!r} (not an extension or department)"
-            )
+        kind, department = self._memo_owner(obligation_id, owner)
         existing = self._find(key_number, owner)
         if existing is not None:
-            return self._change(
-                existing,
-                "memo",
-                at,
-                "memo",
-                by=taken_by,
-                caller_name=existing.caller_name or caller_name,
-                matter=existing.matter or matter,
-                taken_by=existing.taken_by or taken_by,
-            )
+            return self._join_memo(existing, at, taken_by, caller_name=caller_name, matter=matter)
         return self._create(
             "memo",
             by=taken_by,
@@ -287,6 +270,38 @@ class CallbackTracker:
             caller_name=caller_name,
             matter=matter,
             taken_by=taken_by,
+        )
+
+    def _memo_owner(self, obligation_id: str, owner: str) -> tuple[OwnerKind, str | None]:
+        """A memo's owner: an extension (of its department) or a department."""
+        if self.directory.is_staff(owner):
+            return "staff", self.directory.department_of(owner)
+        if owner in self.directory.settings.departments:
+            return "department", owner
+        raise ValueError(
+            f"memo {obligation_id}: unknown owner {owner!r} (not an extension or department)"
+        )
+
+    def _join_memo(
+        self,
+        existing: Obligation,
+        at: datetime,
+        taken_by: str | None,
+        *,
+        caller_name: str,
+        matter: str,
+    ) -> ObligationChange:
+        """A memo for an open obligation: what the obligation does not say yet, it takes
+        from the memo."""
+        return self._change(
+            existing,
+            "memo",
+            at,
+            "memo",
+            by=taken_by,
+            caller_name=existing.caller_name or caller_name,
+            matter=existing.matter or matter,
+            taken_by=existing.taken_by or taken_by,
         )
 
     def cancel(

@@ -89,49 +89,20 @@ def call_department(record: CallRecord, directory: Directory) -> str | None:
 
 def judge(record: CallRecord, charter: CharterSettings, directory: Directory) -> CallVerdict:
     department = call_department(record, directory)
-    judged = not record.incomplete and (
-        record.direction == "inbound"
-        or (record.direction == "internal" and charter.count_internal_calls)
-    )
+    judged = _counted(record, charter)
+    rings = _rings(record.ring_seconds, charter)
     # Rings are reported for missed calls too (how long the caller waited); P1 and P2
     # are judged on answered calls only.
-    # The staff side answers only on inbound and internal calls; an outbound call's
-    # answer and hang-up are the customer's, so P1, P2 and P7 are not asked of it.
-    staff_answers = record.direction in ("inbound", "internal")
-    ring_seconds = record.ring_seconds
-    # An infinite ring time (times no PBX sends) has no ring number: not judged, not a crash.
-    rings = (
-        None
-        if ring_seconds is None or not math.isfinite(ring_seconds)
-        else rings_heard(ring_seconds, charter)
-    )
-    answered_rings = rings if record.answered and staff_answers else None
+    answered_rings = rings if record.answered and _staff_answers(record) else None
     p1_met = None if answered_rings is None else answered_rings <= charter.max_rings_p1
     apology = None if answered_rings is None else answered_rings >= charter.apology_from_ring
-    p7_met = (
-        None
-        if record.hangup_first == "unknown" or not staff_answers
-        else record.hangup_first == "caller"
-    )
+    p7_met = _p7_met(record)
     transfers = tuple(_judge_transfer(t, charter, directory) for t in record.transfers)
-
-    checks: list[Check] = []
-    if judged:
-        answerer = record.answered_by
-        answer_dept = directory.department_of(answerer) or department
-        if p1_met is not None:
-            checks.append(Check("P1", p1_met, answerer, answer_dept))
-        for transfer, verdict in zip(record.transfers, transfers, strict=True):
-            if verdict.p4_met is None:
-                continue
-            from_dept = directory.department_of(transfer.from_ext) or department
-            checks.append(Check("P4", verdict.p4_met, transfer.from_ext, from_dept))
-            if verdict.other_department:
-                checks.append(Check("P5", verdict.p4_met, transfer.from_ext, from_dept))
-        if p7_met is not None and record.answered:
-            last = _last_staff(record)
-            last_dept = directory.department_of(last) or department
-            checks.append(Check("P7", p7_met, last, last_dept))
+    checks = (
+        _checks(record, p1_met, p7_met, transfers, directory=directory, department=department)
+        if judged
+        else ()
+    )
     return CallVerdict(
         linkedid=record.linkedid,
         definitions_version=charter.definitions_version,
@@ -142,8 +113,66 @@ def judge(record: CallRecord, charter: CharterSettings, directory: Directory) ->
         apology_expected=apology,
         p7_met=p7_met,
         transfers=transfers,
-        checks=tuple(checks),
+        checks=checks,
     )
+
+
+def _counted(record: CallRecord, charter: CharterSettings) -> bool:
+    """Counted against the charter: a complete inbound call (internal too if configured)."""
+    return not record.incomplete and (
+        record.direction == "inbound"
+        or (record.direction == "internal" and charter.count_internal_calls)
+    )
+
+
+def _staff_answers(record: CallRecord) -> bool:
+    """The staff side answers only on inbound and internal calls; an outbound call's
+    answer and hang-up are the customer's, so P1, P2 and P7 are not asked of it."""
+    return record.direction in ("inbound", "internal")
+
+
+def _rings(ring_seconds: float | None, charter: CharterSettings) -> int | None:
+    """The ring reached after ``ring_seconds``; an infinite ring time (times no PBX sends)
+    has no ring number: not judged, not a crash."""
+    if ring_seconds is None or not math.isfinite(ring_seconds):
+        return None
+    return rings_heard(ring_seconds, charter)
+
+
+def _p7_met(record: CallRecord) -> bool | None:
+    if record.hangup_first == "unknown" or not _staff_answers(record):
+        return None
+    return record.hangup_first == "caller"
+
+
+def _checks(
+    record: CallRecord,
+    p1_met: bool | None,
+    p7_met: bool | None,
+    transfers: tuple[TransferVerdict, ...],
+    *,
+    directory: Directory,
+    department: str | None,
+) -> tuple[Check, ...]:
+    """A counted call's clauses: P1 to the answerer, P4 (and P5 across departments) to the
+    transferring one, P7 to the last one on the line."""
+
+    def check(clause: Clause, met: bool, staff: str | None) -> Check:
+        # Attributed to the staff member's department, else the call's.
+        return Check(clause, met, staff, directory.department_of(staff) or department)
+
+    checks: list[Check] = []
+    if p1_met is not None:
+        checks.append(check("P1", p1_met, record.answered_by))
+    for transfer, verdict in zip(record.transfers, transfers, strict=True):
+        if verdict.p4_met is None:
+            continue
+        checks.append(check("P4", verdict.p4_met, transfer.from_ext))
+        if verdict.other_department:
+            checks.append(check("P5", verdict.p4_met, transfer.from_ext))
+    if p7_met is not None and record.answered:
+        checks.append(check("P7", p7_met, _last_staff(record)))
+    return tuple(checks)
 
 
 def unjudged(record: CallRecord, charter: CharterSettings) -> CallVerdict:

@@ -12,6 +12,7 @@ import asyncio
 import gc
 import logging
 import signal
+import socket
 import sqlite3
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -129,15 +130,7 @@ class Daemon:
 
     async def run(self, *extra: Coroutine[Any, Any, None]) -> None:
         """Run until stopped; ``extra`` coroutines run supervised alongside (the demo's)."""
-        web = self.settings.web
-        try:
-            web_socket = await bind(web.host, web.port)
-        except OSError as exc:
-            await self.engine.dispose()
-            raise StartupError(
-                f"web.port: cannot listen on {web.host}:{web.port}: "
-                f"{exc.strerror or exc} (is another call-monitor running?)"
-            ) from exc
+        web_socket = await self._listen()
         try:
             await self._start()
         except BaseException:
@@ -151,39 +144,67 @@ class Daemon:
         # The store writers are supervised by the group but never cancelled with it: a
         # batch cut off mid-transaction can leave SQLite's write lock with the abandoned
         # connection, and the final flush then fails "database is locked" for seconds.
-        # close() below waits for the batch in flight, then writes the rest.
-        writer = asyncio.create_task(self.writer.run(), name="store")
-        callbacks_writer = asyncio.create_task(self.callbacks.run_writer(), name="callbacks")
+        # _shut_down() closes them: it waits for the batch in flight, then writes the rest.
+        writers = (
+            asyncio.create_task(self.writer.run(), name="store"),
+            asyncio.create_task(self.callbacks.run_writer(), name="callbacks"),
+        )
         try:
-            async with asyncio.TaskGroup() as group:
-                for coroutine in extra:
-                    group.create_task(coroutine)
-                group.create_task(self._until_stopped(), name="stop")
-                group.create_task(self.client.run(), name="ami")
-                group.create_task(self._consume(), name="pipeline")
-                group.create_task(_watch(writer), name="store watch")
-                group.create_task(_watch(callbacks_writer), name="callbacks watch")
-                group.create_task(self.callbacks.run_timer(), name="callbacks timer")
-                if self.publisher.enabled:
-                    group.create_task(self.publisher.run(), name="alerts")
-                group.create_task(
-                    serve(self.app, web.host, web.port, started=self.web_started, sock=web_socket),
-                    name="web",
-                )
+            await self._supervise(extra, web_socket, writers)
         except* _Stop:
             log.info("stopping")
         finally:
+            await self._shut_down(writers)
+
+    async def _listen(self) -> socket.socket:
+        """The web port, bound before anything else starts (a second monitor stops here)."""
+        web = self.settings.web
+        try:
+            return await bind(web.host, web.port)
+        except OSError as exc:
+            await self.engine.dispose()
+            raise StartupError(
+                f"web.port: cannot listen on {web.host}:{web.port}: "
+                f"{exc.strerror or exc} (is another call-monitor running?)"
+            ) from exc
+
+    async def _supervise(
+        self,
+        extra: Sequence[Coroutine[Any, Any, None]],
+        web_socket: socket.socket,
+        writers: Sequence[asyncio.Task[None]],
+    ) -> None:
+        """Every part in one TaskGroup: one that fails ends them all, as a stop does."""
+        web = self.settings.web
+        async with asyncio.TaskGroup() as group:
+            for coroutine in extra:
+                group.create_task(coroutine)
+            group.create_task(self._until_stopped(), name="stop")
+            group.create_task(self.client.run(), name="ami")
+            group.create_task(self._consume(), name="pipeline")
+            for writer in writers:
+                group.create_task(_watch(writer), name=f"{writer.get_name()} watch")
+            group.create_task(self.callbacks.run_timer(), name="callbacks timer")
+            if self.publisher.enabled:
+                group.create_task(self.publisher.run(), name="alerts")
+            group.create_task(
+                serve(self.app, web.host, web.port, started=self.web_started, sock=web_socket),
+                name="web",
+            )
+
+    async def _shut_down(self, writers: Sequence[asyncio.Task[None]]) -> None:
+        """What was received reaches the pipeline, the store and the callback changes."""
+        try:
+            self._drain()
             try:
-                self._drain()
-                try:
-                    await self.writer.close()
-                finally:
-                    await self.callbacks.close()
+                await self.writer.close()
             finally:
+                await self.callbacks.close()
+        finally:
+            for writer in writers:
                 await _finish(writer)
-                await _finish(callbacks_writer)
-                await self.engine.dispose()
-                gc.unfreeze()  # a process that goes on (a test, the demo) collects again
+            await self.engine.dispose()
+            gc.unfreeze()  # a process that goes on (a test, the demo) collects again
 
     @property
     def _store(self) -> str:

@@ -2,6 +2,7 @@
 
 - :mod:`.families`: :class:`~call_monitor.metrics.families.CallMetrics`, every ``callmon_``
   family, fed by the judged calls and read from the running parts at scrape time;
+- :mod:`.catalogue`: every family's name, help text and label names, as data;
 - :mod:`.exposition`: the text and OpenMetrics encodings, from lines kept ready.
 """
 

@@ -45,6 +45,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import product
 from typing import Protocol, TypeVar, get_args
 
 from prometheus_client import CollectorRegistry
@@ -68,6 +69,30 @@ from call_monitor.charter.judged import PipelineStage
 from call_monitor.charter.obligations import ClosedState, FulfilledState
 from call_monitor.charter.rules import CLAUSES, CallVerdict, Check, CheckResult, Clause
 from call_monitor.directory import UNKNOWN, Directory
+from call_monitor.metrics.catalogue import (
+    ANSWER_RINGS,
+    APOLOGY_EXPECTED,
+    BUILD,
+    CALLBACK_FULFILMENT,
+    CALLBACKS_CLOSED,
+    CALLBACKS_OPEN,
+    CALLBACKS_OVERDUE,
+    CALLBACKS_PENDING,
+    CALLBACKS_WRITE_FAILURES,
+    CALLS,
+    CHARTER_CHECKS,
+    HANGUP_FIRST,
+    MISSED_CALLS,
+    PIPELINE_ERRORS,
+    RESYNC_INCOMPLETE,
+    RING_DURATION,
+    STAFF_CHARTER_CHECKS,
+    STAFF_INFO,
+    TRANSFER_WAIT,
+    TRANSFERS,
+    WATCHED,
+    FamilySpec,
+)
 from call_monitor.metrics.exposition import (
     EOF_LINE,
     OPENMETRICS,
@@ -83,6 +108,7 @@ from call_monitor.metrics.exposition import (
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+_F = TypeVar("_F", bound=Family)
 
 # Label values: the model's own value sets, in the order of their Literal types (the order
 # the series are created in, so the order of the exposition).
@@ -212,6 +238,42 @@ def _result(met: bool) -> CheckResult:
     return "met" if met else "breached"
 
 
+def _in_progress(count: int) -> dict[str, float]:
+    return {"in_progress": float(count)}
+
+
+def _link_values(link: LinkStatsView) -> dict[str, float]:
+    return {
+        "connected": 1.0 if link.connected else 0.0,
+        "events": float(link.events),
+        "framing": float(link.framing_errors),
+        "reconnects": float(link.reconnects),
+    }
+
+
+def _correlator_values(correlator: CorrelatorStatsView) -> dict[str, float]:
+    return {"malformed": float(correlator.rejected)}
+
+
+def _store_values(store: StoreStatsView) -> dict[str, float]:
+    return {
+        "store_failures": float(store.failures),
+        "store_dropped": float(store.dropped),
+        "store_rejected": float(store.rejected),
+        "store_pending": float(store.pending),
+    }
+
+
+def _alert_values(alerts: AlertPathView) -> dict[str, float]:
+    return {
+        "alerts_connected": 1.0 if alerts.connected else 0.0,
+        "alerts_pending": float(alerts.outbox_pending),
+        "alerts_age": alerts.oldest_pending_age_seconds,
+        "alerts_failures": float(alerts.publish_failures),
+        "alerts_published": float(alerts.published),
+    }
+
+
 class _WatchedCollector:
     """Values read at scrape time from the pipeline's own counters.
 
@@ -228,118 +290,43 @@ class _WatchedCollector:
 
     @staticmethod
     def _families() -> dict[str, GaugeMetricFamily | CounterMetricFamily]:
-        return {
-            "in_progress": GaugeMetricFamily(
-                "callmon_calls_in_progress",
-                "Calls currently up on the PBX, as the monitor sees them.",
-            ),
-            "connected": GaugeMetricFamily(
-                "callmon_ami_connected", "1 while the AMI connection is up and logged in, else 0."
-            ),
-            "events": CounterMetricFamily(
-                "callmon_ami_events", "AMI events received from the PBX."
-            ),
-            "framing": CounterMetricFamily(
-                "callmon_ami_framing_errors",
-                "AMI messages that could not be framed or decoded (oversized, bad headers).",
-            ),
-            "reconnects": CounterMetricFamily(
-                "callmon_ami_reconnects", "AMI connections re-established after a loss."
-            ),
-            "malformed": CounterMetricFamily(
-                "callmon_ami_malformed_events",
-                "AMI events the correlator received but could not use (missing or bad fields).",
-            ),
-            "store_failures": CounterMetricFamily(
-                "callmon_store_write_failures",
-                "Batches of call records the store failed to write (kept and retried).",
-            ),
-            "store_dropped": CounterMetricFamily(
-                "callmon_store_dropped_calls",
-                "Calls evicted unwritten because the store's queue was full (lost).",
-            ),
-            "store_rejected": CounterMetricFamily(
-                "callmon_store_rejected_calls",
-                "Calls the database refused for their data (set aside and logged, not retried).",
-            ),
-            "store_pending": GaugeMetricFamily(
-                "callmon_store_pending_calls",
-                "Judged calls queued for the store and not yet written (a store falling behind).",
-            ),
-            "alerts_connected": GaugeMetricFamily(
-                "callmon_alerts_broker_connected",
-                "1 while the alert publisher is connected to the MQTT broker, else 0.",
-            ),
-            "alerts_pending": GaugeMetricFamily(
-                "callmon_alerts_outbox_pending_messages",
-                "Alerts in the outbox not yet delivered to the broker (as last counted).",
-            ),
-            "alerts_age": GaugeMetricFamily(
-                "callmon_alerts_outbox_oldest_pending_age_seconds",
-                "Age of the oldest undelivered alert in the outbox (0 when none waits).",
-            ),
-            "alerts_failures": CounterMetricFamily(
-                "callmon_alerts_publish_failures",
-                "Failed MQTT sessions of the alert publisher: connections refused or lost, "
-                "PUBACKs that did not come (each retried; no alert is dropped).",
-            ),
-            "alerts_published": CounterMetricFamily(
-                "callmon_alerts_published_messages",
-                "Alerts the MQTT broker acknowledged (QoS 1 PUBACK).",
-            ),
-        }
+        return {spec.key: spec.kind(spec.name, spec.documentation) for spec in WATCHED}
 
     def describe(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
         return list(self._families().values())
 
     def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         families = self._families()
-
-        in_progress = self._read("calls in progress", self.in_progress)
-        if self.in_progress is None:
-            families["in_progress"].add_metric([], 0.0)
-        elif in_progress is not None:
-            families["in_progress"].add_metric([], float(in_progress))
-
-        link = self._read("AMI link", self.link)
-        if self.link is None:
-            for key in ("connected", "events", "framing", "reconnects"):
-                families[key].add_metric([], 0.0)
-        elif link is not None:
-            families["connected"].add_metric([], 1.0 if link.connected else 0.0)
-            families["events"].add_metric([], float(link.events))
-            families["framing"].add_metric([], float(link.framing_errors))
-            families["reconnects"].add_metric([], float(link.reconnects))
-
-        correlator = self._read("correlator", self.correlator)
-        if self.correlator is None:
-            families["malformed"].add_metric([], 0.0)
-        elif correlator is not None:
-            families["malformed"].add_metric([], float(correlator.rejected))
-
-        store = self._read("store", self.store)
-        if self.store is None:
-            for key in ("store_failures", "store_dropped", "store_rejected", "store_pending"):
-                families[key].add_metric([], 0.0)
-        elif store is not None:
-            families["store_failures"].add_metric([], float(store.failures))
-            families["store_dropped"].add_metric([], float(store.dropped))
-            families["store_rejected"].add_metric([], float(store.rejected))
-            families["store_pending"].add_metric([], float(store.pending))
-
+        self._add(families, "in_progress", "calls in progress", self.in_progress, _in_progress)
+        self._add(families, "link", "AMI link", self.link, _link_values)
+        self._add(families, "correlator", "correlator", self.correlator, _correlator_values)
+        self._add(families, "store", "store", self.store, _store_values)
         # No alert publisher (no broker configured): no alert path, no series. Zeros would
         # say "nothing waits" while the alerts pile up in the outbox.
-        alerts = self._read("alert publisher", self.alerts)
-        if alerts is not None:
-            families["alerts_connected"].add_metric([], 1.0 if alerts.connected else 0.0)
-            families["alerts_pending"].add_metric([], float(alerts.outbox_pending))
-            families["alerts_age"].add_metric([], alerts.oldest_pending_age_seconds)
-            families["alerts_failures"].add_metric([], float(alerts.publish_failures))
-            families["alerts_published"].add_metric([], float(alerts.published))
-
+        self._add(families, "", "alert publisher", self.alerts, _alert_values)
         for family in families.values():
             if family.samples:
                 yield family
+
+    def _add(
+        self,
+        families: dict[str, GaugeMetricFamily | CounterMetricFamily],
+        zero_source: str,
+        what: str,
+        provider: Callable[[], _T] | None,
+        values_of: Callable[[_T], dict[str, float]],
+    ) -> None:
+        """One provider's values into their families: zeros for ``zero_source``'s families
+        while it is not watched (``""``: none), nothing when it fails (logged)."""
+        if provider is None:
+            values = {spec.key: 0.0 for spec in WATCHED if spec.source == zero_source}
+        else:
+            view = self._read(what, provider)
+            if view is None:
+                return
+            values = values_of(view)
+        for key, value in values.items():
+            families[key].add_metric([], value)
 
     @staticmethod
     def _read(what: str, provider: Callable[[], _T] | None) -> _T | None:
@@ -365,29 +352,10 @@ class _CallbacksCollector:
         self.provider: Callable[[], CallbacksView] | None = None
         self._lock = lock
         self._departments = [*directory.departments, UNKNOWN]
-        self.open = FastGauge(
-            "callmon_callbacks_open",
-            "Callbacks owed and not yet made (P6/V4), overdue ones included, by the "
-            "owner's department.",
-            ["department"],
-            lock=lock,
-        )
-        self.overdue = FastGauge(
-            "callmon_callbacks_overdue",
-            "Open callbacks past their deadline (1 working hour), by the owner's department.",
-            ["department"],
-            lock=lock,
-        )
-        self.pending = FastGauge(
-            "callmon_callbacks_pending_changes",
-            "Callback changes not yet written to the store (kept and retried).",
-            lock=lock,
-        )
-        self.failures = FastCounter(
-            "callmon_callbacks_write_failures",
-            "Failed writes of callback changes to the store (each retried).",
-            lock=lock,
-        )
+        self.open = FastGauge(*CALLBACKS_OPEN, lock=lock)
+        self.overdue = FastGauge(*CALLBACKS_OVERDUE, lock=lock)
+        self.pending = FastGauge(*CALLBACKS_PENDING, lock=lock)
+        self.failures = FastCounter(*CALLBACKS_WRITE_FAILURES, lock=lock)
         self.families: tuple[Family, ...] = (self.open, self.overdue, self.pending, self.failures)
         self._by_department = [
             (department, self.open.labels(department), self.overdue.labels(department))
@@ -443,177 +411,81 @@ class CallMetrics:
         self.directory = directory
         self.registry = registry if registry is not None else CollectorRegistry()
         # Every update and every render (re-entrant: observe_call holds it for a whole call).
-        self._lock = threading.RLock()
-        lock = self._lock
-        departments = [*directory.departments, UNKNOWN]
-        extensions = [*directory.extensions, UNKNOWN]
-
-        self.calls = FastCounter(
-            "callmon_calls",
-            "Finished calls by direction and outcome (missed: never answered; incomplete: "
-            "the monitor did not see the whole call).",
-            ["direction", "outcome", "department"],
-            lock=lock,
-        )
-        self.missed_calls = FastCounter(
-            "callmon_missed_calls",
-            "Calls that rang staff and were never answered, by why.",
-            ["direction", "department", "reason"],
-            lock=lock,
-        )
-        self.answer_rings = FastHistogram(
-            "callmon_answer_rings",
-            "Ring on which customer calls were answered (P1: within 2 rings).",
-            ["department"],
-            buckets=ANSWER_RING_BUCKETS,
-            lock=lock,
-        )
-        self.ring_duration = FastHistogram(
-            "callmon_ring_duration_seconds",
-            "Customer calls: seconds from the first staff phone ringing to the answer "
-            "(answered) or to the caller giving up (missed).",
-            ["department", "outcome"],
-            buckets=RING_SECONDS_BUCKETS,
-            lock=lock,
-        )
-        self.apology_expected = FastCounter(
-            "callmon_apology_expected_calls",
-            "Customer calls answered on ring 3 or later, where P2 expects an apology.",
-            ["department"],
-            lock=lock,
-        )
-        self.charter_checks = FastCounter(
-            "callmon_charter_checks",
-            "Charter clauses judged on customer calls, by department and result.",
-            ["clause", "department", "result"],
-            lock=lock,
-        )
-        self.staff_charter_checks = FastCounter(
-            "callmon_staff_charter_checks",
-            "Charter clauses judged on customer calls, by staff extension and result.",
-            ["clause", "staff", "result"],
-            lock=lock,
-        )
-        self.transfer_wait = FastHistogram(
-            "callmon_transfer_wait_seconds",
-            "Customer's wait from the start of a transfer to talking with the colleague "
-            "(P4/P5: under 10 s), by the transferring staff member's department.",
-            ["department"],
-            buckets=TRANSFER_WAIT_BUCKETS,
-            lock=lock,
-        )
-        self.transfers = FastCounter(
-            "callmon_transfers",
-            "Transfers of customers by kind (attended: the colleague was briefed) and P4 "
-            "result (not_judged: no transfer target was seen).",
-            ["kind", "department", "result"],
-            lock=lock,
-        )
-        self.hangup_first = FastCounter(
-            "callmon_hangup_first",
-            "Answered customer calls by which side hung up first (P7: the caller).",
-            ["department", "side"],
-            lock=lock,
-        )
-        self.resync_incomplete = FastCounter(
-            "callmon_resync_incomplete_calls",
-            "Calls closed without the monitor seeing all of them (AMI gap); not judged.",
-            lock=lock,
-        )
-        self.staff_info = FastGauge(
-            "callmon_staff_info",
-            "The department of each known staff extension (always 1), for joins.",
-            ["staff", "department"],
-            lock=lock,
-        )
-        self.build_info = FastInfo(
-            "callmon_build",
-            "Version of call-monitor and of the charter definitions.",
-            {"version": __version__, "definitions_version": definitions_version or UNKNOWN},
-            lock=lock,
-        )
-        self.callbacks_closed = FastCounter(
-            "callmon_callbacks_closed",
-            "Callback obligations closed (P6/V4), by the owner's department and how: "
-            "fulfilled on time or late, resolved by the customer calling again, cancelled.",
-            ["department", "result"],
-            lock=lock,
-        )
-        self.pipeline_errors = FastCounter(
-            "callmon_pipeline_errors",
-            "Bugs a call triggered in the daemon's pipeline, by stage: that call was logged "
-            "with its traceback and skipped at that stage (closed incomplete if it raised in "
-            "the correlator); the daemon went on.",
-            ["stage"],
-            lock=lock,
-        )
-        self.callback_fulfilment = FastHistogram(
-            "callmon_callback_fulfilment_working_seconds",
-            "Working seconds from a callback obligation to the answered callback that "
-            "fulfilled it (P6/V4: within 3600), by the owner's department.",
-            ["department"],
-            buckets=FULFILMENT_BUCKETS,
-            lock=lock,
-        )
-        # The exposition renders these, in this order, then the scrape-time collectors: the
-        # registry's order too (what prometheus_client's encoders follow).
-        self._families: tuple[Family, ...] = (
-            self.calls,
-            self.missed_calls,
-            self.answer_rings,
-            self.ring_duration,
-            self.apology_expected,
-            self.charter_checks,
-            self.staff_charter_checks,
-            self.transfer_wait,
-            self.transfers,
-            self.hangup_first,
-            self.resync_incomplete,
-            self.staff_info,
-            self.build_info,
-            self.callbacks_closed,
-            self.callback_fulfilment,
-            self.pipeline_errors,
-        )
+        self._lock = lock = threading.RLock()
+        # The exposition renders these in the order they are made, registered in that order
+        # (which prometheus_client's encoders follow), then the scrape-time collectors.
+        self._families: list[Family] = []
+        self.calls = self._counter(CALLS)
+        self.missed_calls = self._counter(MISSED_CALLS)
+        self.answer_rings = self._histogram(ANSWER_RINGS, ANSWER_RING_BUCKETS)
+        self.ring_duration = self._histogram(RING_DURATION, RING_SECONDS_BUCKETS)
+        self.apology_expected = self._counter(APOLOGY_EXPECTED)
+        self.charter_checks = self._counter(CHARTER_CHECKS)
+        self.staff_charter_checks = self._counter(STAFF_CHARTER_CHECKS)
+        self.transfer_wait = self._histogram(TRANSFER_WAIT, TRANSFER_WAIT_BUCKETS)
+        self.transfers = self._counter(TRANSFERS)
+        self.hangup_first = self._counter(HANGUP_FIRST)
+        self.resync_incomplete = self._counter(RESYNC_INCOMPLETE)
+        self.staff_info = self._made(FastGauge(*STAFF_INFO, lock=lock))
+        build = {"version": __version__, "definitions_version": definitions_version or UNKNOWN}
+        self.build_info = self._made(FastInfo(BUILD.name, BUILD.documentation, build, lock=lock))
+        self.callbacks_closed = self._counter(CALLBACKS_CLOSED)
+        self.callback_fulfilment = self._histogram(CALLBACK_FULFILMENT, FULFILMENT_BUCKETS)
+        self.pipeline_errors = self._counter(PIPELINE_ERRORS)
         self._watched = _WatchedCollector()
         self._callbacks = _CallbacksCollector(directory, lock)
-        for family in self._families:
-            self.registry.register(family)
         self.registry.register(self._watched)
         self.registry.register(self._callbacks)
+        self._create_series()
 
-        # Every series exists from the start, at zero (but per-staff P2: see the docstring).
+    def _made(self, family: _F) -> _F:
+        self._families.append(family)
+        self.registry.register(family)
+        return family
+
+    def _counter(self, spec: FamilySpec) -> FastCounter:
+        return self._made(FastCounter(*spec, lock=self._lock))
+
+    def _histogram(self, spec: FamilySpec, buckets: Sequence[float]) -> FastHistogram:
+        return self._made(FastHistogram(*spec, buckets=buckets, lock=self._lock))
+
+    # -- the series that exist from the start, at zero (but per-staff P2: see the docstring)
+
+    def _create_series(self) -> None:
+        departments = [*self.directory.departments, UNKNOWN]
+        self._create_call_series(departments)
+        self._create_charter_series(departments, [*self.directory.extensions, UNKNOWN])
+        for department, kind, result in product(departments, TRANSFER_KINDS, TRANSFER_RESULTS):
+            self.transfers.labels(kind, department, result)
+        for department, closed in product(departments, CALLBACK_RESULTS):
+            self.callbacks_closed.labels(department, closed)
         for department in departments:
-            for direction in DIRECTIONS:
-                for outcome in OUTCOMES:
-                    self.calls.labels(direction, outcome, department)
-                for reason in MISSED_REASONS:
-                    self.missed_calls.labels(direction, department, reason)
-            self.answer_rings.labels(department)
-            for ring_outcome in RING_OUTCOMES:
-                self.ring_duration.labels(department, ring_outcome)
-            self.apology_expected.labels(department)
-            for clause in CHECK_CLAUSES:
-                for result in RESULTS:
-                    self.charter_checks.labels(clause, department, result)
             self.transfer_wait.labels(department)
-            for kind in TRANSFER_KINDS:
-                for transfer_result in TRANSFER_RESULTS:
-                    self.transfers.labels(kind, department, transfer_result)
-            for side in HANGUP_SIDES:
-                self.hangup_first.labels(department, side)
-            for callback_result in CALLBACK_RESULTS:
-                self.callbacks_closed.labels(department, callback_result)
             self.callback_fulfilment.labels(department)
         for stage in PIPELINE_STAGES:
             self.pipeline_errors.labels(stage)
-        for extension in extensions:
-            for clause in STAFF_CLAUSES:
-                for result in RESULTS:
-                    self.staff_charter_checks.labels(clause, extension, result)
-        for extension in directory.extensions:
-            department = directory.department_label(directory.department_of(extension))
+        for extension in self.directory.extensions:
+            department = self.directory.department_label(self.directory.department_of(extension))
             self.staff_info.labels(extension, department).set(1)
+
+    def _create_call_series(self, departments: list[str]) -> None:
+        for department, direction, outcome in product(departments, DIRECTIONS, OUTCOMES):
+            self.calls.labels(direction, outcome, department)
+        for department, direction, reason in product(departments, DIRECTIONS, MISSED_REASONS):
+            self.missed_calls.labels(direction, department, reason)
+        for department, ring_outcome in product(departments, RING_OUTCOMES):
+            self.ring_duration.labels(department, ring_outcome)
+        for department, side in product(departments, HANGUP_SIDES):
+            self.hangup_first.labels(department, side)
+        for department in departments:
+            self.answer_rings.labels(department)
+            self.apology_expected.labels(department)
+
+    def _create_charter_series(self, departments: list[str], extensions: list[str]) -> None:
+        for department, clause, result in product(departments, CHECK_CLAUSES, RESULTS):
+            self.charter_checks.labels(clause, department, result)
+        for extension, clause, result in product(extensions, STAFF_CLAUSES, RESULTS):
+            self.staff_charter_checks.labels(clause, extension, result)
 
     # -- scrape-time sources -------------------------------------------------------------
 
@@ -682,8 +554,7 @@ class CallMetrics:
             self._observe_call(record, verdict)
 
     def _observe_call(self, record: CallRecord, verdict: CallVerdict) -> None:
-        directory = self.directory
-        department = directory.department_label(verdict.department)
+        department = self.directory.department_label(verdict.department)
         direction = _bounded(record.direction, DIRECTIONS)
         self.calls.labels(direction, record.outcome, department).inc()
         if record.incomplete:
@@ -710,6 +581,11 @@ class CallMetrics:
         elif ring_seconds is not None:
             self.ring_duration.labels(department, "missed").observe(ring_seconds)
 
+        self._observe_transfers(record, verdict)
+        self.observe_checks(verdict.checks)
+
+    def _observe_transfers(self, record: CallRecord, verdict: CallVerdict) -> None:
+        directory = self.directory
         for transfer, transfer_verdict in zip(record.transfers, verdict.transfers, strict=False):
             transfer_department = directory.department_label(
                 directory.department_of(transfer.from_ext) or verdict.department
@@ -725,8 +601,6 @@ class CallMetrics:
             )
             kind = _bounded(transfer.kind, TRANSFER_KINDS, default="blind")
             self.transfers.labels(kind, transfer_department, result).inc()
-
-        self.observe_checks(verdict.checks)
 
     def observe_checks(self, checks: Iterable[Check]) -> None:
         """Count judged clauses: those of :func:`judge`, and later the checklist's (P2).

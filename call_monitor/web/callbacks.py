@@ -26,8 +26,8 @@ server must listen on loopback only (``web.host``, 127.0.0.1 by default).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from typing import Annotated, Any, Protocol
+from collections.abc import Awaitable, Sequence
+from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
@@ -48,6 +48,7 @@ from call_monitor.charter.obligations import (
 from call_monitor.records import Key, report
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 MAX_NUMBER = 64
 MAX_NAME = 200
@@ -165,47 +166,54 @@ async def _outcome(service: CallbackDesk, outcome: Outcome, done_status: int) ->
     return JSONResponse(body, status_code=done_status if outcome.stored else 202)
 
 
-def _unavailable(exc: SQLAlchemyError) -> HTTPException:
-    return HTTPException(503, f"store unavailable: {type(exc).__name__}")
+async def _from_store(answer: Awaitable[_T]) -> _T:
+    """The desk's answer from the store; 503 when the store cannot answer."""
+    try:
+        return await answer
+    except SQLAlchemyError as exc:
+        raise HTTPException(503, f"store unavailable: {type(exc).__name__}") from exc
 
 
 def callbacks_router(service: CallbackDesk) -> APIRouter:
+    routes = _CallbackRoutes(service)
     router = APIRouter(prefix="/api/callbacks", tags=["callbacks"])
+    router.add_api_route("", routes.list_callbacks, methods=["GET"])
+    router.add_api_route("/{obligation_id}", routes.get_callback, methods=["GET"])
+    router.add_api_route("/memo", routes.create_memo, methods=["POST"], status_code=201)
+    router.add_api_route("/{obligation_id}/cancel", routes.cancel_callback, methods=["POST"])
+    return router
 
-    @router.get("")
+
+class _CallbackRoutes:
+    """The API's handlers, each given the desk it serves (FastAPI reads a bound method's
+    parameters as a function's)."""
+
+    def __init__(self, service: CallbackDesk) -> None:
+        self.service = service
+
     async def list_callbacks(
+        self,
         staff: Annotated[str | None, Query(max_length=MAX_PERSON)] = None,
         department: Annotated[str | None, Query(max_length=MAX_PERSON)] = None,
         state: Annotated[list[ObligationState] | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = MAX_LIST,
     ) -> dict[str, Any]:
-        try:
-            found = await service.query(
-                staff=staff, department=department, state=state, limit=limit
-            )
-            histories = await service.histories(found)
-        except SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
+        found = await _from_store(
+            self.service.query(staff=staff, department=department, state=state, limit=limit)
+        )
+        histories = await _from_store(self.service.histories(found))
         return {"obligations": [obligation_json(o, histories[o.id]) for o in found]}
 
-    @router.get("/{obligation_id}")
-    async def get_callback(obligation_id: str) -> dict[str, Any]:
-        try:
-            found = await service.get(obligation_id)
-        except SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
+    async def get_callback(self, obligation_id: str) -> dict[str, Any]:
+        found = await _from_store(self.service.get(obligation_id))
         if found is None:
             raise HTTPException(404, "no such callback obligation")
-        try:
-            histories = await service.histories([found])
-        except SQLAlchemyError as exc:
-            raise _unavailable(exc) from exc
+        histories = await _from_store(self.service.histories([found]))
         return obligation_json(found, histories[found.id])
 
-    @router.post("/memo", status_code=201)
-    async def create_memo(memo: MemoIn) -> JSONResponse:
+    async def create_memo(self, memo: MemoIn) -> JSONResponse:
         try:
-            outcome = await service.memo(
+            outcome = await self.service.memo(
                 number=memo.number,
                 owner=memo.owner,
                 taken_by=memo.taken_by,
@@ -217,22 +225,20 @@ def callbacks_router(service: CallbackDesk) -> APIRouter:
             raise HTTPException(422, str(exc)) from exc
         except RuntimeError as exc:  # shutting down
             raise HTTPException(503, str(exc)) from exc
-        return await _outcome(service, outcome, 201)
+        return await _outcome(self.service, outcome, 201)
 
-    @router.post("/{obligation_id}/cancel")
-    async def cancel_callback(obligation_id: str, cancel: CancelIn) -> JSONResponse:
+    async def cancel_callback(self, obligation_id: str, cancel: CancelIn) -> JSONResponse:
         try:
-            outcome = await service.cancel(obligation_id, cancel.reason, cancel.by)
+            outcome = await self.service.cancel(obligation_id, cancel.reason, cancel.by)
         except KeyError:
-            try:
-                stored = await service.get(obligation_id)
-            except SQLAlchemyError as exc:
-                raise _unavailable(exc) from exc
-            if stored is None:
-                raise HTTPException(404, "no such callback obligation") from None
-            raise HTTPException(409, f"already closed: {stored.state}") from None
+            raise await self._not_cancelled(obligation_id) from None
         except RuntimeError as exc:
             raise HTTPException(503, str(exc)) from exc
-        return await _outcome(service, outcome, 200)
+        return await _outcome(self.service, outcome, 200)
 
-    return router
+    async def _not_cancelled(self, obligation_id: str) -> HTTPException:
+        """Why a cancel found no open obligation: none at all (404), or closed (409)."""
+        stored = await _from_store(self.service.get(obligation_id))
+        if stored is None:
+            return HTTPException(404, "no such callback obligation")
+        return HTTPException(409, f"already closed: {stored.state}")

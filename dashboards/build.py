@@ -469,19 +469,31 @@ def team_lead_live() -> Dashboard:
         ),
         stat_panel(
             "미회신 (열린 회신)",
-            "Open callbacks (P6/V4) owed by the chosen departments now. The oldest one's due "
-            "time is not exported (it would need a gauge such as "
-            "callmon_callbacks_oldest_due_timestamp_seconds{department}); the callbacks list "
-            "of the web API has it.",
+            "Open callbacks (P6/V4) owed by the chosen departments now.",
             [query(f"sum (callmon_callbacks_open{{{DEPT}}})", instant=True)],
-            span=6,
+            span=4,
+        ),
+        stat_panel(
+            "가장 오래된 회신 기한",
+            "How long ago the oldest open callback of the chosen departments fell due "
+            "(negative: due in that many seconds); empty when none is open.",
+            [
+                query(
+                    "time() - min (callmon_callbacks_oldest_due_timestamp_seconds"
+                    f"{{{DEPT}}} > 0)",
+                    instant=True,
+                )
+            ],
+            unit="s",
+            thresholds=limit_steps(1),
+            span=4,
         ),
         stat_panel(
             "기한 지난 회신",
             "Open callbacks past their deadline (1 working hour) now.",
             [query(f"sum (callmon_callbacks_overdue{{{DEPT}}})", instant=True)],
             thresholds=limit_steps(1),
-            span=6,
+            span=4,
         ),
         stat_panel(
             "오늘 호전환 대기 p50 · p90",
@@ -908,9 +920,7 @@ def monitor_health() -> Dashboard:
             "깨진 이벤트 · 재연결 · 불완전 통화",
             "Per 5 minutes: AMI messages that could not be framed (framing), events the "
             "correlator could not use (malformed), reconnects, and calls closed without the "
-            "monitor seeing all of them after an AMI gap (resync, not judged). The lag from an "
-            "event to its handling is not exported (it would need a histogram such as "
-            "callmon_event_handling_lag_seconds).",
+            "monitor seeing all of them after an AMI gap (resync, not judged).",
             [
                 query("sum (increase(callmon_ami_framing_errors_total[$__interval]))", "framing"),
                 query(
@@ -924,6 +934,27 @@ def monitor_health() -> Dashboard:
             ],
             bars=True,
             interval="5m",
+        ),
+    )
+    chain.row("처리 지연 / Handling lag").add(
+        series_panel(
+            "이벤트 처리 지연 p50 · p99",
+            "Seconds from an AMI event's arrival to the end of its handling (probed once a "
+            "second): median and 99th percentile over 5 minutes; the dashed line is 50 ms.",
+            [
+                query(
+                    "histogram_quantile(0.5, sum by (le) "
+                    "(rate(callmon_event_handling_lag_seconds_bucket[5m])))",
+                    "p50",
+                ),
+                query(
+                    "histogram_quantile(0.99, sum by (le) "
+                    "(rate(callmon_event_handling_lag_seconds_bucket[5m])))",
+                    "p99",
+                ),
+            ],
+            unit="s",
+            limit_line=limit_steps(0.05),
         ),
     )
     chain.row("저장 · 알림 · 오류 / Store, alerts, errors").add(

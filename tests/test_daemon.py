@@ -242,6 +242,23 @@ async def test_the_daemon_keeps_its_startup_objects_from_the_gc_while_it_runs(
     assert gc.get_freeze_count() == 0
 
 
+async def test_the_event_handling_lag_is_probed_while_the_daemon_runs(tmp_path: Path) -> None:
+    """``callmon_event_handling_lag_seconds`` (the Monitor health board's lag panel) gets a
+    probe every second, a small one on an idle loop."""
+    name = "callmon_event_handling_lag_seconds"
+    async with live_daemon(script_for(FULL[:1]), tmp_path / "calls.sqlite3") as live:
+        await live.consumed()
+        probes = lambda: metric_total(live.daemon.metrics.render().decode(), f"{name}_count")  # noqa: E731
+        await until(lambda: probes() >= 2)
+        text = await live.metrics()
+    assert metric_total(text, f"{name}_count") >= 2
+    # A probe on a quiet daemon waits for nothing: under the 50 ms target, most of them.
+    [under_50ms] = [
+        value for labels, value in metric_samples(text, f"{name}_bucket") if labels["le"] == "0.05"
+    ]
+    assert under_50ms >= 1
+
+
 # -- (a) every recording, any TCP chunking: the daemon concludes what replay() does -------
 
 

@@ -6,7 +6,7 @@ How the exposition encodes them (prometheus_client's bytes, negotiation): test_e
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import get_args
 
@@ -676,6 +676,7 @@ class FakeCallbacks:
     open_obligations: list[tuple[str | None, bool]]
     write_failures: int = 0
     pending_changes: int = 0
+    oldest_due: dict[str | None, float] = field(default_factory=dict)
 
 
 def test_callback_series_exist_at_zero(metrics: CallMetrics) -> None:
@@ -711,6 +712,33 @@ def test_callbacks_open_and_overdue_are_read_at_scrape_time(metrics: CallMetrics
     assert value(metrics, "callmon_callbacks_write_failures_total") == 3.0
     assert value(metrics, "callmon_callbacks_pending_changes") == 2.0
     assert "가짜과" not in metrics.render().decode()
+
+
+def test_the_oldest_open_deadline_per_department(metrics: CallMetrics) -> None:
+    name = "callmon_callbacks_oldest_due_timestamp_seconds"
+    for department in [*DIRECTORY.departments, "unknown"]:
+        assert value(metrics, name, department=department) == 0.0  # none open: 0
+    view = FakeCallbacks(
+        [(MINWON, True), (None, False)],
+        oldest_due={MINWON: 1_800_000_000.5, "가짜과": 1_700_000_100.0, None: 1_700_000_000.0},
+    )
+    metrics.watch_callbacks(lambda: view)
+    assert value(metrics, name, department=MINWON) == 1_800_000_000.5
+    # Unknown and unconfigured departments share "unknown": the earliest of them.
+    assert value(metrics, name, department="unknown") == 1_700_000_000.0
+    assert value(metrics, name, department=CHONGMU) == 0.0
+    view.oldest_due = {}
+    assert value(metrics, name, department=MINWON) == 0.0
+
+
+def test_event_handling_lag_is_a_histogram_from_the_start(metrics: CallMetrics) -> None:
+    name = "callmon_event_handling_lag_seconds"
+    assert value(metrics, f"{name}_count") == 0.0
+    metrics.observe_handling_lag(0.002)
+    metrics.observe_handling_lag(0.3)
+    assert value(metrics, f"{name}_count") == 2.0
+    assert value(metrics, f"{name}_bucket", le="0.005") == 1.0
+    assert value(metrics, f"{name}_bucket", le="0.5") == 2.0
 
 
 def test_callback_closed_and_fulfilment_time(metrics: CallMetrics) -> None:

@@ -29,7 +29,7 @@ import asyncio
 import logging
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
@@ -105,6 +105,8 @@ class CallbackGauges:
     open_obligations: Sequence[tuple[str | None, bool]]  # (owner department, past due now)
     write_failures: int
     pending_changes: int
+    # Owner department -> the earliest deadline among its open obligations (epoch seconds).
+    oldest_due: Mapping[str | None, float] = field(default_factory=dict)
 
 
 @dataclass(eq=False, slots=True)
@@ -168,10 +170,16 @@ class CallbackService:
         for department, counts in self.tracker.counts_by_department(self.clock()).items():
             open_obligations += [(department, True)] * counts.overdue
             open_obligations += [(department, False)] * (counts.open - counts.overdue)
+        oldest_due: dict[str | None, float] = {}
+        for obligation in self.tracker.open_obligations():
+            due = obligation.due_at.timestamp()
+            department = obligation.owner_department
+            oldest_due[department] = min(due, oldest_due.get(department, due))
         return CallbackGauges(
             open_obligations=open_obligations,
             write_failures=self.stats.failures,
             pending_changes=self.pending,
+            oldest_due=oldest_due,
         )
 
     # -- inputs -----------------------------------------------------------------------

@@ -15,6 +15,7 @@ import signal
 import socket
 import sqlite3
 import sys
+from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 QUEUE_SIZE = 10_000
 CONSUME_BATCH = 500  # items handled between two turns of the other tasks (~5 ms)
 WRITER_STOP_SECONDS = 5.0
+LAG_PROBE_SECONDS = 1.0  # how often callmon_event_handling_lag_seconds is probed
 
 
 class _Stop(Exception):
@@ -111,6 +113,8 @@ class Daemon:
         # Each judged call goes to each of these in turn; one that raises misses that call
         # only (a metrics bug does not cost the call its row in the store).
         self._caused: list[ObligationChange] = []  # by the call being delivered
+        self._handled = 0  # queue items handled so far
+        self._lag_probes: deque[tuple[int, float]] = deque()  # (items handled then, loop time)
         self._consumers: list[Consumer] = [
             ("metrics", lambda c: self.metrics.observe_call(c.record, c.verdict)),
             ("store", lambda c: self.writer.submit(c.record, c.verdict)),
@@ -182,6 +186,7 @@ class Daemon:
             group.create_task(self._until_stopped(), name="stop")
             group.create_task(self.client.run(), name="ami")
             group.create_task(self._consume(), name="pipeline")
+            group.create_task(self._probe_lag(), name="lag probe")
             for writer in writers:
                 group.create_task(_watch(writer), name=f"{writer.get_name()} watch")
             group.create_task(self.callbacks.run_timer(), name="callbacks timer")
@@ -245,13 +250,36 @@ class Daemon:
         queue = self.queue
         while True:
             self._handle(await queue.get())
+            handled = 1
             # ``get`` does not yield while items wait: take up to a batch of them, then
             # let the reader, the store and /metrics have the loop.
-            for _ in range(CONSUME_BATCH - 1):
-                if queue.empty():
-                    break
+            while handled < CONSUME_BATCH and not queue.empty():
                 self._handle(queue.get_nowait())
+                handled += 1
+            self._handled += handled
+            self._lag_probes_done()
             await asyncio.sleep(0)
+
+    async def _probe_lag(self) -> None:
+        """Once a second, note the item queued last and when: its lag is known once it is
+        handled (:meth:`_lag_probes_done`). With nothing queued, the lag is how late this
+        task itself woke up: what an event arriving now would wait for the loop."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due = loop.time() + LAG_PROBE_SECONDS
+            await asyncio.sleep(LAG_PROBE_SECONDS)
+            waiting = self.queue.qsize()
+            if waiting:
+                self._lag_probes.append((self._handled + waiting, loop.time()))
+            else:
+                self.metrics.observe_handling_lag(max(0.0, loop.time() - due))
+
+    def _lag_probes_done(self) -> None:
+        probes = self._lag_probes
+        if probes and self._handled >= probes[0][0]:
+            now = asyncio.get_running_loop().time()
+            while probes and self._handled >= probes[0][0]:
+                self.metrics.observe_handling_lag(now - probes.popleft()[1])
 
     def _drain(self) -> None:
         """Items the link received before the stop still reach the pipeline and the store."""

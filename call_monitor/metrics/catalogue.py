@@ -121,6 +121,12 @@ CALLBACKS_OVERDUE = FamilySpec(
     "Open callbacks past their deadline (1 working hour), by the owner's department.",
     ("department",),
 )
+CALLBACKS_OLDEST_DUE = FamilySpec(
+    "callmon_callbacks_oldest_due_timestamp_seconds",
+    "The earliest deadline among the open callbacks of the owner's department (Unix time; "
+    "0 when none is open): time() minus it is how long the oldest has been overdue.",
+    ("department",),
+)
 CALLBACKS_PENDING = FamilySpec(
     "callmon_callbacks_pending_changes",
     "Callback changes not yet written to the store (kept and retried).",
@@ -132,6 +138,11 @@ CALLBACKS_WRITE_FAILURES = FamilySpec(
 
 # -- the daemon's pipeline -----------------------------------------------------------------
 
+EVENT_HANDLING_LAG = FamilySpec(
+    "callmon_event_handling_lag_seconds",
+    "Seconds from an AMI event's arrival to the end of its handling, probed once a second: "
+    "the newest item waiting in the queue then (the event loop's delay when none waits).",
+)
 PIPELINE_ERRORS = FamilySpec(
     "callmon_pipeline_errors",
     "Bugs a call triggered in the daemon's pipeline, by stage: that call was logged "

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from itertools import product
 from typing import Protocol, TypeVar, get_args
 
@@ -75,12 +75,14 @@ from call_monitor.metrics.catalogue import (
     BUILD,
     CALLBACK_FULFILMENT,
     CALLBACKS_CLOSED,
+    CALLBACKS_OLDEST_DUE,
     CALLBACKS_OPEN,
     CALLBACKS_OVERDUE,
     CALLBACKS_PENDING,
     CALLBACKS_WRITE_FAILURES,
     CALLS,
     CHARTER_CHECKS,
+    EVENT_HANDLING_LAG,
     HANGUP_FIRST,
     MISSED_CALLS,
     PIPELINE_ERRORS,
@@ -128,6 +130,8 @@ TRANSFER_RESULTS = (*RESULTS, "not_judged")  # not_judged: no transfer target wa
 
 ANSWER_RING_BUCKETS = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
 RING_SECONDS_BUCKETS = (1.0, 2.0, 3.0, 4.5, 6.0, 9.0, 12.0, 15.0, 20.0, 30.0, 60.0)
+# Event-to-handled lag: a healthy monitor stays in the first buckets (ingest p99 ~2 ms).
+HANDLING_LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 TRANSFER_WAIT_BUCKETS = (1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0)
 CALLBACK_RESULTS: tuple[ClosedState, ...] = get_args(ClosedState)
 FULFILLED: tuple[FulfilledState, ...] = get_args(FulfilledState)
@@ -203,6 +207,11 @@ class CallbacksView(Protocol):
 
     @property
     def pending_changes(self) -> int: ...
+
+    @property
+    def oldest_due(self) -> Mapping[str | None, float]:
+        """Owner department -> the earliest deadline of its open obligations (epoch s)."""
+        ...
 
 
 class AlertPathView(Protocol):
@@ -354,11 +363,23 @@ class _CallbacksCollector:
         self._departments = [*directory.departments, UNKNOWN]
         self.open = FastGauge(*CALLBACKS_OPEN, lock=lock)
         self.overdue = FastGauge(*CALLBACKS_OVERDUE, lock=lock)
+        self.oldest_due = FastGauge(*CALLBACKS_OLDEST_DUE, lock=lock)
         self.pending = FastGauge(*CALLBACKS_PENDING, lock=lock)
         self.failures = FastCounter(*CALLBACKS_WRITE_FAILURES, lock=lock)
-        self.families: tuple[Family, ...] = (self.open, self.overdue, self.pending, self.failures)
+        self.families: tuple[Family, ...] = (
+            self.open,
+            self.overdue,
+            self.oldest_due,
+            self.pending,
+            self.failures,
+        )
         self._by_department = [
-            (department, self.open.labels(department), self.overdue.labels(department))
+            (
+                department,
+                self.open.labels(department),
+                self.overdue.labels(department),
+                self.oldest_due.labels(department),
+            )
             for department in self._departments
         ]
 
@@ -369,17 +390,22 @@ class _CallbacksCollector:
             return False  # the provider failed: logged, left out of this scrape
         open_counts = dict.fromkeys(self._departments, 0)
         overdue_counts = dict.fromkeys(self._departments, 0)
+        oldest: dict[str, float] = {}
         pending = failures = 0
         if view is not None:
             for department, overdue in view.open_obligations:
                 label = self.directory.department_label(department)
                 open_counts[label] += 1
                 overdue_counts[label] += int(overdue)
+            for department, due in view.oldest_due.items():
+                label = self.directory.department_label(department)
+                oldest[label] = min(due, oldest.get(label, due))
             pending, failures = view.pending_changes, view.write_failures
         with self._lock:
-            for department, open_gauge, overdue_gauge in self._by_department:
+            for department, open_gauge, overdue_gauge, due_gauge in self._by_department:
                 open_gauge.set(float(open_counts[department]))
                 overdue_gauge.set(float(overdue_counts[department]))
+                due_gauge.set(oldest.get(department, 0.0))
             self.pending.set(float(pending))
             self.failures.set_total(float(failures))
         return True
@@ -432,6 +458,7 @@ class CallMetrics:
         self.callbacks_closed = self._counter(CALLBACKS_CLOSED)
         self.callback_fulfilment = self._histogram(CALLBACK_FULFILMENT, FULFILMENT_BUCKETS)
         self.pipeline_errors = self._counter(PIPELINE_ERRORS)
+        self.handling_lag = self._histogram(EVENT_HANDLING_LAG, HANDLING_LAG_BUCKETS)
         self._watched = _WatchedCollector()
         self._callbacks = _CallbacksCollector(directory, lock)
         self.registry.register(self._watched)
@@ -464,6 +491,7 @@ class CallMetrics:
             self.callback_fulfilment.labels(department)
         for stage in PIPELINE_STAGES:
             self.pipeline_errors.labels(stage)
+        self.handling_lag.labels()
         for extension in self.directory.extensions:
             department = self.directory.department_label(self.directory.department_of(extension))
             self.staff_info.labels(extension, department).set(1)
@@ -521,6 +549,10 @@ class CallMetrics:
         ``callmon_alerts_publish_failures_total``, ``callmon_alerts_published_messages_total``
         (e.g. ``publisher.gauges``). Unwatched, these series are left out."""
         self._watched.alerts = provider
+
+    def observe_handling_lag(self, seconds: float) -> None:
+        """One probe of the time from an event's arrival to the end of its handling."""
+        self.handling_lag.observe(seconds)
 
     def observe_pipeline_error(self, stage: str) -> None:
         """Count one bug a call triggered at ``stage`` (one of :data:`PIPELINE_STAGES`)."""

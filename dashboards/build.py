@@ -479,8 +479,7 @@ def team_lead_live() -> Dashboard:
             "(negative: due in that many seconds); empty when none is open.",
             [
                 query(
-                    "time() - min (callmon_callbacks_oldest_due_timestamp_seconds"
-                    f"{{{DEPT}}} > 0)",
+                    f"time() - min (callmon_callbacks_oldest_due_timestamp_seconds{{{DEPT}}} > 0)",
                     instant=True,
                 )
             ],

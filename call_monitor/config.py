@@ -226,13 +226,13 @@ class CallbackSettings(_Section):
     count_internal_calls: bool = False
 
 
-def default_store_url() -> str:
+def default_store_url(name: str = "call-monitor.sqlite3") -> str:
     """SQLite in the user's data directory (``$XDG_DATA_HOME/call-monitor``, by default
     ``~/.local/share/call-monitor``): one fixed place whatever the working directory, which
     ``run`` prints at start. A relative path in ``store.url`` is relative to the working
     directory, as SQLAlchemy reads it."""
     directory = Path(platformdirs.user_data_dir("call-monitor", appauthor=False))
-    return f"sqlite+aiosqlite:///{directory / 'call-monitor.sqlite3'}"
+    return f"sqlite+aiosqlite:///{directory / name}"
 
 
 class StoreSettings(_Section):

@@ -127,3 +127,14 @@ def test_the_demo_twice_on_one_database_leaves_the_callback_history_as_it_was(
     second = cli("demo", "--once", "--speed", "0", env=env)
     assert second.returncode == 0, second.stderr
     assert _history(database) == history
+
+
+def test_the_demo_keeps_its_calls_out_of_the_monitors_own_store(tmp_path: Path) -> None:
+    now = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)
+    default = Settings().store.url
+    demo_store = demo_settings(Settings(), now).store.url
+    assert demo_store.endswith("/call-monitor/demo.sqlite3")
+    assert demo_store != default
+    chosen = f"sqlite+aiosqlite:///{tmp_path / 'mine.sqlite3'}"
+    settings = Settings.model_validate({"store": {"url": chosen}})
+    assert demo_settings(settings, now).store.url == chosen  # given on purpose: kept

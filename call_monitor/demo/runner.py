@@ -9,7 +9,13 @@ from time import time as time_now
 from pydantic import SecretStr
 
 from call_monitor.charter.lines import describe
-from call_monitor.config import WEEKDAYS, Settings, TimeSpan, WorkingHoursSettings
+from call_monitor.config import (
+    WEEKDAYS,
+    Settings,
+    TimeSpan,
+    WorkingHoursSettings,
+    default_store_url,
+)
 from call_monitor.daemon.service import Daemon, install_signals, process_setup
 from call_monitor.demo.pbx import PlaybackServer
 from call_monitor.demo.recording import (
@@ -64,7 +70,8 @@ def demo_script(now: float) -> list[Recording]:
 
 
 def demo_settings(settings: Settings, now: datetime) -> Settings:
-    """``settings`` with the demo's short callback deadlines on an always-open clock."""
+    """``settings`` with the demo's short callback deadlines on an always-open clock, and
+    its own store (``demo.sqlite3`` beside the default one) unless ``store.url`` is set."""
     today = now.astimezone(SEOUL).date()
     hours = WorkingHoursSettings(
         days=dict.fromkeys(WEEKDAYS, ALL_DAY),
@@ -77,7 +84,14 @@ def demo_settings(settings: Settings, now: datetime) -> Settings:
             "reminder_before_working_seconds": DEMO_REMINDER_MINUTES * 60,
         }
     )
-    return settings.model_copy(update={"working_hours": hours, "callbacks": callbacks})
+    store = settings.store
+    if "url" not in store.model_fields_set:
+        # Not the monitor's own store: recorded calls and 3-minute callbacks must never mix
+        # with an office's real ones. A store.url given on purpose is used as given.
+        store = store.model_copy(update={"url": default_store_url("demo.sqlite3")})
+    return settings.model_copy(
+        update={"working_hours": hours, "callbacks": callbacks, "store": store}
+    )
 
 
 async def demo(settings: Settings, *, speed: float, once: bool, lang: str) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 from pydantic import SecretStr
 
 from call_monitor.ami.client import (
+    MAX_EXTENDED_WAITS,
     AmiClient,
     AmiDisconnected,
     AmiTimeout,
@@ -440,6 +442,64 @@ async def test_a_pbx_still_sending_is_alive_though_its_ping_reply_is_late() -> N
             assert client.connected
     assert client.stats.ping_timeouts == 0
     assert fake.connections == 1
+
+
+async def test_a_trickle_of_bytes_is_no_liveness() -> None:
+    """A PBX that answers no Ping but sends a byte now and then, never completing a
+    message, kept the link "alive" forever (issue 14, item 4): now the Ping times out."""
+    actions: list[AmiMessage] = []
+
+    async def trickling(session: FakeSession) -> None:
+        await session.login()
+        reader = asyncio.create_task(session.ignore_everything(actions))
+        try:
+            for byte in itertools.cycle(b"Event: Varset\r\nUniqueid: 1.1\r\n"):  # never ends
+                await session.send(bytes([byte]))
+                await asyncio.sleep(0.02)
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+
+    async with FakeAmi(trickling).serving() as fake:
+        ami = settings(fake.port, ping_interval_seconds=0.05, ping_timeout_seconds=0.1)
+        queue: asyncio.Queue[StreamItem] = asyncio.Queue()
+        client = AmiClient(ami, SecretStr(SECRET), queue)
+        async with running(client):
+            first = await take(queue, 2)
+            assert first[0] == LinkUp()
+            assert isinstance(first[1], LinkDown)
+            assert "Ping" in first[1].reason
+    assert client.stats.ping_timeouts >= 1
+
+
+async def test_a_pbx_that_streams_but_never_answers_is_dead_all_the_same() -> None:
+    """Whole messages extend a reply's wait, but not for ever: after MAX_EXTENDED_WAITS
+    more timeouts the link is dropped."""
+    actions: list[AmiMessage] = []
+
+    async def streaming_only(session: FakeSession) -> None:
+        await session.login()
+        reader = asyncio.create_task(session.ignore_everything(actions))
+        try:
+            for n in itertools.count():
+                await session.send(f"Event: VarSet\r\nUniqueid: 1.{n}\r\n\r\n".encode())
+                await asyncio.sleep(0.005)
+        finally:
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+
+    async with FakeAmi(streaming_only).serving() as fake:
+        ami = settings(fake.port, ping_interval_seconds=0.02, ping_timeout_seconds=0.02)
+        queue: asyncio.Queue[StreamItem] = asyncio.Queue()
+        client = AmiClient(ami, SecretStr(SECRET), queue)
+        started = asyncio.get_running_loop().time()
+        async with running(client):
+            first = await take(queue, 2)
+            assert isinstance(first[1], LinkDown)
+            assert "Ping" in first[1].reason
+            held = asyncio.get_running_loop().time() - started
+    # At least the extended waits (21 windows of 0.02 s), and not for ever.
+    assert held >= (MAX_EXTENDED_WAITS + 1) * 0.02
 
 
 # -- (e) actions: timeouts, replies, a link that drops under a pending action -------------

@@ -40,6 +40,7 @@ from call_monitor.ami.framing import (
     Banner,
     EventFilter,
     Frame,
+    FramerStats,
     FramingError,
     encode_action,
 )
@@ -58,6 +59,10 @@ log = logging.getLogger(__name__)
 
 READ_CHUNK = 65536
 LOGOFF_TIMEOUT_SECONDS = 1.0
+# A reply waited for while the PBX keeps sending whole messages gets this many more
+# timeouts at most (a Ping reply queued behind a backlog; the soak saw 6): then the link
+# is dead, whatever else arrives.
+MAX_EXTENDED_WAITS = 20
 
 Headers = Iterable[tuple[str, str]]
 
@@ -162,7 +167,9 @@ class AmiClient:
         self._ever_up = False
         self._stalled = False  # the reader is blocked on a full queue
         self._stalls = 0  # how many times it was
-        self._bytes_read = 0  # liveness: a link still sending is alive
+        # Liveness: whole messages read on this connection (a trickle of bytes that never
+        # completes one is not a PBX that is alive).
+        self._framer_stats = FramerStats()
 
     # -- public -------------------------------------------------------------------------
 
@@ -242,6 +249,7 @@ class AmiClient:
         async with asyncio.timeout(settings.connect_timeout_seconds):
             reader, writer = await asyncio.open_connection(settings.host, settings.port)
         framer = AmiFramer(ignore_events=settings.ignore_events, event_filter=self._event_filter)
+        self._framer_stats = framer.stats
         try:
             async with asyncio.timeout(settings.action_timeout_seconds):
                 leftover = await self._handshake(reader, writer, framer)
@@ -354,7 +362,6 @@ class AmiClient:
             data = await reader.read(READ_CHUNK)
             if not data:
                 raise _LinkLost("connection closed by the PBX")
-            self._bytes_read += len(data)
             frames = framer.feed(data)
             if framer.stats.dropped != dropped:
                 self.stats.dropped_events += framer.stats.dropped - dropped
@@ -527,18 +534,25 @@ class AmiClient:
 
     async def _wait(self, pending: _Pending, seconds: float) -> list[AmiMessage]:
         """Wait for a reply; a window in which the reader was stalled, or in which the PBX
-        sent data (a reply queued behind a backlog in the socket buffers), does not count."""
+        sent whole messages (a reply queued behind a backlog in the socket buffers), does
+        not count, up to ``MAX_EXTENDED_WAITS`` such windows: a PBX that streams but never
+        answers is dead all the same. Bytes that complete no message are no liveness."""
         future = pending.future
-        while True:
-            stalls, read = self._stalls, self._bytes_read
+        for _ in range(MAX_EXTENDED_WAITS + 1):
+            stalls, seen = self._stalls, self._whole_messages()
             done, _ = await asyncio.wait({future}, timeout=seconds)
             if done:
                 return future.result()
             if self._stalled or self._stalls != stalls:
                 continue  # the reply may be queued behind events the consumer has not taken
-            if self._bytes_read != read:
+            if self._whole_messages() != seen:
                 continue  # the PBX is sending: the reply is behind data not yet read
-            raise AmiTimeout(f"no reply to {pending.action} within {seconds:g} s")
+            break
+        raise AmiTimeout(f"no reply to {pending.action} within {seconds:g} s")
+
+    def _whole_messages(self) -> int:
+        stats = self._framer_stats
+        return stats.messages + stats.dropped
 
     def _fail_pending(self, reason: str) -> None:
         pending, self._pending = self._pending, {}

@@ -105,6 +105,10 @@ def parse_message(raw: bytes) -> AmiMessage | FramingError:
         # Keep the message (a Hangup must not be lost over a caller name), mark it.
         text = raw.decode("utf-8", errors="replace")
         invalid_utf8 = True
+    if "\x00" in text:
+        # The one place strangers' text (a caller name) enters: a NUL becomes U+FFFD here,
+        # so every store keeps the same call (PostgreSQL text cannot hold NUL at all).
+        text = text.replace("\x00", "\ufffd")
     lines = text.split("\r\n")
     # The common case in one comprehension (twice as fast as a loop): every line a
     # ``Key: value`` with a key of its own. Anything else takes the careful path.
@@ -286,9 +290,10 @@ def encode_header(key: str, value: str) -> bytes:
     """One ``Key: value`` line with its CRLF.
 
     A CR or LF in the key or the value, or a colon in the key, is refused: it would inject
-    headers (or a whole message) into the peer's stream.
+    headers (or a whole message) into the peer's stream. So is a NUL, which no AMI text
+    holds (the framer reads one as U+FFFD).
     """
-    if not key or any(c in key for c in ":\r\n") or "\r" in value or "\n" in value:
+    if not key or any(c in key for c in ":\r\n\x00") or any(c in value for c in "\r\n\x00"):
         raise UnsafeHeaderError(f"AMI header {key!r} has a character that would break framing")
     return f"{key}: {value}\r\n".encode()
 

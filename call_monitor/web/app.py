@@ -23,7 +23,9 @@ from typing import Any
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from call_monitor import __version__
 from call_monitor.metrics import CallMetrics
@@ -31,6 +33,8 @@ from call_monitor.metrics import CallMetrics
 log = logging.getLogger(__name__)
 
 GRACEFUL_SHUTDOWN_SECONDS = 5
+# A memo is a few kB at most (its longest field, the matter, 2,000 characters).
+MAX_BODY_BYTES = 64 * 1024
 
 
 def create_app(
@@ -48,6 +52,8 @@ def create_app(
         openapi_url=None,
     )
     app.state.metrics = metrics
+    app.add_exception_handler(RequestValidationError, _refused)
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics(request: Request) -> Response:
@@ -70,6 +76,68 @@ def create_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+async def _refused(_: Request, exc: Exception) -> JSONResponse:
+    """422 for a body or a query that is refused, naming where and why, never echoing the
+    input: a stranger's text, or a number JSON cannot hold (``1e999`` is parsed as infinity,
+    and FastAPI's own answer, which quotes it, then failed to encode: a 500)."""
+    assert isinstance(exc, RequestValidationError)
+    detail = [
+        {"loc": [str(part) for part in error["loc"]], "msg": error["msg"], "type": error["type"]}
+        for error in exc.errors()
+    ]
+    return JSONResponse({"detail": detail}, status_code=422)
+
+
+class BodyLimit:
+    """Refuses a request body over ``max_bytes`` with 413 before the app sees any of it: by
+    its ``Content-Length``, or, without one, as it streams in (read here, up to the limit,
+    then handed on whole: the API's bodies are small)."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length")
+        if length is not None:
+            if not length.isdigit() or int(length) > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
+            return
+        messages = await self._read(receive)
+        if messages is None:
+            await self._refuse(scope, receive, send)
+            return
+
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _read(self, receive: Receive) -> list[Message] | None:
+        """The body's messages, or ``None`` once they pass the limit."""
+        messages: list[Message] = []
+        seen = 0
+        while True:
+            message = await receive()
+            messages.append(message)
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                return None
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                return messages
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
+            {"detail": f"request body over {self.max_bytes} bytes"}, status_code=413
+        )
+        await response(scope, receive, send)
 
 
 LISTEN_BACKLOG = 2048  # uvicorn's default

@@ -250,5 +250,6 @@ def judge_rounds(
         for item in transcript_items(framer.feed(traffic.round_bytes(round_no))):
             if isinstance(item, FramingError):
                 raise ValueError(f"round {round_no}: {item}")
-            for judged in pipeline.finished(pipeline.feed(item)):
-                yield round_no, judged
+            for result in pipeline.process(item):
+                if isinstance(result, JudgedCall):
+                    yield round_no, result

@@ -7,6 +7,7 @@ configuration loaded (its errors in one line), logging, and the dispatch.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import logging
 import os
@@ -42,7 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return send_memo(args, settings)
     if args.command == "check-asterisk":
         return check_asterisk(args.dir, settings, args.lang)
-    return _daemon(args.command, settings, args, str(source) if source else None)
+    return _daemon(args, settings, str(source) if source else None)
 
 
 def _replay(files: list[Path], settings: Settings, as_json: bool, lang: str) -> int:
@@ -54,14 +55,12 @@ def _replay(files: list[Path], settings: Settings, as_json: bool, lang: str) -> 
         return 0
 
 
-def _daemon(command: str, settings: Settings, args: object, source: str | None) -> int:
+def _daemon(args: argparse.Namespace, settings: Settings, source: str | None) -> int:
     """``run`` or ``demo``: the daemon in this process, until stopped."""
-    lang = getattr(args, "lang", "ko")
     try:
-        if command == "run":
-            return asyncio.run(service.run(settings, lang=lang, config_source=source))
-        speed, once = getattr(args, "speed", 1.0), getattr(args, "once", False)
-        return asyncio.run(runner.demo(settings, speed=speed, once=once, lang=lang))
+        if args.command == "run":
+            return asyncio.run(service.run(settings, lang=args.lang, config_source=source))
+        return asyncio.run(runner.demo(settings, speed=args.speed, once=args.once, lang=args.lang))
     except service.StartupError as exc:
         print(f"call-monitor: {exc}", file=sys.stderr)
         return 1

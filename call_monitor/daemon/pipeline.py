@@ -74,14 +74,6 @@ class Pipeline:
     def judge(self, record: CallRecord) -> JudgedCall:
         return JudgedCall(record, judge(record, self.settings.charter, self.directory))
 
-    def feed(self, item: StreamItem) -> list[Output]:
-        return self.correlator.step(item)
-
-    def finished(self, outputs: Iterable[Output]) -> Iterator[JudgedCall]:
-        for output in outputs:
-            if isinstance(output, CallEnded):
-                yield self.judge(output.record)
-
     def process(self, item: StreamItem) -> list[Result]:
         """What ``item`` concludes: the events rejected, then the calls it ended, judged;
         a bug costs the call it belongs to, never the caller (see the module docstring)."""

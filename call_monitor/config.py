@@ -281,6 +281,20 @@ class MqttSettings(_Section):
 class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: Port = 8089
+    # The Host names the pages and the API answer to (a DNS-rebinding page's evil.example is
+    # refused); empty: localhost, 127.0.0.1, [::1] and ``host``.
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # Signs the session cookies; unset: made once into ``web-secret`` beside the SQLite
+    # store (or in the data directory), read from there at every start.
+    session_secret: SecretStr | None = None
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
+    secure_cookies: bool = False  # behind TLS: cookies only over HTTPS
+    metrics_token: SecretStr | None = None  # set: /metrics wants "Authorization: Bearer" it
+
+    def hosts(self) -> set[str]:
+        """The Host names served, lower case, without ports."""
+        names = self.allowed_hosts or ["localhost", "127.0.0.1", "::1", self.host]
+        return {name.lower().strip("[]") for name in names}
 
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]

@@ -69,6 +69,7 @@ from call_monitor.web.app import create_app
 from call_monitor.web.callbacks import MAX_NAME, callbacks_router
 from tests.backends import Backend
 from tests.test_callbacks import MON_10, answered_inbound, missed, outbound
+from tests.webauth import ADMIN, access_as, admin_token, bearer
 
 DEADLINE = 30.0
 IN_CI = os.environ.get("CI", "").strip().lower() == "true"
@@ -517,7 +518,7 @@ async def service_at(
     )
     await service.start()
     metrics.watch_callbacks(service.gauges)
-    app = create_app(metrics, lambda: True, routers=[callbacks_router(service)])
+    app = create_app(metrics, lambda: True, routers=[callbacks_router(service, access_as())])
     writer = asyncio.create_task(service.run_writer())
     timer = asyncio.create_task(service.run_timer())
     transport = httpx.ASGITransport(app=app)
@@ -607,7 +608,7 @@ async def test_api_memo_list_cancel_with_a_hostile_caller(tmp_path: Path) -> Non
         cancelled = await api.post(url, json={"reason": "잘못 건 전화", "by": "201"})
         assert cancelled.status_code == 200, cancelled.text
         closed = cancelled.json()["obligation"]
-        assert (closed["state"], closed["closed_by"]) == ("cancelled", "201")
+        assert (closed["state"], closed["closed_by"]) == ("cancelled", ADMIN.login)
         assert closed["closed_at"] == "2026-11-30T10:05:00.000+09:00"
         assert closed["history"][-1]["cause"] == "cancelled: 잘못 건 전화"
         assert (await api.post(url, json={"reason": "again"})).status_code == 409
@@ -789,6 +790,7 @@ def daemon_settings(ami_port: int, db: Path, mqtt: MqttSettings | None = None) -
 
 @contextlib.asynccontextmanager
 async def running(daemon: Daemon) -> AsyncIterator[httpx.AsyncClient]:
+    token = await admin_token(daemon.settings.store.url)
     task = asyncio.create_task(daemon.run(), name="daemon")
     web = daemon.settings.web
     try:
@@ -799,7 +801,8 @@ async def running(daemon: Daemon) -> AsyncIterator[httpx.AsyncClient]:
                 started.cancel()
                 await task
                 pytest.fail("the daemon ended before its web server started")
-        async with httpx.AsyncClient(base_url=f"http://{web.host}:{web.port}") as client:
+        base = f"http://{web.host}:{web.port}"
+        async with httpx.AsyncClient(base_url=base, headers=bearer(token)) as client:
             yield client
         assert not task.done(), "the daemon ended by itself"
     finally:
@@ -1040,6 +1043,7 @@ class Process:
                     await asyncio.sleep(0.1)
 
     async def cli(self, *args: str) -> tuple[int, str, str]:
+        token = await admin_token(sqlite_url(self.db))
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -1049,7 +1053,7 @@ class Process:
             *args,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=_env(self.db, self.web_port, 1),
+            env=_env(self.db, self.web_port, 1) | {"CALLMON_API_TOKEN": token},
         )
         async with asyncio.timeout(DEADLINE):
             out, err = await proc.communicate()
@@ -1132,7 +1136,8 @@ async def test_kill_9_before_the_deadline_then_restart_alerts_overdue_once(
 
     # A second restart, stopped the polite way this time: nothing new, nothing twice.
     async with daemon.run() as proc:
-        async with httpx.AsyncClient(base_url=daemon.base) as client:
+        token = await admin_token(sqlite_url(db))
+        async with httpx.AsyncClient(base_url=daemon.base, headers=bearer(token)) as client:
             listed = (await client.get("/api/callbacks", params={"state": "overdue"})).json()
         assert [o["id"] for o in listed["obligations"]] == [obligation_id]
         proc.send_signal(signal.SIGTERM)

@@ -21,6 +21,7 @@ from call_monitor.directory import Directory
 from call_monitor.metrics import CallMetrics
 from call_monitor.web import create_app, serve
 from call_monitor.web.callbacks import CallbackDesk, callbacks_router
+from tests.webauth import access_as
 
 
 def make_app(
@@ -205,7 +206,7 @@ async def test_callbacks_api_answers_503_when_the_store_cannot(
     method: str, path: str, body: dict[str, str] | None
 ) -> None:
     desk = cast("CallbackDesk", _StoreDown())
-    async with client_for(make_app(routers=[callbacks_router(desk)])) as client:
+    async with client_for(make_app(routers=[callbacks_router(desk, access_as())])) as client:
         response = await client.request(method, path, json=body)
     assert response.status_code == 503
     assert response.json() == {"detail": "store unavailable: OperationalError"}

@@ -16,6 +16,7 @@ from call_monitor.metrics import CallMetrics
 from call_monitor.web import create_app
 from call_monitor.web.app import MAX_BODY_BYTES
 from call_monitor.web.callbacks import CallbackDesk, callbacks_router
+from tests.webauth import access_as
 
 MEMO = '{"number": "010-1234-5678", "owner": "201", "taken_by": "202", "caller_name": %s}'
 
@@ -30,7 +31,7 @@ class _Untouchable:
 @pytest.fixture
 async def api() -> AsyncIterator[httpx.AsyncClient]:
     metrics = CallMetrics(Directory(default_directory()))
-    router = callbacks_router(cast("CallbackDesk", _Untouchable()))
+    router = callbacks_router(cast("CallbackDesk", _Untouchable()), access_as())
     app = create_app(metrics, lambda: True, routers=[router])
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:

@@ -1,4 +1,4 @@
-"""The ``call-monitor`` command: run · demo · replay · memo · check-asterisk.
+"""The ``call-monitor`` command: run · demo · replay · memo · check-asterisk · user.
 
 :mod:`.parser` declares the subcommands, :mod:`.replay` and :mod:`.memo` are two of them;
 the daemon (``run``), the demo and ``check-asterisk`` live in their own packages. Here: the
@@ -20,6 +20,7 @@ from pydantic import ValidationError
 from call_monitor.cli.memo import send_memo
 from call_monitor.cli.parser import build_parser
 from call_monitor.cli.replay import run_replay
+from call_monitor.cli.users import run_user
 from call_monitor.config import CONFIG_ENV, Settings, explain, load_settings
 from call_monitor.daemon import service
 from call_monitor.demo import runner
@@ -41,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _replay(args.files, settings, args.json, args.lang)
     if args.command == "memo":
         return send_memo(args, settings)
+    if args.command == "user":
+        return run_user(args, settings)
     if args.command == "check-asterisk":
         return check_asterisk(args.dir, settings, args.lang)
     return _daemon(args, settings, str(source) if source else None)

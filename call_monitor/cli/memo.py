@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import urllib.error
 import urllib.request
@@ -13,6 +14,7 @@ from typing import Any
 from call_monitor.config import Settings
 
 MEMO_TIMEOUT_SECONDS = 15.0
+TOKEN_ENV = "CALLMON_API_TOKEN"  # an API token (`call-monitor user token`), never on argv
 
 
 def _daemon_url(settings: Settings) -> str:
@@ -80,11 +82,16 @@ def _memo_body(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+def _authorization() -> dict[str, str]:
+    token = os.environ.get(TOKEN_ENV, "").strip()
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
 def _post(url: str, body: dict[str, Any]) -> tuple[int, bytes]:
     request = urllib.request.Request(
         url,
         data=json.dumps(body, ensure_ascii=False).encode("utf-8"),
-        headers={"Content-Type": "application/json"},
+        headers={"Content-Type": "application/json", **_authorization()},
         method="POST",
     )
     # No proxy: the daemon is local, and an http_proxy in the environment would get the memo.

@@ -9,6 +9,7 @@ import argparse
 from pathlib import Path
 
 from call_monitor import __version__
+from call_monitor.cli import users
 from call_monitor.config import CONFIG_ENV
 
 Subcommands = argparse._SubParsersAction  # the type argparse gives no public name
@@ -47,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"call-monitor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = [_common_options(suppress=True)]
-    for add in (_run, _demo, _replay, _memo, _check_asterisk):
+    for add in (_run, _demo, _replay, _memo, _check_asterisk, users.add_parser):
         add(sub, common)
     return parser
 

@@ -129,6 +129,7 @@ class CallbackService:
         metrics: CallMetrics | None = None,
         clock: Callable[[], datetime] = wall_clock,
         on_committed: Callable[[], None] | None = None,
+        on_changes: Callable[[Sequence[ObligationChange]], None] | None = None,
         retry_initial_seconds: float = 0.5,
         retry_max_seconds: float = 30.0,
     ) -> None:
@@ -136,6 +137,7 @@ class CallbackService:
         self.metrics = metrics
         self.clock = clock
         self.on_committed = on_committed  # e.g. OutboxPublisher.wake
+        self.on_changes = on_changes  # the committed changes (the web's live pages)
         self.tracker = CallbackTracker(
             settings.callbacks, WorkingHours(settings.working_hours), directory
         )
@@ -431,6 +433,8 @@ class CallbackService:
         self.stats.consecutive_failures = 0
         if self.on_committed is not None:
             self.on_committed()
+        if self.on_changes is not None:
+            self.on_changes([change for batch in batches for change in batch.changes])
 
     def _observe(self, change: ObligationChange) -> None:
         obligation = change.obligation

@@ -49,7 +49,9 @@ from call_monitor.store.engine import create_engine
 from call_monitor.store.schema import upgrade
 from call_monitor.store.writer import StoreWriter
 from call_monitor.web.app import bind, create_app, serve
-from call_monitor.web.callbacks import callbacks_router
+from call_monitor.web.live import Live
+from call_monitor.web.security import session_secret
+from call_monitor.web.site import Site
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,7 @@ class Daemon:
         self.writer = StoreWriter(self.engine, self.settings.store)
         self.metrics.watch_store(self.writer.gauges)
         self.publisher = OutboxPublisher(self.engine, self.settings.mqtt)
+        self.live = Live()  # the staff home's live updates, fed by committed callback changes
         self.callbacks = CallbackService(
             self.settings,
             self.engine,
@@ -106,6 +109,7 @@ class Daemon:
             metrics=self.metrics,
             clock=self.clock,
             on_committed=self.publisher.wake,
+            on_changes=self.live.changed,
         )
         self.metrics.watch_callbacks(self.callbacks.gauges)
         if self.publisher.enabled:  # no broker configured: no alert path to show
@@ -122,12 +126,13 @@ class Daemon:
         ]
         if self.on_call is not None:
             self._consumers.append(("report", self._report))
-        # No authentication on the callbacks API yet (a later issue): loopback only.
-        self.app = create_app(
-            self.metrics,
-            ready=lambda: self.client.connected,
-            routers=[callbacks_router(self.callbacks)],
-        )
+        web = self.settings.web
+        try:
+            secret = session_secret(web, self.settings.store.url)
+        except OSError as exc:
+            raise StartupError(f"web.session_secret: cannot make one: {_reason(exc)}") from exc
+        site = Site(self.engine, self.pipeline.directory, self.callbacks, web, secret, self.live)
+        self.app = create_app(self.metrics, ready=lambda: self.client.connected, site=site)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -244,6 +249,7 @@ class Daemon:
 
     async def _until_stopped(self) -> None:
         await self.stop_event.wait()
+        self.live.close()  # open pages' event streams end now, not at the web's timeout
         raise _Stop
 
     async def _consume(self) -> None:

@@ -9,7 +9,8 @@ Routes:
 - ``GET /healthz``: the process answers;
 - ``GET /readyz``: 200 while the AMI link is up, else 503.
 
-Later features (supervisor checklist, callbacks, exports) come in as routers.
+With a :class:`~call_monitor.web.site.Site`, the pages, the callbacks API and their security
+(:mod:`.site`); ``/metrics`` then wants ``web.metrics_token`` when one is set.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 import socket
 from collections.abc import Callable, Generator, Iterable
 from typing import Any
@@ -29,6 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from call_monitor import __version__
 from call_monitor.metrics import CallMetrics
+from call_monitor.web.site import Site, install
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +45,10 @@ def create_app(
     ready: Callable[[], bool],
     *,
     routers: Iterable[APIRouter] = (),
+    site: Site | None = None,
 ) -> FastAPI:
-    """Build the app; ``ready`` says whether the AMI link is up (read on each request)."""
+    """Build the app; ``ready`` says whether the AMI link is up (read on each request);
+    ``site``: the pages, the callbacks API and their security (:mod:`.site`)."""
     app = FastAPI(
         title="call-monitor",
         version=__version__,
@@ -53,10 +58,19 @@ def create_app(
     )
     app.state.metrics = metrics
     app.add_exception_handler(RequestValidationError, _refused)
-    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)
+    metrics_token = None
+    if site is not None:
+        install(app, site)
+        token = site.settings.metrics_token
+        metrics_token = None if token is None else f"Bearer {token.get_secret_value()}"
+    app.add_middleware(BodyLimit, max_bytes=MAX_BODY_BYTES)  # the outermost
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics(request: Request) -> Response:
+        if metrics_token is not None and not secrets.compare_digest(
+            request.headers.get("authorization", "").encode(), metrics_token.encode()
+        ):
+            return Response("bearer token required", status_code=401)
         # Rendered in the event loop, not a worker thread: the scrape-time providers read
         # the pipeline's state, which only the loop touches, and the render joins lines
         # kept ready (a few ms for 1,300 staff, see benchmarks/metrics.py).

@@ -19,8 +19,11 @@ The caller's name, number and matter are strangers' words: stored and returned e
 given (JSON-escaped, never interpreted); only their length is limited, and NUL is refused
 (PostgreSQL text cannot hold it).
 
-NO AUTHENTICATION YET: that comes with the supervisor web page's issue. Until then the web
-server must listen on loopback only (``web.host``, 127.0.0.1 by default).
+Every request needs a user (a session or an API token, :mod:`call_monitor.web.auth`), whose
+role says what they see (staff their own callbacks, supervisors their departments', auditors
+and admins all) and change (auditors nothing; cancels supervisors and admins). A cancel is
+recorded as the user's (``by``, when given, is ignored: it was whatever the sender typed).
+Auditors get caller numbers masked. Memos and cancels are written to the audit log.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import logging
 from collections.abc import Awaitable, Sequence
 from typing import Annotated, Any, Protocol, TypeVar
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.exc import SQLAlchemyError
@@ -46,6 +49,8 @@ from call_monitor.charter.obligations import (
     iso_at,
 )
 from call_monitor.records import Key, report
+from call_monitor.store.accounts import User
+from call_monitor.web.auth import Access, Rules, mask
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -174,9 +179,14 @@ async def _from_store(answer: Awaitable[_T]) -> _T:
         raise HTTPException(503, f"store unavailable: {type(exc).__name__}") from exc
 
 
-def callbacks_router(service: CallbackDesk) -> APIRouter:
-    routes = _CallbackRoutes(service)
-    router = APIRouter(prefix="/api/callbacks", tags=["callbacks"])
+def callbacks_router(service: CallbackDesk, access: Access) -> APIRouter:
+    routes = _CallbackRoutes(service, access)
+    router = APIRouter(
+        prefix="/api/callbacks",
+        tags=["callbacks"],
+        # Before the body is read: no credentials, no 422 telling what a body should be.
+        dependencies=[Depends(access.authenticate)],
+    )
     router.add_api_route("", routes.list_callbacks, methods=["GET"])
     router.add_api_route("/{obligation_id}", routes.get_callback, methods=["GET"])
     router.add_api_route("/memo", routes.create_memo, methods=["POST"], status_code=201)
@@ -184,61 +194,163 @@ def callbacks_router(service: CallbackDesk) -> APIRouter:
     return router
 
 
+def _user(request: Request) -> User:
+    user: User = request.state.user  # set by Access.authenticate, the router's dependency
+    return user
+
+
+def _scopes(
+    rules: Rules, user: User, staff: str | None, department: str | None
+) -> list[tuple[str | None, str | None]]:
+    """The (staff, department) queries a user may make for what they asked; 403 past."""
+    seen = rules.departments(user)
+    if seen is None:
+        return [(staff, department)]
+    if user.role == "staff":
+        if staff not in (None, user.extension) or department is not None:
+            raise HTTPException(403, "staff see their own callbacks only")
+        return [(user.extension, None)]
+    if staff is not None:
+        staff_department = rules.directory.department_of(staff)
+        if staff_department not in seen or department not in (None, staff_department):
+            raise HTTPException(403, "not one of your departments")
+        return [(staff, None)]
+    if department is not None:
+        if department not in seen:
+            raise HTTPException(403, "not one of your departments")
+        return [(None, department)]
+    return [(None, d) for d in seen]
+
+
+async def visible(
+    service: CallbackDesk,
+    rules: Rules,
+    user: User,
+    *,
+    staff: str | None = None,
+    department: str | None = None,
+    state: Sequence[str] | None = None,
+    limit: int = MAX_LIST,
+) -> list[Obligation]:
+    """The obligations ``user`` asked for and may see, oldest first (the newest ``limit``)."""
+    found: list[Obligation] = []
+    for one_staff, one_department in _scopes(rules, user, staff, department):
+        found += await _from_store(
+            service.query(staff=one_staff, department=one_department, state=state, limit=limit)
+        )
+    found.sort(key=lambda o: (o.created_at, o.id))
+    return found[-limit:]
+
+
+async def write_memo(service: CallbackDesk, access: Access, user: User, memo: MemoIn) -> Outcome:
+    """A memo by ``user`` (403 when their role may not write one for that owner), audited."""
+    if not access.rules.may_memo(user, memo.owner):
+        raise HTTPException(403, "you may not write a memo for this owner")
+    try:
+        outcome = await service.memo(
+            number=memo.number,
+            owner=memo.owner,
+            taken_by=memo.taken_by,
+            caller_name=memo.caller_name,
+            matter=memo.matter,
+            memo_id=memo.memo_id,
+        )
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from exc
+    except RuntimeError as exc:  # shutting down
+        raise HTTPException(503, str(exc)) from exc
+    if not outcome.repeated:
+        await access.audit(
+            "memo", user, outcome.obligation.id, owner=memo.owner, taken_by=memo.taken_by
+        )
+    return outcome
+
+
+async def cancel_obligation(
+    service: CallbackDesk, access: Access, user: User, obligation_id: str, reason: str
+) -> Outcome:
+    """A cancel by ``user``: 404 unknown or not theirs to see, 403 not theirs to cancel,
+    409 already closed; audited, recorded as the user's."""
+    stored = await _from_store(service.get(obligation_id))
+    if stored is None or not access.rules.sees_obligation(user, stored):
+        raise HTTPException(404, "no such callback obligation")
+    if not access.rules.may_cancel(user, stored):
+        raise HTTPException(403, "you may not cancel this callback")
+    try:
+        outcome = await service.cancel(obligation_id, reason, user.login)
+    except KeyError:
+        raise await _not_cancelled(service, obligation_id) from None
+    except RuntimeError as exc:
+        raise HTTPException(503, str(exc)) from exc
+    await access.audit("cancel", user, obligation_id, reason=reason)
+    return outcome
+
+
+async def _not_cancelled(service: CallbackDesk, obligation_id: str) -> HTTPException:
+    """Why a cancel found no open obligation: none at all (404), or closed (409)."""
+    stored = await _from_store(service.get(obligation_id))
+    if stored is None:
+        return HTTPException(404, "no such callback obligation")
+    return HTTPException(409, f"already closed: {stored.state}")
+
+
 class _CallbackRoutes:
     """The API's handlers, each given the desk it serves (FastAPI reads a bound method's
     parameters as a function's)."""
 
-    def __init__(self, service: CallbackDesk) -> None:
+    def __init__(self, service: CallbackDesk, access: Access) -> None:
         self.service = service
+        self.access = access
+        self.rules = access.rules
+
+    def _shown(
+        self, user: User, found: Sequence[Obligation], histories: dict[str, ObligationHistory]
+    ) -> list[dict[str, Any]]:
+        shown = [obligation_json(o, histories[o.id]) for o in found]
+        if user.role == "auditor":  # reads the handling, rings nobody
+            for item in shown:
+                item["number"] = mask(item["number"])
+                item["number_raw"] = mask(item["number_raw"])
+        return shown
 
     async def list_callbacks(
         self,
+        request: Request,
         staff: Annotated[str | None, Query(max_length=MAX_PERSON)] = None,
         department: Annotated[str | None, Query(max_length=MAX_PERSON)] = None,
         state: Annotated[list[ObligationState] | None, Query()] = None,
         limit: Annotated[int, Query(ge=1, le=MAX_LIST)] = MAX_LIST,
     ) -> dict[str, Any]:
-        found = await _from_store(
-            self.service.query(staff=staff, department=department, state=state, limit=limit)
+        user = _user(request)
+        found = await visible(
+            self.service,
+            self.rules,
+            user,
+            staff=staff,
+            department=department,
+            state=state,
+            limit=limit,
         )
         histories = await _from_store(self.service.histories(found))
-        return {"obligations": [obligation_json(o, histories[o.id]) for o in found]}
+        return {"obligations": self._shown(user, found, histories)}
 
-    async def get_callback(self, obligation_id: str) -> dict[str, Any]:
+    async def get_callback(self, request: Request, obligation_id: str) -> dict[str, Any]:
+        user = _user(request)
         found = await _from_store(self.service.get(obligation_id))
-        if found is None:
+        # Another's obligation is "not found": its id tells nothing about it.
+        if found is None or not self.rules.sees_obligation(user, found):
             raise HTTPException(404, "no such callback obligation")
         histories = await _from_store(self.service.histories([found]))
-        return obligation_json(found, histories[found.id])
+        return self._shown(user, [found], histories)[0]
 
-    async def create_memo(self, memo: MemoIn) -> JSONResponse:
-        try:
-            outcome = await self.service.memo(
-                number=memo.number,
-                owner=memo.owner,
-                taken_by=memo.taken_by,
-                caller_name=memo.caller_name,
-                matter=memo.matter,
-                memo_id=memo.memo_id,
-            )
-        except ValueError as exc:
-            raise HTTPException(422, str(exc)) from exc
-        except RuntimeError as exc:  # shutting down
-            raise HTTPException(503, str(exc)) from exc
+    async def create_memo(self, request: Request, memo: MemoIn) -> JSONResponse:
+        outcome = await write_memo(self.service, self.access, _user(request), memo)
         return await _outcome(self.service, outcome, 201)
 
-    async def cancel_callback(self, obligation_id: str, cancel: CancelIn) -> JSONResponse:
-        try:
-            outcome = await self.service.cancel(obligation_id, cancel.reason, cancel.by)
-        except KeyError:
-            raise await self._not_cancelled(obligation_id) from None
-        except RuntimeError as exc:
-            raise HTTPException(503, str(exc)) from exc
+    async def cancel_callback(
+        self, request: Request, obligation_id: str, cancel: CancelIn
+    ) -> JSONResponse:
+        outcome = await cancel_obligation(
+            self.service, self.access, _user(request), obligation_id, cancel.reason
+        )
         return await _outcome(self.service, outcome, 200)
-
-    async def _not_cancelled(self, obligation_id: str) -> HTTPException:
-        """Why a cancel found no open obligation: none at all (404), or closed (409)."""
-        stored = await _from_store(self.service.get(obligation_id))
-        if stored is None:
-            return HTTPException(404, "no such callback obligation")
-        return HTTPException(409, f"already closed: {stored.state}")

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.pool import NullPool
 
 from call_monitor.config import StoreSettings
-from call_monitor.store import obligations, outbox  # noqa: F401  (their tables on Base)
+from call_monitor.store import accounts, obligations, outbox  # noqa: F401  (tables on Base)
 from call_monitor.store.engine import create_engine
 from call_monitor.store.models import Base
 

@@ -1,0 +1,73 @@
+"""The supervisors' and staff's web on the app: accounts, security, the pages and the API.
+
+:func:`install` puts on an app (``create_app``) what :class:`Site` holds: the middlewares in
+the order a request meets them (body limit, Host and Origin, security headers, CSRF, session),
+the callbacks API behind its authorization, the pages and their static files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.middleware.sessions import SessionMiddleware
+
+from call_monitor.config import WebSettings
+from call_monitor.directory import Directory
+from call_monitor.web.auth import Access, Accounts, Rules
+from call_monitor.web.callbacks import CallbackDesk, callbacks_router
+from call_monitor.web.live import Live
+from call_monitor.web.pages import LoginFirst, Pages, pages_router
+from call_monitor.web.security import Csrf, HostAndOrigin, LoginLimiter, SecurityHeaders
+
+STATIC = Path(__file__).resolve().parent / "static"
+SESSION_COOKIE = "callmon_session"
+
+
+@dataclass
+class Site:
+    """What the web needs from the daemon (it knows the daemon only by these)."""
+
+    engine: AsyncEngine
+    directory: Directory
+    desk: CallbackDesk
+    settings: WebSettings
+    secret: str  # signs the session and CSRF cookies; never logged
+    live: Live = field(default_factory=Live)
+    limiter: LoginLimiter = field(default_factory=LoginLimiter)
+
+    @property
+    def access(self) -> Access:
+        return Access(Accounts(self.engine), Rules(self.directory), self.engine)
+
+
+async def _to_login(request: Request, exc: Exception) -> RedirectResponse:
+    return RedirectResponse("/login", status_code=303)
+
+
+def install(app: FastAPI, site: Site) -> None:
+    """The site's routes and middlewares (added innermost first: Starlette wraps each new
+    one around the ones before)."""
+    settings = site.settings
+    access = site.access
+    app.state.live = site.live
+    app.include_router(callbacks_router(site.desk, access))
+    pages = Pages(site.engine, site.desk, access, site.live, site.limiter)
+    app.include_router(pages_router(pages))
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    app.add_exception_handler(LoginFirst, _to_login)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=site.secret,
+        session_cookie=SESSION_COOKIE,
+        max_age=int(settings.session_hours * 3600),
+        same_site="lax",
+        https_only=settings.secure_cookies,
+    )
+    app.add_middleware(Csrf, secret=site.secret, secure=settings.secure_cookies)
+    app.add_middleware(SecurityHeaders)
+    app.add_middleware(HostAndOrigin, hosts=settings.hosts(), session_cookie=SESSION_COOKIE)

@@ -1,0 +1,136 @@
+"""A whole web site for tests: a SQLite store with calls replayed from the recordings, a real
+callback service (its writer running), one account per role, and the app as the daemon builds
+it (``create_app`` with a :class:`Site`). Used by the HTTP tests and the browser test."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from call_monitor.charter.judged import JudgedCall
+from call_monitor.config import Settings, StoreSettings, WebSettings
+from call_monitor.daemon.callbacks import CallbackService
+from call_monitor.daemon.pipeline import replay
+from call_monitor.directory import Directory
+from call_monitor.metrics import CallMetrics
+from call_monitor.store import StoreWriter, create_engine, upgrade
+from call_monitor.store.accounts import add_user, create_token, hash_password
+from call_monitor.timefmt import SEOUL
+from call_monitor.web.app import create_app
+from call_monitor.web.site import Site
+from tests.recordings import RECORDINGS
+
+PASSWORD = "correct horse battery"
+MINWON = "민원여권과"
+CHONGMU = "총무과"
+# login -> (role, extension, departments)
+ACCOUNTS: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
+    "admin": ("admin", None, ()),
+    "auditor": ("auditor", None, ()),
+    "sup-minwon": ("supervisor", None, (MINWON,)),
+    "sup-chongmu": ("supervisor", None, (CHONGMU,)),
+    "staff-201": ("staff", "201", ()),
+    "staff-203": ("staff", "203", ()),
+}
+SCENARIOS = ("a_answer_1ring.ami", "c_answer_3rings_breach.ami", "g1_staff_hangs_up_first.ami")
+HOSTILE_CALLER = '"><img src=x onerror=alert(1)><script>alert(2)</script>\u202eevil\nline'
+CSRF = re.compile(r'name="csrftoken" value="([^"]+)"')
+
+
+@dataclass
+class WebSite:
+    app: FastAPI
+    site: Site
+    service: CallbackService
+    base: str
+    tokens: dict[str, str] = field(default_factory=dict)
+    calls: list[JudgedCall] = field(default_factory=list)
+
+    def client(self, base_url: str | None = None, **kwargs: Any) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=self.app)
+        return httpx.AsyncClient(transport=transport, base_url=base_url or self.base, **kwargs)
+
+    def api(self, login: str | None) -> httpx.AsyncClient:
+        """A client with the login's API token (``None``: no credentials at all)."""
+        headers = {} if login is None else {"Authorization": f"Bearer {self.tokens[login]}"}
+        return self.client(headers=headers)
+
+
+async def log_in(client: httpx.AsyncClient, login: str, password: str = PASSWORD) -> httpx.Response:
+    """The login form, as a browser fills it (its CSRF token, its Origin)."""
+    page = await client.get("/login")
+    token = csrf_of(page.text)
+    return await client.post(
+        "/login",
+        data={"login": login, "password": password, "csrftoken": token},
+        headers={"Origin": str(client.base_url).rstrip("/")},
+    )
+
+
+def csrf_of(html: str) -> str:
+    found = CSRF.search(html)
+    assert found is not None, "no CSRF field on the page"
+    return found.group(1)
+
+
+def recorded_calls(settings: Settings) -> list[JudgedCall]:
+    judged = [
+        item
+        for item in replay([RECORDINGS / name for name in SCENARIOS], settings)
+        if isinstance(item, JudgedCall)
+    ]
+    judged[-1].record.caller_name = HOSTILE_CALLER
+    return judged
+
+
+@contextlib.asynccontextmanager
+async def web_site(
+    db: Path, base: str = "http://127.0.0.1", web: WebSettings | None = None
+) -> AsyncIterator[WebSite]:
+    url = f"sqlite+aiosqlite:///{db}"
+    await upgrade(url)
+    settings = Settings(store=StoreSettings(url=url), web=web or WebSettings())
+    engine = create_engine(url)
+    directory = Directory(settings.directory)
+    metrics = CallMetrics(directory)
+    calls = recorded_calls(settings)
+    writer = StoreWriter(engine, settings.store)
+    for judged in calls:
+        writer.submit(judged.record, judged.verdict)
+    await writer.close()
+    service = CallbackService(
+        settings, engine, directory, clock=lambda: datetime.now(SEOUL), retry_initial_seconds=0.01
+    )
+    await service.start()
+    site = Site(engine, directory, service, settings.web, "test-secret-" + "x" * 40)
+    service.on_changes = site.live.changed
+    app = create_app(metrics, lambda: True, site=site)
+    found = WebSite(app, site, service, base, calls=calls)
+    for login, (role, extension, departments) in ACCOUNTS.items():
+        await add_user(
+            engine,
+            login=login,
+            display_name=login,
+            role=role,
+            password_hash=hash_password(PASSWORD),
+            extension=extension,
+            departments=departments,
+        )
+        found.tokens[login] = await create_token(engine, login)
+    task = asyncio.create_task(service.run_writer())
+    try:
+        yield found
+    finally:
+        site.live.close()
+        await service.close()
+        await task
+        await engine.dispose()

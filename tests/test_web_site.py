@@ -8,6 +8,7 @@ import contextlib
 import html
 import json
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,8 @@ from pydantic import SecretStr
 
 from call_monitor.config import WebSettings
 from call_monitor.store.accounts import audit_entries, set_disabled
+from call_monitor.store.browse import staff_month
+from call_monitor.timefmt import SEOUL
 from call_monitor.web.live import Live
 from call_monitor.web.security import LoginLimiter
 from tests.web_site import (
@@ -413,3 +416,13 @@ async def test_the_supervisor_sees_department_totals(site: WebSite) -> None:
     async with session_for(site, "sup-minwon") as client:
         page = (await client.get("/callbacks")).text
     assert page.count("<td>민원여권과</td>") >= 2
+
+
+async def test_a_staff_members_month_is_counted_in_sql(site: WebSite) -> None:
+    november = (datetime(2026, 11, 1, tzinfo=SEOUL), datetime(2026, 12, 1, tzinfo=SEOUL))
+    # 201 answered the three recorded calls: rings 1, 3 and 1; hung up first on the last.
+    month = await staff_month(site.site.engine, "201", *november)
+    assert month == {"P1": (2, 3), "P7": (2, 3)}
+    assert await staff_month(site.site.engine, "203", *november) == {}
+    december = (november[1], datetime(2027, 1, 1, tzinfo=SEOUL))
+    assert await staff_month(site.site.engine, "201", *december) == {}

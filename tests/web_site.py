@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -44,6 +45,12 @@ ACCOUNTS: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
 SCENARIOS = ("a_answer_1ring.ami", "c_answer_3rings_breach.ami", "g1_staff_hangs_up_first.ami")
 HOSTILE_CALLER = '"><img src=x onerror=alert(1)><script>alert(2)</script>\u202eevil\nline'
 CSRF = re.compile(r'name="csrftoken" value="([^"]+)"')
+
+
+@functools.cache
+def password_hash() -> str:
+    """One hash for every test account: argon2 is slow on purpose."""
+    return hash_password(PASSWORD)
 
 
 @dataclass
@@ -121,7 +128,7 @@ async def web_site(
             login=login,
             display_name=login,
             role=role,
-            password_hash=hash_password(PASSWORD),
+            password_hash=password_hash(),
             extension=extension,
             departments=departments,
         )

@@ -34,6 +34,8 @@ from call_monitor.calls.correlator import EVENT_FILTER
 from call_monitor.charter.judged import JudgedCall
 from call_monitor.charter.lines import describe
 from call_monitor.charter.obligations import ObligationChange
+from call_monitor.checklist.files import load_form
+from call_monitor.checklist.form import FormError
 from call_monitor.config import Settings
 from call_monitor.daemon.callbacks import CallbackService, wall_clock
 from call_monitor.daemon.pipeline import (
@@ -82,6 +84,10 @@ class Daemon:
     web_started: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
+        try:  # a bad form refuses the start, not the first supervisor's page
+            self.checklist_form = load_form(self.settings.checklist.form)
+        except FormError as exc:
+            raise StartupError(str(exc)) from exc
         self.pipeline = Pipeline(self.settings)
         self.client = AmiClient(
             self.settings.ami, self.secret, self.queue, event_filter=EVENT_FILTER

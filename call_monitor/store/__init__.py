@@ -3,6 +3,8 @@
 - :mod:`.models`: the call tables (``calls``, ``call_legs``, ``transfers``, ``verdicts``).
 - :mod:`.obligations`: callback obligations and their history (``obligations``,
   ``obligation_changes``), written with their alerts in one transaction.
+- :mod:`.checklists`: the supervisors' checklists (revisions, answers, acknowledgements,
+  disputes) and their queries; :mod:`.checklist_service`: what the pages call.
 - :mod:`.outbox`: the alerts waiting for the broker (``outbox``); the publisher reads it.
 - :mod:`.schema`: :func:`upgrade` runs the Alembic migrations shipped in ``migrations/``.
 - :mod:`.writer`: :class:`StoreWriter` batches finished calls and writes them idempotently.
@@ -15,7 +17,7 @@ Importing the package puts every table on ``Base.metadata``.
 
 from __future__ import annotations
 
-from call_monitor.store import obligations, outbox
+from call_monitor.store import checklists, obligations, outbox
 from call_monitor.store.engine import create_engine
 from call_monitor.store.reading import count_calls, load_call
 from call_monitor.store.schema import upgrade
@@ -24,6 +26,7 @@ from call_monitor.store.writer import StoreWriter, WriterStats
 __all__ = [
     "StoreWriter",
     "WriterStats",
+    "checklists",
     "count_calls",
     "create_engine",
     "load_call",

@@ -47,6 +47,7 @@ from call_monitor.daemon.pipeline import (
 )
 from call_monitor.directory import Directory
 from call_monitor.metrics import CallMetrics
+from call_monitor.store.checklist_service import ChecklistService
 from call_monitor.store.engine import create_engine
 from call_monitor.store.schema import upgrade
 from call_monitor.store.writer import StoreWriter
@@ -93,7 +94,9 @@ class Daemon:
             self.settings.ami, self.secret, self.queue, event_filter=EVENT_FILTER
         )
         self.metrics = CallMetrics(
-            self.pipeline.directory, definitions_version=self.settings.charter.definitions_version
+            self.pipeline.directory,
+            definitions_version=self.settings.charter.definitions_version,
+            checklist_form=self.checklist_form,
         )
         self.metrics.watch_link(lambda: _LinkView(self.client))
         self.metrics.watch_correlator(lambda: self.pipeline.correlator.stats)
@@ -114,6 +117,15 @@ class Daemon:
             on_committed=self.publisher.wake,
         )
         self.metrics.watch_callbacks(self.callbacks.gauges)
+        # What the checklist pages call; each submitted revision is counted in the metrics.
+        self.checklists = ChecklistService(
+            self.engine,
+            self.checklist_form,
+            self.pipeline.directory,
+            monthly_target=self.settings.checklist.monthly_target,
+            clock=self.clock,
+            on_submitted=self.metrics.observe_checklist,
+        )
         if self.publisher.enabled:  # no broker configured: no alert path to show
             self.metrics.watch_alerts(self.publisher.gauges)
         # Each judged call goes to each of these in turn; one that raises misses that call

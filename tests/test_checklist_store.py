@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from call_monitor.calls.model import CallRecord, Direction
+from call_monitor.charter.judged import JudgedCall
 from call_monitor.charter.rules import judge
 from call_monitor.checklist.files import load_form
 from call_monitor.checklist.revisions import (
@@ -23,7 +24,9 @@ from call_monitor.checklist.revisions import (
 )
 from call_monitor.checklist.sampling import sampling_order
 from call_monitor.checklist.scoring import ChecklistError, Given
-from call_monitor.config import CharterSettings, StoreSettings, default_directory
+from call_monitor.config import CharterSettings, Settings, StoreSettings, default_directory
+from call_monitor.daemon.pipeline import replay
+from call_monitor.demo.pbx import recording_path
 from call_monitor.directory import Directory
 from call_monitor.store import StoreWriter
 from call_monitor.store.checklist_service import ChecklistService, NotFound, Refused
@@ -352,3 +355,55 @@ async def test_a_rewritten_call_keeps_its_checklist(engine: AsyncEngine) -> None
     async with engine.connect() as conn:
         rows = (await conn.execute(select(answers_table.c.item_id))).scalars().all()
     assert len(rows) == len(FORM.items)
+
+
+# --------------------------------------------------------------------------- recorded calls
+
+
+async def test_recorded_calls_ask_what_happened_on_them(engine: AsyncEngine) -> None:
+    """Calls replayed from the real PBX recordings, stored, then opened for a checklist."""
+    names = {
+        "ring3": "c_answer_3rings_breach.ami",
+        "attended": "f1_attended_transfer_2s.ami",
+        "pickup": "i1_group_pickup.ami",
+        "blind": "e_blind_transfer.ami",
+    }
+    writer = StoreWriter(engine, StoreSettings(flush_interval_seconds=3600.0))
+    linkedids = {}
+    for key, name in names.items():
+        for result in replay([recording_path(name)], Settings()):
+            if isinstance(result, JudgedCall) and result.record.direction == "inbound":
+                writer.submit(result.record, result.verdict)
+                linkedids[key] = result.record.linkedid
+    await writer.close()
+    checklist = service(engine)
+
+    async def asked(key: str) -> dict[str, tuple[bool, str | None]]:
+        prepared = await checklist.prepare(linkedids[key])
+        return {a.item.id: (a.applicable, a.prefilled) for a in prepared.asked}
+
+    ring3 = await asked("ring3")  # answered on ring 3: apologise; P1 measured as missed
+    assert ring3["p2_apology"] == (True, None)
+    assert ring3["p1_rings"] == (True, "no")
+    assert ring3["p7_caller_hangs_up"] == (True, "yes")
+    assert ring3["p4_briefing"] == (False, None)
+
+    attended = await asked("attended")  # briefed hand-over to 202, same department
+    assert attended["p4_briefing"] == (True, None)
+    assert attended["p4_transfer_wait"] == (True, "yes")
+    assert attended["p5_direct_number"] == (False, None)
+    assert attended["p2_apology"] == (False, None)
+    facts = (await checklist.prepare(linkedids["attended"])).facts
+    assert [t.to_department for t in facts.transfers] == ["민원여권과"]
+
+    blind = await asked("blind")
+    assert blind["p4_briefing"] == (False, None)
+    assert blind["p4_transfer_wait"] == (True, "yes")
+
+    pickup = await asked("pickup")  # 201's call picked up by 203: the memo item
+    assert pickup["p6_memo"] == (True, None)
+
+    # Scored the ring-3 call with the apology said: the score counts it.
+    answers = ALL_YES | {"p2_apology": Given("yes")}
+    revision = await checklist.submit(linkedids["ring3"], answers, "supervisor-kim")
+    assert (revision.score, revision.staff) == (round(100 * 11 / 12, 2), "201")  # P1 missed

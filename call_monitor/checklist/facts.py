@@ -39,6 +39,8 @@ class TransferFacts:
     kind: str  # blind | attended
     other_department: bool | None
     p4_met: bool | None
+    # The target's department (the directory's): the P5 item shows its direct number.
+    to_department: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,12 +74,17 @@ def facts_of(values: Mapping[str, Any], directory: Directory) -> CallFacts:
         p1_met=values["p1_met"],
         p7_met=values["p7_met"],
         colleague_answered=bool(values["picked_up"]) or owner_absent,
-        transfers=tuple(_transfer(t) for t in values["transfers"]),
+        transfers=tuple(_transfer(t, directory) for t in values["transfers"]),
     )
 
 
-def _transfer(values: Mapping[str, Any]) -> TransferFacts:
-    return TransferFacts(values["kind"], values["other_department"], values["p4_met"])
+def _transfer(values: Mapping[str, Any], directory: Directory) -> TransferFacts:
+    return TransferFacts(
+        values["kind"],
+        values["other_department"],
+        values["p4_met"],
+        directory.department_of(values["to_ext"]),
+    )
 
 
 def applies(condition: Condition, facts: CallFacts) -> bool:

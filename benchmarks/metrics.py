@@ -65,6 +65,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from call_monitor.charter.judged import JudgedCall
+from call_monitor.checklist.files import load_form
 from call_monitor.config import Settings
 from call_monitor.daemon.pipeline import Pipeline
 from call_monitor.directory import UNKNOWN
@@ -127,7 +128,9 @@ def replay_day(args: argparse.Namespace) -> Day:
     settings = Settings(directory=directory)
     pipeline = Pipeline(settings)
     metrics = CallMetrics(
-        pipeline.directory, definitions_version=settings.charter.definitions_version
+        pipeline.directory,
+        definitions_version=settings.charter.definitions_version,
+        checklist_form=load_form(),  # as the daemon builds it: the checklist's series too
     )
     # As the daemon wires them (the link and the store are not part of this run).
     metrics.watch_correlator(lambda: pipeline.correlator.stats)
@@ -428,7 +431,9 @@ def families_table(registry: CollectorRegistry, total: int) -> list[str]:
 def fresh_series(staff: int, departments: int, first_extension: int) -> int:
     """Series of a new CallMetrics (no call yet) for a directory of this size."""
     directory = bench_directory(staff, departments, first_extension)
-    fresh = CallMetrics(Pipeline(Settings(directory=directory)).directory)
+    fresh = CallMetrics(
+        Pipeline(Settings(directory=directory)).directory, checklist_form=load_form()
+    )
     return series_count(fresh.render())
 
 

@@ -278,6 +278,15 @@ class MqttSettings(_Section):
         return self
 
 
+class ChecklistSettings(_Section):
+    """The supervisors' checklist: which form (the shipped one by default; the file is
+    checked at start, its problems named under ``checklist.form``) and how many scored
+    calls a month each staff member gets (sampling's target)."""
+
+    form: Path | None = None
+    monthly_target: int = Field(default=4, ge=1, le=100)
+
+
 class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: Port = 8089
@@ -313,6 +322,7 @@ class Settings(BaseSettings):
     working_hours: WorkingHoursSettings = Field(default_factory=WorkingHoursSettings)
     callbacks: CallbackSettings = Field(default_factory=CallbackSettings)
     mqtt: MqttSettings = Field(default_factory=MqttSettings)
+    checklist: ChecklistSettings = Field(default_factory=ChecklistSettings)
     log_level: LogLevel = "INFO"
 
     @classmethod

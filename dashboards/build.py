@@ -815,6 +815,43 @@ def charter_month() -> Dashboard:
             span=12,
         ),
     )
+    answers = "callmon_checklist_answers_total{{answer{}, {}}}"
+    chain.row("체크리스트 / Checklist").add(
+        bars_panel(
+            "이달 체크리스트 항목별 '예' 비율",
+            f"Supervisors' checklists of sampled calls this month (first revisions): share of "
+            f"each item's yes or no answers that were yes, chosen departments together (na left "
+            f"out; – where the item was never answered). Target {TARGET:.0%}.",
+            [
+                query(
+                    ratio(
+                        today(answers.format('="yes"', DEPT), "item"),
+                        today(answers.format('=~"yes|no"', DEPT), "item"),
+                    ),
+                    "{{item}}",
+                    instant=True,
+                )
+            ],
+            unit="percentunit",
+            thresholds=target_steps(),
+            span=16,
+        ),
+        bars_panel(
+            "이달 체크리스트 점수 중앙값",
+            "Median checklist score this month per department (1 = 100 points).",
+            [
+                query(
+                    "histogram_quantile(0.5, sum by (department, le) (increase("
+                    f"callmon_checklist_score_ratio_bucket{{{DEPT}}}[$__range])))",
+                    "{{department}}",
+                    instant=True,
+                )
+            ],
+            unit="percentunit",
+            thresholds=target_steps(),
+            span=8,
+        ),
+    )
     chain.row("일별 / Day by day").add(
         daily_panel(
             "조항별 일일 이행률",

@@ -376,3 +376,16 @@ def test_replay_survives_a_bug_one_call_triggers(
         assert calls[BAD]["incomplete"] is (stage == "correlate")
     # An incomplete call owes no callback; a call the tracker failed on made none.
     assert (bad_number in owed) == (stage in ("judge", "report"))
+
+
+def test_a_bad_checklist_form_refuses_the_start_naming_the_setting(tmp_path: Path) -> None:
+    form = tmp_path / "form.toml"
+    form.write_text('id = "f"\nversion = "1"\n', encoding="utf-8")  # no stages, no items
+    config = tmp_path / "callmon.toml"
+    config.write_text(f'[ami]\nhost = "pbx"\nsecret = "s"\n[checklist]\nform = "{form}"\n')
+    result = cli("--config", config, "run", env=clean_env(XDG_DATA_HOME=str(tmp_path)))
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr == (
+        f"call-monitor: checklist.form: {form}: stages: Field required; items: Field required\n"
+    )

@@ -298,6 +298,7 @@ FROM_ONE = [
     "store.max_batch_size",
     "web.port",
     "mqtt.port",
+    "checklist.monthly_target",
 ]
 # Zero means something: no reminder, every missed call owes a callback.
 FROM_ZERO = [
@@ -319,6 +320,7 @@ LARGEST = {
     "charter.apology_from_ring": 100,
     "store.batch_size": 100_000,
     "store.max_batch_size": 100_000,
+    "checklist.monthly_target": 100,
 }
 
 

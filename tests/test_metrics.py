@@ -175,7 +175,7 @@ def test_names_follow_conventions(metrics: CallMetrics) -> None:
         if family.type == "counter":
             assert all(s.name.endswith(("_total", "_created")) for s in family.samples), family.name
         if family.type == "histogram":
-            assert family.name.endswith(("_seconds", "_rings")), family.name
+            assert family.name.endswith(("_seconds", "_rings", "_ratio")), family.name
         assert family.documentation, family.name
 
 

@@ -34,6 +34,8 @@ from call_monitor.calls.correlator import EVENT_FILTER
 from call_monitor.charter.judged import JudgedCall
 from call_monitor.charter.lines import describe
 from call_monitor.charter.obligations import ObligationChange
+from call_monitor.checklist.files import load_form
+from call_monitor.checklist.form import FormError
 from call_monitor.config import Settings
 from call_monitor.daemon.callbacks import CallbackService, wall_clock
 from call_monitor.daemon.pipeline import (
@@ -45,6 +47,7 @@ from call_monitor.daemon.pipeline import (
 )
 from call_monitor.directory import Directory
 from call_monitor.metrics import CallMetrics
+from call_monitor.store.checklist_service import ChecklistService
 from call_monitor.store.engine import create_engine
 from call_monitor.store.schema import upgrade
 from call_monitor.store.writer import StoreWriter
@@ -84,12 +87,18 @@ class Daemon:
     web_started: asyncio.Event = field(default_factory=asyncio.Event)
 
     def __post_init__(self) -> None:
+        try:  # a bad form refuses the start, not the first supervisor's page
+            self.checklist_form = load_form(self.settings.checklist.form)
+        except FormError as exc:
+            raise StartupError(str(exc)) from exc
         self.pipeline = Pipeline(self.settings)
         self.client = AmiClient(
             self.settings.ami, self.secret, self.queue, event_filter=EVENT_FILTER
         )
         self.metrics = CallMetrics(
-            self.pipeline.directory, definitions_version=self.settings.charter.definitions_version
+            self.pipeline.directory,
+            definitions_version=self.settings.charter.definitions_version,
+            checklist_form=self.checklist_form,
         )
         self.metrics.watch_link(lambda: _LinkView(self.client))
         self.metrics.watch_correlator(lambda: self.pipeline.correlator.stats)
@@ -112,6 +121,15 @@ class Daemon:
             on_changes=self.live.changed,
         )
         self.metrics.watch_callbacks(self.callbacks.gauges)
+        # What the checklist pages call; each submitted revision is counted in the metrics.
+        self.checklists = ChecklistService(
+            self.engine,
+            self.checklist_form,
+            self.pipeline.directory,
+            monthly_target=self.settings.checklist.monthly_target,
+            clock=self.clock,
+            on_submitted=self.metrics.observe_checklist,
+        )
         if self.publisher.enabled:  # no broker configured: no alert path to show
             self.metrics.watch_alerts(self.publisher.gauges)
         # Each judged call goes to each of these in turn; one that raises misses that call

@@ -136,6 +136,21 @@ CALLBACKS_WRITE_FAILURES = FamilySpec(
     "Failed writes of callback changes to the store (each retried).",
 )
 
+# -- the supervisors' checklist (first revisions: a correction is the store's, not a count) --
+
+CHECKLIST_ANSWERS = FamilySpec(
+    "callmon_checklist_answers",
+    "Answers in supervisors' checklists of sampled calls (first revisions), by the scored "
+    "staff member's department, form item and answer (yes, no, na).",
+    ("department", "item", "answer"),
+)
+CHECKLIST_SCORE = FamilySpec(
+    "callmon_checklist_score_ratio",
+    "Scores of supervisors' checklists as a ratio (1: the score 100, every answered item "
+    "yes; weighted), first revisions, by the scored staff member's department.",
+    ("department",),
+)
+
 # -- the daemon's pipeline -----------------------------------------------------------------
 
 EVENT_HANDLING_LAG = FamilySpec(

@@ -68,6 +68,9 @@ from call_monitor.calls.model import (
 from call_monitor.charter.judged import PipelineStage
 from call_monitor.charter.obligations import ClosedState, FulfilledState
 from call_monitor.charter.rules import CLAUSES, CallVerdict, Check, CheckResult, Clause
+from call_monitor.checklist.facts import ANSWERS
+from call_monitor.checklist.form import Form
+from call_monitor.checklist.revisions import Revision
 from call_monitor.directory import UNKNOWN, Directory
 from call_monitor.metrics.catalogue import (
     ANSWER_RINGS,
@@ -82,6 +85,8 @@ from call_monitor.metrics.catalogue import (
     CALLBACKS_WRITE_FAILURES,
     CALLS,
     CHARTER_CHECKS,
+    CHECKLIST_ANSWERS,
+    CHECKLIST_SCORE,
     EVENT_HANDLING_LAG,
     HANGUP_FIRST,
     MISSED_CALLS,
@@ -138,6 +143,7 @@ FULFILLED: tuple[FulfilledState, ...] = get_args(FulfilledState)
 # Where in the daemon's pipeline a call raised: events to calls, the charter rules, these
 # metrics, the store, the callbacks, the call line.
 PIPELINE_STAGES: tuple[PipelineStage, ...] = get_args(PipelineStage)
+CHECKLIST_SCORE_BUCKETS = (0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0)  # the score / 100
 # Working seconds from the obligation to the answered callback; the charter's limit is 3600.
 FULFILMENT_BUCKETS = (
     60.0,
@@ -433,8 +439,14 @@ class CallMetrics:
         registry: CollectorRegistry | None = None,
         *,
         definitions_version: str = "",
+        checklist_form: Form | None = None,
     ) -> None:
         self.directory = directory
+        # The checklist's items: the answers' item label (bounded by the form in force), and
+        # those of clause P2, whose yes/no feed the per-staff P2 series.
+        items = () if checklist_form is None else checklist_form.items
+        self._checklist_items = tuple(item.id for item in items)
+        self._p2_items = frozenset(item.id for item in items if item.clause == "P2")
         self.registry = registry if registry is not None else CollectorRegistry()
         # Every update and every render (re-entrant: observe_call holds it for a whole call).
         self._lock = lock = threading.RLock()
@@ -459,6 +471,8 @@ class CallMetrics:
         self.callback_fulfilment = self._histogram(CALLBACK_FULFILMENT, FULFILMENT_BUCKETS)
         self.pipeline_errors = self._counter(PIPELINE_ERRORS)
         self.handling_lag = self._histogram(EVENT_HANDLING_LAG, HANDLING_LAG_BUCKETS)
+        self.checklist_answers = self._counter(CHECKLIST_ANSWERS)
+        self.checklist_score = self._histogram(CHECKLIST_SCORE, CHECKLIST_SCORE_BUCKETS)
         self._watched = _WatchedCollector()
         self._callbacks = _CallbacksCollector(directory, lock)
         self.registry.register(self._watched)
@@ -491,6 +505,11 @@ class CallMetrics:
             self.callback_fulfilment.labels(department)
         for stage in PIPELINE_STAGES:
             self.pipeline_errors.labels(stage)
+        for department, item, answer in product(departments, self._checklist_items, ANSWERS):
+            self.checklist_answers.labels(department, item, answer)
+        if self._checklist_items:
+            for department in departments:
+                self.checklist_score.labels(department)
         self.handling_lag.labels()
         for extension in self.directory.extensions:
             department = self.directory.department_label(self.directory.department_of(extension))
@@ -577,6 +596,27 @@ class CallMetrics:
             self.callbacks_closed.labels(label, bounded).inc()
             if bounded in FULFILLED and working_seconds is not None:
                 self.callback_fulfilment.labels(label).observe(max(0.0, working_seconds))
+
+    def observe_checklist(self, revision: Revision, first: bool) -> None:
+        """Count a submitted checklist: its answers, its score, and its P2 item's yes / no as
+        the scored staff member's P2 check. First revisions only: a counter cannot take back
+        what a correction changes (the store keeps every revision; exports read the latest).
+        Items not in the form in force are not counted (the label stays bounded)."""
+        if not first:
+            return
+        department = self.directory.department_label(revision.department)
+        p2_checks = [
+            Check("P2", item.answer == "yes", revision.staff, revision.department)
+            for item in revision.items
+            if item.item_id in self._p2_items and item.answer != "na"
+        ]
+        with self._lock:
+            for item in revision.items:
+                if item.item_id in self._checklist_items and item.answer in ANSWERS:
+                    self.checklist_answers.labels(department, item.item_id, item.answer).inc()
+            if revision.score is not None and self._checklist_items:
+                self.checklist_score.labels(department).observe(revision.score / 100)
+            self.observe_checks(p2_checks)
 
     # -- per call ----------------------------------------------------------------------
 

@@ -5,6 +5,8 @@
   ``obligation_changes``), written with their alerts in one transaction.
 - :mod:`.accounts`: the web's users, API tokens and audit log (``users``, ``api_tokens``,
   ``audit_log``).
+- :mod:`.checklists`: the supervisors' checklists (revisions, answers, acknowledgements,
+  disputes) and their queries; :mod:`.checklist_service`: what the pages call.
 - :mod:`.outbox`: the alerts waiting for the broker (``outbox``); the publisher reads it.
 - :mod:`.schema`: :func:`upgrade` runs the Alembic migrations shipped in ``migrations/``.
 - :mod:`.writer`: :class:`StoreWriter` batches finished calls and writes them idempotently.
@@ -17,7 +19,7 @@ Importing the package puts every table on ``Base.metadata``.
 
 from __future__ import annotations
 
-from call_monitor.store import accounts, obligations, outbox
+from call_monitor.store import accounts, checklists, obligations, outbox
 from call_monitor.store.engine import create_engine
 from call_monitor.store.reading import count_calls, load_call
 from call_monitor.store.schema import upgrade
@@ -27,6 +29,7 @@ __all__ = [
     "StoreWriter",
     "WriterStats",
     "accounts",
+    "checklists",
     "count_calls",
     "create_engine",
     "load_call",

@@ -42,7 +42,11 @@ class Site:
 
     @property
     def access(self) -> Access:
-        return Access(Accounts(self.engine), Rules(self.directory), self.engine)
+        settings = self.settings
+        accounts = Accounts(
+            self.engine, settings.trusted_user_header, frozenset(settings.trusted_proxies)
+        )
+        return Access(accounts, Rules(self.directory), self.engine)
 
 
 async def _to_login(request: Request, exc: Exception) -> RedirectResponse:
@@ -70,4 +74,9 @@ def install(app: FastAPI, site: Site) -> None:
     )
     app.add_middleware(Csrf, secret=site.secret, secure=settings.secure_cookies)
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(HostAndOrigin, hosts=settings.hosts(), session_cookie=SESSION_COOKIE)
+    app.add_middleware(
+        HostAndOrigin,
+        hosts=settings.hosts(),
+        session_cookie=SESSION_COOKIE,
+        user_header=settings.trusted_user_header,
+    )

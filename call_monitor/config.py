@@ -299,6 +299,10 @@ class WebSettings(_Section):
     session_hours: float = Field(default=12.0, gt=0, le=24 * 30)
     secure_cookies: bool = False  # behind TLS: cookies only over HTTPS
     metrics_token: SecretStr | None = None  # set: /metrics wants "Authorization: Bearer" it
+    # Single sign-on: the login name in this header, set by a reverse proxy that authenticated
+    # the person; believed only from ``trusted_proxies`` (off when unset).
+    trusted_user_header: str | None = None
+    trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
 
     def hosts(self) -> set[str]:
         """The Host names served, lower case, without ports."""

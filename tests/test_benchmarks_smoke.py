@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from tests.backends import PG_URL, unavailable
+from tests.test_web import free_port
 
 BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks" / "ingest.py"
 
@@ -225,3 +226,16 @@ def test_the_soak_verdict_waits_for_owed_work_but_not_for_a_leak(
     assert baseline["calls"] == 200_000
     assert "**GROWS**" in lines[0], lines
     assert "moved past" not in lines[0], lines
+
+
+def test_web_benchmark_runs_and_prints_its_table() -> None:
+    script = BENCHMARK.parent / "web.py"
+    port = str(free_port())
+    done = _run_benchmark(
+        script, "--sqlite", "--calls", "3000", "--users", "3", "--seconds", "2", "--port", port
+    )
+    out = done.stdout
+    assert "| request | count | p50 ms | p95 ms | max ms |" in out
+    for kind in ("calls list, supervisor, page 1", "calls list, admin, next page", "call page"):
+        assert f"| {kind} |" in out, out
+    assert "Event loop lateness meanwhile" in out

@@ -288,6 +288,7 @@ POSITIVE = [
     "mqtt.timeout_seconds",
     "mqtt.reconnect_initial_seconds",
     "mqtt.reconnect_max_seconds",
+    "web.session_hours",
 ]
 # Counts that start at 1: ports, rings, calls per write.
 FROM_ONE = [
@@ -310,6 +311,7 @@ LARGEST = {
     **dict.fromkeys(POSITIVE, DAY),
     "charter.ring_on_seconds": 60,
     "charter.ring_off_seconds": 60,
+    "web.session_hours": 30 * 24,  # a month of hours
     "callbacks.due_working_seconds": 30 * DAY,
     "callbacks.reminder_before_working_seconds": 30 * DAY,
     "callbacks.min_ring_seconds_for_obligation": DAY,

@@ -426,3 +426,23 @@ async def test_a_staff_members_month_is_counted_in_sql(site: WebSite) -> None:
     assert await staff_month(site.site.engine, "203", *november) == {}
     december = (november[1], datetime(2027, 1, 1, tzinfo=SEOUL))
     assert await staff_month(site.site.engine, "201", *december) == {}
+
+
+async def test_a_trusted_proxys_user_header_only_when_configured(tmp_path: Path) -> None:
+    header = {"X-Remote-User": "sup-minwon"}
+    async with web_site(tmp_path / "off.sqlite3") as off, off.client(headers=header) as client:
+        assert (await client.get("/api/callbacks")).status_code == 401  # off by default
+    web = WebSettings(trusted_user_header="X-Remote-User")
+    async with web_site(tmp_path / "sso.sqlite3", web=web) as sso:
+        async with sso.client(headers=header) as client:  # from 127.0.0.1, trusted
+            assert (await client.get("/api/callbacks")).status_code == 200
+            unknown = await client.get("/api/callbacks", headers={"X-Remote-User": "nobody"})
+            assert unknown.status_code == 401
+            # A change vouched for by the proxy must come from the page's origin.
+            memo = {"number": "1", "owner": "201", "taken_by": "202"}
+            assert (await client.post("/api/callbacks/memo", json=memo)).status_code == 403
+        transport = httpx.ASGITransport(app=sso.app, client=("10.0.0.9", 5000))
+        async with httpx.AsyncClient(
+            transport=transport, base_url=sso.base, headers=header
+        ) as client:  # not the proxy: the header is anyone's to send
+            assert (await client.get("/api/callbacks")).status_code == 401

@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from call_monitor.charter.obligations import Obligation
 from call_monitor.directory import Directory
-from call_monitor.store.accounts import User, audit, get_user, user_for_token
+from call_monitor.store.accounts import User, audit, find_user, get_user, user_for_token
 
 SESSION_USER = "uid"
 
@@ -41,19 +41,36 @@ class Gate(Protocol):
 
 @dataclass(frozen=True)
 class Accounts:
-    """The store's users: by session cookie or by API token."""
+    """The store's users: by session cookie or by API token; or, when configured, by the login
+    name a trusted reverse proxy puts in ``trusted_header`` (single sign-on)."""
 
     engine: AsyncEngine
+    trusted_header: str | None = None
+    trusted_proxies: frozenset[str] = frozenset()
 
     async def user(self, request: Request) -> User | None:
         authorization = request.headers.get("authorization", "")
         if authorization.startswith("Bearer "):
             return await user_for_token(self.engine, authorization[7:].strip())
+        proxied = await self._proxied(request)
+        if proxied is not None:
+            return proxied
         user_id = request.session.get(SESSION_USER) if "session" in request.scope else None
         if not isinstance(user_id, int):
             return None
         user = await get_user(self.engine, user_id)
         return None if user is None or user.disabled else user
+
+    async def _proxied(self, request: Request) -> User | None:
+        """The proxy's user: only from a trusted proxy's address (anyone else could send the
+        header), and only an enabled account of the store (the role is ours, not the proxy's)."""
+        if self.trusted_header is None or request.client is None:
+            return None
+        login = request.headers.get(self.trusted_header)
+        if not login or request.client.host not in self.trusted_proxies:
+            return None
+        found = await find_user(self.engine, login)
+        return None if found is None or found[0].disabled else found[0]
 
 
 async def required(gate: Gate, request: Request) -> User:

@@ -119,7 +119,7 @@ class Pages:
 
     # -- rendering --------------------------------------------------------------------
 
-    def render(
+    async def render(
         self,
         request: Request,
         name: str,
@@ -141,7 +141,9 @@ class Pages:
             "staff_label": self._staff_label,
             **values,
         }
-        body = self.templates.get_template(name).render(context)
+        # In a worker thread: a page of calls is milliseconds of CPU that the monitor's event
+        # loop, which this web shares, must not wait for.
+        body = await asyncio.to_thread(self.templates.get_template(name).render, context)
         response = HTMLResponse(body, status_code=status_code)
         if request.query_params.get("lang") == lang:
             response.set_cookie(LANG_COOKIE, lang, max_age=365 * 86400, samesite="lax")
@@ -159,14 +161,14 @@ class Pages:
             raise LoginFirst
         return user
 
-    def refuse(self, request: Request, user: User | None, status: int) -> HTMLResponse:
+    async def refuse(self, request: Request, user: User | None, status: int) -> HTMLResponse:
         key = "forbidden" if status == 403 else "not_found"
-        return self.render(request, "error.html", user, status_code=status, message=key)
+        return await self.render(request, "error.html", user, status_code=status, message=key)
 
     # -- login ------------------------------------------------------------------------
 
     async def login_form(self, request: Request) -> HTMLResponse:
-        return self.render(request, "login.html", None)
+        return await self.render(request, "login.html", None)
 
     async def login(
         self,
@@ -177,7 +179,7 @@ class Pages:
         client = request.client.host if request.client else "unknown"
         if self.limiter.blocked(login, client):
             await self.access.audit("login_refused", None, login, reason="rate limited")
-            return self.render(request, "login.html", None, 429, error="login_limited")
+            return await self.render(request, "login.html", None, 429, error="login_limited")
         found = await find_user(self.engine, login)
         password_hash = DUMMY_HASH if found is None else found[1]
         # argon2 takes tens of ms of CPU: in a thread, not on the monitor's event loop.
@@ -186,7 +188,7 @@ class Pages:
             self.limiter.failed(login, client)
             reason = "disabled" if found is not None and ok else "wrong login or password"
             await self.access.audit("login_refused", None, login, reason=reason, client=client)
-            return self.render(request, "login.html", None, 401, error="login_failed")
+            return await self.render(request, "login.html", None, 401, error="login_failed")
         user = found[0]
         self.limiter.succeeded(login)
         request.session.clear()
@@ -215,7 +217,7 @@ class Pages:
             for clause, (met, n) in {c: month.get(c, (0, 0)) for c in ("P1", "P7")}.items()
         }
         owed = await self._owed(user)
-        return self.render(request, "me.html", user, owed=owed, rates=rates)
+        return await self.render(request, "me.html", user, owed=owed, rates=rates)
 
     async def _owed(self, user: User) -> list[Obligation]:
         return await self.desk.query(staff=user.extension, state=sorted(OPEN_STATES), limit=200)
@@ -223,7 +225,7 @@ class Pages:
     async def me_owed(self, request: Request) -> Response:
         user = await self.user(request)
         owed = [] if user.extension is None else await self._owed(user)
-        return self.render(request, "owed.html", user, owed=owed)
+        return await self.render(request, "owed.html", user, owed=owed)
 
     async def me_events(self, request: Request) -> Response:
         user = await self.user(request)
@@ -250,7 +252,7 @@ class Pages:
             (o.owner_department or "", o.owner if o.owner_kind == "staff" else "", str(o.state))
             for o in open_ones
         )
-        return self.render(
+        return await self.render(
             request,
             "callbacks.html",
             user,
@@ -260,9 +262,17 @@ class Pages:
             summary=_summary(by_owner),
             number=self._number_for(user),
             may_memo=user.role != "auditor",
+            owners=self._owners(user),
             may_cancel=lambda o: self.rules.may_cancel(user, o),
             **values,
         )
+
+    def _owners(self, user: User) -> list[tuple[str, str]]:
+        """Who a memo may be for (the form's suggestions): departments, then their staff."""
+        departments = self.directory.departments
+        owners = [(d, d) for d in departments]
+        owners += [(e, self._staff_label(e)) for e in self.directory.extensions]
+        return [(value, label) for value, label in owners if self.rules.may_memo(user, value)]
 
     def _number_for(self, user: User) -> Any:
         return (lambda n: n) if user.role != "auditor" else mask
@@ -337,7 +347,8 @@ class Pages:
             extension=user.extension if user.role == "staff" else None,
         )
         rows = await list_calls(self.engine, wanted, before=_cursor(before), limit=PAGE_SIZE)
-        totals = await call_totals(self.engine, wanted)
+        # The totals of the whole filter on the first page only: the next pages are the same.
+        totals = None if before else await call_totals(self.engine, wanted)
         following = None
         if len(rows) == PAGE_SIZE:
             tail = rows[-1]
@@ -350,7 +361,7 @@ class Pages:
             "breached": breached or "",
             "missed": missed or "",
         }
-        return self.render(
+        return await self.render(
             request,
             "calls.html",
             user,
@@ -367,14 +378,14 @@ class Pages:
         user = await self.user(request)
         call = await load_call(self.engine, linkedid)
         if call is None:
-            return self.refuse(request, user, 404)
+            return await self.refuse(request, user, 404)
         extensions = {call["answered_by"], call["staff"]}
         extensions |= {leg["extension"] for leg in call["legs"]}
         extensions |= {check["staff"] for check in call["checks"]}
         if not self.rules.sees_call(user, call["department"], {e for e in extensions if e}):
-            return self.refuse(request, user, 403)
+            return await self.refuse(request, user, 403)
         number = (lambda n: n) if self.rules.sees_numbers(user) else mask
-        return self.render(
+        return await self.render(
             request, "call.html", user, call=call, timeline=_timeline(call), number=number
         )
 
@@ -383,8 +394,8 @@ class Pages:
     async def admin(self, request: Request) -> Response:
         user = await self.user(request)
         if user.role != "admin":
-            return self.refuse(request, user, 403)
-        return self.render(
+            return await self.refuse(request, user, 403)
+        return await self.render(
             request,
             "admin.html",
             user,

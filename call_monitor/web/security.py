@@ -56,10 +56,14 @@ class HostAndOrigin:
     """Refuses a request to a Host not configured (400), and a state-changing browser
     request whose Origin (or Referer) is not the host it was sent to (403)."""
 
-    def __init__(self, app: ASGIApp, hosts: set[str], session_cookie: str) -> None:
+    def __init__(
+        self, app: ASGIApp, hosts: set[str], session_cookie: str, user_header: str | None = None
+    ) -> None:
         self.app = app
         self.hosts = hosts
         self.session_cookie = f"{session_cookie}="
+        # A request that a single sign-on proxy vouches for is a browser's too.
+        self.user_header = None if user_header is None else user_header.lower()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
@@ -70,22 +74,20 @@ class HostAndOrigin:
         if _host_name(host) not in self.hosts:
             await PlainTextResponse("unknown Host", status_code=400)(scope, receive, send)
             return
-        if scope["method"] not in SAFE_METHODS and not self._same_origin(
-            headers, host, self.session_cookie
-        ):
+        if scope["method"] not in SAFE_METHODS and not self._same_origin(headers, host):
             await PlainTextResponse("cross-origin request refused", status_code=403)(
                 scope, receive, send
             )
             return
         await self.app(scope, receive, send)
 
-    @staticmethod
-    def _same_origin(headers: dict[str, str], host: str, session_cookie: str) -> bool:
+    def _same_origin(self, headers: dict[str, str], host: str) -> bool:
         source = headers.get("origin") or headers.get("referer")
         if not source:
             # No browser sends a form or a fetch without either; a client without a session
             # (the CLI, an integration with a token) is no browser's ambient credential.
-            return session_cookie not in headers.get("cookie", "")
+            vouched = self.user_header is not None and self.user_header in headers
+            return not vouched and self.session_cookie not in headers.get("cookie", "")
         if source == "null":  # a sandboxed frame, a file: page
             return False
         return urlsplit(source).netloc.lower() == host.lower()

@@ -7,6 +7,7 @@ the callbacks API behind its authorization, the pages and their static files.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from call_monitor.config import WebSettings
 from call_monitor.directory import Directory
@@ -26,6 +28,27 @@ from call_monitor.web.security import Csrf, HostAndOrigin, LoginLimiter, Securit
 
 STATIC = Path(__file__).resolve().parent / "static"
 SESSION_COOKIE = "callmon_session"
+# Pages and API requests handled at once; more wait their turn. Each is a few ms of CPU on the
+# monitor's event loop between its awaits: twenty at once put twenty such slices between an
+# AMI event and its handling (benchmarks/web.py).
+MAX_CONCURRENT_REQUESTS = 4
+UNTHROTTLED = ("/metrics", "/healthz", "/readyz", "/me/events", "/static/")
+
+
+class Throttle:
+    """At most ``limit`` requests of the site in the app at once (probes, static files and
+    the long-lived event streams pass)."""
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app = app
+        self.slots = asyncio.Semaphore(limit)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(UNTHROTTLED):
+            await self.app(scope, receive, send)
+            return
+        async with self.slots:
+            await self.app(scope, receive, send)
 
 
 @dataclass
@@ -42,7 +65,11 @@ class Site:
 
     @property
     def access(self) -> Access:
-        return Access(Accounts(self.engine), Rules(self.directory), self.engine)
+        settings = self.settings
+        accounts = Accounts(
+            self.engine, settings.trusted_user_header, frozenset(settings.trusted_proxies)
+        )
+        return Access(accounts, Rules(self.directory), self.engine)
 
 
 async def _to_login(request: Request, exc: Exception) -> RedirectResponse:
@@ -70,4 +97,10 @@ def install(app: FastAPI, site: Site) -> None:
     )
     app.add_middleware(Csrf, secret=site.secret, secure=settings.secure_cookies)
     app.add_middleware(SecurityHeaders)
-    app.add_middleware(HostAndOrigin, hosts=settings.hosts(), session_cookie=SESSION_COOKIE)
+    app.add_middleware(Throttle, limit=MAX_CONCURRENT_REQUESTS)
+    app.add_middleware(
+        HostAndOrigin,
+        hosts=settings.hosts(),
+        session_cookie=SESSION_COOKIE,
+        user_header=settings.trusted_user_header,
+    )

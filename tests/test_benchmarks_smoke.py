@@ -225,3 +225,12 @@ def test_the_soak_verdict_waits_for_owed_work_but_not_for_a_leak(
     assert baseline["calls"] == 200_000
     assert "**GROWS**" in lines[0], lines
     assert "moved past" not in lines[0], lines
+
+
+def test_checklist_benchmark_runs_and_prints_its_table() -> None:
+    small = ["--calls", "2000", "--staff", "20", "--departments", "3", "--repeat", "5"]
+    done = _run_benchmark(BENCHMARK.with_name("checklist.py"), *small, "--backend", "sqlite")
+    out = done.stdout
+    assert "| operation | n | p50 ms | p95 ms | max ms |" in out
+    assert "| submit | 40 |" in out, out  # 2 a staff member, each on sampling's pick
+    assert "- target: checklist submit p95 < 100 ms" in out

@@ -239,3 +239,12 @@ def test_web_benchmark_runs_and_prints_its_table() -> None:
     for kind in ("calls list, supervisor, page 1", "calls list, admin, next page", "call page"):
         assert f"| {kind} |" in out, out
     assert "Event loop lateness meanwhile" in out
+
+
+def test_checklist_benchmark_runs_and_prints_its_table() -> None:
+    small = ["--calls", "2000", "--staff", "20", "--departments", "3", "--repeat", "5"]
+    done = _run_benchmark(BENCHMARK.with_name("checklist.py"), *small, "--backend", "sqlite")
+    out = done.stdout
+    assert "| operation | n | p50 ms | p95 ms | max ms |" in out
+    assert "| submit | 40 |" in out, out  # 2 a staff member, each on sampling's pick
+    assert "- target: checklist submit p95 < 100 ms" in out

@@ -405,3 +405,22 @@ def test_month_window_matches_month_of() -> None:
     assert month_of(start) == "2026-03"
     assert month_of(end) == "2026-04"
     assert start.tzinfo == SEOUL
+
+
+@given(
+    st.lists(st.text(min_size=1, max_size=20), min_size=1, max_size=30, unique=True),
+    st.randoms(use_true_random=False),
+    st.sampled_from(["2026-01", "2026-12"]),
+    st.sampled_from(["201", "2999"]),
+)
+def test_the_pick_never_depends_on_the_candidates_order(
+    linkedids: list[str], rng: random.Random, month: str, staff: str
+) -> None:
+    shuffled = linkedids[:]
+    rng.shuffle(shuffled)
+    assert pick(month, staff, shuffled) == pick(month, staff, linkedids)
+    assert sampling_order(month, staff, shuffled) == sampling_order(month, staff, linkedids)
+    first = pick(month, staff, linkedids)
+    assert first is not None
+    rest = [i for i in linkedids if i != first]
+    assert pick(month, staff, rest) == (sampling_order(month, staff, linkedids)[1:] or [None])[0]

@@ -320,6 +320,9 @@ async def test_sampling_picks_in_the_keyed_order_and_skips_what_is_scored(
     assert (await checklist.next_to_score("202")).month == "2026-03"  # the clock's month
     none = await checklist.next_to_score("204", "2026-03")
     assert (none.linkedid, none.candidates, none.progress.done) == (None, 0, True)
+    audit = await checklist.sampling_audit("201", "2026-03")
+    assert [(a.linkedid, a.scored) for a in audit] == [(i, i in picked) for i in order]
+    assert [a.key for a in audit] == sorted(a.key for a in audit)
 
 
 async def test_progress_counts_each_call_once_at_its_latest_revision(

@@ -33,7 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from call_monitor.checklist.facts import Asked, CallFacts, ask, facts_of
 from call_monitor.checklist.form import Form
 from call_monitor.checklist.revisions import Acknowledgement, Dispute, History, Revision
-from call_monitor.checklist.sampling import month_of, pick
+from call_monitor.checklist.sampling import month_of, pick, sample_key, sampling_order
 from call_monitor.checklist.scoring import MAX_COMMENT, Given, Scored, evaluate
 from call_monitor.directory import Directory
 from call_monitor.store import checklists
@@ -75,6 +75,16 @@ class Pick:
     linkedid: str | None  # None: no unscored eligible call left
     candidates: int  # unscored eligible calls
     progress: StaffProgress
+
+
+@dataclass(frozen=True, slots=True)
+class AuditedCall:
+    """One eligible call in sampling's order: its key (HMAC-SHA256, hex) and whether it
+    was scored."""
+
+    linkedid: str
+    key: str
+    scored: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +132,16 @@ class ChecklistService:
         candidates = await checklists.sampling_candidates(self.engine, month, staff)
         [progress] = await checklists.progress(self.engine, month, [staff], self.monthly_target)
         return Pick(month, staff, pick(month, staff, candidates), len(candidates), progress)
+
+    async def sampling_audit(self, staff: str, month: str) -> list[AuditedCall]:
+        """Every eligible call of the staff member's month in sampling's order, with its key
+        and whether it was scored: scored calls that are not the first ones of the order
+        (among the calls there when each was picked) were not sampling's picks."""
+        eligible = await checklists.eligible_calls(self.engine, month, staff)
+        return [
+            AuditedCall(linkedid, sample_key(month, staff, linkedid), eligible[linkedid])
+            for linkedid in sampling_order(month, staff, eligible)
+        ]
 
     async def progress(self, department: str, month: str | None = None) -> list[StaffProgress]:
         """Each staff member of ``department`` (the directory's): scored calls this month

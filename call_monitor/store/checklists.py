@@ -271,27 +271,38 @@ async def latest_revisions(engine: AsyncEngine, linkedids: Sequence[str]) -> dic
         return {revision.linkedid: revision for revision in found}
 
 
-def sampling_candidates_query(month: str, staff: str) -> Any:
-    """The linkedids sampling picks from (``checklist.sampling``): the staff member's
-    answered, complete inbound calls started in ``month`` (Asia/Seoul), not scored yet."""
+def _eligible(month: str, staff: str) -> Any:
+    """The staff member's answered, complete inbound calls started in ``month`` (Asia/Seoul):
+    what sampling picks from (``checklist.sampling``), scored or not."""
     start, end = month_window(month)
     calls = calls_table.c
-    scored = exists().where(revisions_table.c.linkedid == calls.linkedid)
-    return select(calls.linkedid).where(
+    return (
         calls.started_at >= start,
         calls.started_at < end,
         calls.answered_by == staff,
         calls.direction == "inbound",
         calls.incomplete.is_(False),
         calls.answered_at.is_not(None),
-        ~scored,
     )
 
 
+def _scored() -> Any:
+    return exists().where(revisions_table.c.linkedid == calls_table.c.linkedid)
+
+
 async def sampling_candidates(engine: AsyncEngine, month: str, staff: str) -> list[str]:
+    """The linkedids sampling picks from: the eligible calls not scored yet."""
+    query = select(calls_table.c.linkedid).where(*_eligible(month, staff), ~_scored())
     async with engine.connect() as conn:
-        result = await conn.execute(sampling_candidates_query(month, staff))
-        return list(result.scalars())
+        return list((await conn.execute(query)).scalars())
+
+
+async def eligible_calls(engine: AsyncEngine, month: str, staff: str) -> dict[str, bool]:
+    """Every eligible call of the month, scored or not (linkedid -> scored): an auditor's
+    view of sampling (``ChecklistService.sampling_audit``)."""
+    query = select(calls_table.c.linkedid, _scored()).where(*_eligible(month, staff))
+    async with engine.connect() as conn:
+        return {linkedid: bool(scored) for linkedid, scored in await conn.execute(query)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -124,6 +124,8 @@ class Call(Base):
     __table_args__ = (
         Index("ix_calls_started_at", "started_at"),
         Index("ix_calls_department_started_at", "department", "started_at"),
+        # A staff member's answered calls of a month: checklist sampling and progress (0006).
+        Index("ix_calls_answered_by_started_at", "answered_by", "started_at"),
     )
 
 

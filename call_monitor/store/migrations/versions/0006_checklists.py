@@ -1,4 +1,5 @@
-"""The supervisors' checklists: revisions, answers, acknowledgements, disputes.
+"""The supervisors' checklists: revisions, answers, acknowledgements, disputes; an index
+on ``calls (answered_by, started_at)`` for sampling and progress.
 
 Revision ID: 0006
 Revises: 0005
@@ -45,6 +46,8 @@ def _of_revision(table: str) -> sa.ForeignKeyConstraint:
 
 
 def upgrade() -> None:
+    # Sampling's candidates and a department's progress: a staff member's calls of a month.
+    op.create_index("ix_calls_answered_by_started_at", "calls", ["answered_by", "started_at"])
     op.create_table(
         "checklist_revisions",
         *_key_columns(),
@@ -119,3 +122,4 @@ def downgrade() -> None:
     )
     op.drop_index("ix_checklist_revisions_staff_call_started_at", table_name="checklist_revisions")
     op.drop_table("checklist_revisions")
+    op.drop_index("ix_calls_answered_by_started_at", table_name="calls")

@@ -38,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     _setup_logging(settings.log_level)
     if args.command == "replay":
-        return _replay(args.files, settings, args.json, args.lang)
+        return _replay(args.files, settings, args.json, args.lang, args.store)
     if args.command == "memo":
         return send_memo(args, settings)
     if args.command == "check-asterisk":
@@ -46,9 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _daemon(args, settings, str(source) if source else None)
 
 
-def _replay(files: list[Path], settings: Settings, as_json: bool, lang: str) -> int:
+def _replay(files: list[Path], settings: Settings, as_json: bool, lang: str, store: bool) -> int:
     try:
-        return run_replay(files, settings, as_json, lang)
+        return run_replay(files, settings, as_json, lang, store)
     except BrokenPipeError:  # `| head`: the reader has what it wanted
         # Python flushes stdout again at exit: point it at /dev/null so that flush is quiet.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

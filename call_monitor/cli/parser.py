@@ -90,6 +90,12 @@ def _replay(
         action="store_true",
         help="one JSON object per line: the calls, then the callbacks owed (P6/V4)",
     )
+    rep.add_argument(
+        "--store",
+        action="store_true",
+        help="also write the calls and callbacks into the configured store, as the daemon "
+        "does (idempotent: replaying twice leaves the same rows)",
+    )
 
 
 def _memo(sub: Subcommands[argparse.ArgumentParser], common: list[argparse.ArgumentParser]) -> None:

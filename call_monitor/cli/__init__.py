@@ -1,4 +1,4 @@
-"""The ``call-monitor`` command: run · demo · replay · memo · check-asterisk.
+"""The ``call-monitor`` command: run · demo · replay · memo · check-asterisk · export.
 
 :mod:`.parser` declares the subcommands, :mod:`.replay` and :mod:`.memo` are two of them;
 the daemon (``run``), the demo and ``check-asterisk`` live in their own packages. Here: the
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from call_monitor.cli.export import run_export
 from call_monitor.cli.memo import send_memo
 from call_monitor.cli.parser import build_parser
 from call_monitor.cli.replay import run_replay
@@ -41,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _replay(args.files, settings, args.json, args.lang, args.store)
     if args.command == "memo":
         return send_memo(args, settings)
+    if args.command == "export":
+        return run_export(args, settings)
     if args.command == "check-asterisk":
         return check_asterisk(args.dir, settings, args.lang)
     return _daemon(args, settings, str(source) if source else None)

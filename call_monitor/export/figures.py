@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
-from sqlalchemy import Text, and_, case, column, func, literal, or_, select, values
+from sqlalchemy import Text, and_, case, column, func, or_, select, values
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
 
@@ -320,31 +320,34 @@ async def _callback_counts(conn: AsyncConnection, scope: Scope) -> Sequence[Any]
     it (on time, late, resolved by the customer calling again, cancelled) or still open."""
     o = obligations_table.c
     end = scope.month.end
-    closed_by_end = and_(o.closed_at.is_not(None), o.closed_at < end)
-
-    def closed_as(state: str) -> Expression:
-        return and_(closed_by_end, o.state == state)
-
-    query = (
+    # A staff member's obligation has a staff row; a department's own has none.
+    owned = (
         select(
-            o.owner_department,
-            _staff_owner(o.owner_kind, o.owner),
-            func.count(),
-            count_if(closed_as("fulfilled_on_time")),
-            count_if(closed_as("fulfilled_late")),
-            count_if(or_(o.closed_at.is_(None), o.closed_at >= end)),
-            count_if(closed_as("resolved_by_inbound")),
-            count_if(closed_as("cancelled")),
+            o.owner_department.label("department"),
+            case((o.owner_kind == "staff", o.owner)).label("staff"),
+            o.state,
+            o.closed_at,
         )
         .where(o.created_at >= scope.month.start, o.created_at < end)
-        .group_by(o.owner_department, _staff_owner(o.owner_kind, o.owner))
+        .subquery()
     )
+    f = owned.c
+    closed_by_end = and_(f.closed_at.is_not(None), f.closed_at < end)
+
+    def closed_as(state: str) -> Expression:
+        return and_(closed_by_end, f.state == state)
+
+    query = select(
+        f.department,
+        f.staff,
+        func.count(),
+        count_if(closed_as("fulfilled_on_time")),
+        count_if(closed_as("fulfilled_late")),
+        count_if(or_(f.closed_at.is_(None), f.closed_at >= end)),
+        count_if(closed_as("resolved_by_inbound")),
+        count_if(closed_as("cancelled")),
+    ).group_by(f.department, f.staff)
     return (await conn.execute(query)).all()
-
-
-def _staff_owner(kind: Any, owner: Any) -> Expression:
-    """The owner when a staff member (a staff row), else null (the department's own)."""
-    return case((kind == "staff", owner), else_=literal(None, Text))
 
 
 async def _waits(

@@ -225,3 +225,25 @@ def test_the_soak_verdict_waits_for_owed_work_but_not_for_a_leak(
     assert baseline["calls"] == 200_000
     assert "**GROWS**" in lines[0], lines
     assert "moved past" not in lines[0], lines
+
+
+EXPORT_BENCHMARK = BENCHMARK.with_name("export.py")
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_export_benchmark_runs_every_format(backend: str) -> None:
+    if backend == "postgresql":
+        before = asyncio.run(_bench_databases())
+    done = _run_benchmark(EXPORT_BENCHMARK, "--calls", "300", "--backends", backend)
+    out = done.stdout
+    assert "| backend | calls | format | seconds | peak RSS (VmHWM) | file |" in out, out
+    for fmt in ("xlsx", "csv", "json", "html"):
+        (row,) = [
+            line for line in out.splitlines() if line.startswith(f"| {backend} | 300 | {fmt} |")
+        ]
+        seconds = row.split("|")[4].strip()
+        assert float(seconds) > 0, row  # a time, not "failed: ..."
+    if backend == "postgresql":
+        assert asyncio.run(_bench_databases()) == before  # dropped

@@ -26,9 +26,11 @@ from call_monitor.export.judgement import Judgement
 from call_monitor.export.month import Month
 from call_monitor.export.sheets import (
     CallRows,
+    TimeForm,
     calls_query,
     missed_query,
     missed_row,
+    seoul_time,
     stream,
     summary_rows,
 )
@@ -103,19 +105,24 @@ class ExportData:
         self.row_counts["definitions"] = len(self.definitions)
         return self.definitions
 
-    def calls(self) -> Iterator[list[Any]]:
+    def _time(self, form: TimeForm) -> Callable[[Any], Any]:
+        dialect = self.engine.dialect.name
+        return lambda column: seoul_time(column, dialect, form)
+
+    def calls(self, times: TimeForm) -> Iterator[list[Any]]:
+        """The calls sheet's rows, times as ``times`` (see :func:`seoul_time`)."""
         rows = CallRows(self.scope, self.directory, self.lang)
         count = 0
-        for batch in self._batches(calls_query(self.scope)):
+        for batch in self._batches(calls_query(self.scope, self._time(times))):
             for call in batch:
                 yield rows.row(call)
             count += len(batch)
             self.progress(len(batch))
         self.row_counts["calls"] = count
 
-    def missed(self) -> Iterator[list[Any]]:
+    def missed(self, times: TimeForm) -> Iterator[list[Any]]:
         count = 0
-        for batch in self._batches(missed_query(self.scope)):
+        for batch in self._batches(missed_query(self.scope, self._time(times))):
             for call in batch:
                 yield missed_row(call, self.directory, self.lang)
             count += len(batch)

@@ -7,8 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import zipfile
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +16,22 @@ from call_monitor.export.headers import HEADERS, SHEETS, Lang, word
 from call_monitor.export.sheets import Column, sheet_columns
 from call_monitor.export.text import neutralise
 
+Convert = Callable[[Any], Any]
 
-def cell(value: Any, column: Column, not_scored: str) -> Any:
-    """A value as the CSV writes it: numbers as numbers, times as Seoul wall-clock text."""
-    if value is None:
-        return not_scored if column.kind == "not_scored" else ""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-    if column.kind == "rate" and isinstance(value, float):
-        return round(value, 6)
-    if isinstance(value, str):
-        return neutralise(value)
-    return value
+
+def converter(column: Column, not_scored: str) -> Convert | None:
+    """How a column's values are written (``None``: as they are; ``csv`` writes ``None`` as
+    an empty field and a number as a number). Times come as Seoul text from the database
+    (``sheets.seoul_time``). The program's own words ("text" columns) never start like a
+    formula; the tests check every cell of every sheet."""
+    if column.kind == "rate":
+        return lambda value: None if value is None else round(value, 6)
+    if column.kind == "not_scored":
+        return lambda value: not_scored if value is None else value
+    if column.kind in ("name", "stranger"):
+        # Text from outside the program: the directory, the store, a caller.
+        return lambda value: neutralise(value) if value.__class__ is str else value
+    return None
 
 
 def write_csv_zip(data: ExportData, path: Path) -> None:
@@ -40,8 +41,8 @@ def write_csv_zip(data: ExportData, path: Path) -> None:
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         sheets: tuple[tuple[str, Iterable[list[Any]]], ...] = (
             ("summary", data.summary()),
-            ("calls", data.calls()),
-            ("missed", data.missed()),
+            ("calls", data.calls("text")),
+            ("missed", data.missed("text")),
             ("definitions", data.definition_rows()),
         )
         for number, (key, rows) in enumerate(sheets, start=1):
@@ -62,5 +63,9 @@ def _write_sheet(
 ) -> None:
     writer = csv.writer(text)
     writer.writerow([neutralise(HEADERS[lang][c.key]) for c in columns])
+    # Only the columns that need it are converted: most cells go to csv as they are.
+    converted = [(i, f) for i, c in enumerate(columns) if (f := converter(c, not_scored))]
     for row in rows:
-        writer.writerow([cell(v, c, not_scored) for v, c in zip(row, columns, strict=True)])
+        for index, convert in converted:
+            row[index] = convert(row[index])
+        writer.writerow(row)

@@ -8,26 +8,28 @@ month.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, Literal, cast
 
-from sqlalchemy import Select, and_, func, select
+from sqlalchemy import Select, and_, func, literal_column, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from call_monitor.charter.rules import rings_heard
 from call_monitor.directory import Directory
 from call_monitor.export.figures import MISSED_REASONS, MonthFigures, Scope, in_month
-from call_monitor.export.headers import Lang, verdict, word, yes_no
-from call_monitor.export.judgement import count_if
+from call_monitor.export.headers import WORDS, Lang, word, yes_no
+from call_monitor.export.judgement import Expression, count_if
 from call_monitor.export.text import mask_number
 from call_monitor.store.models import calls_table, transfers_table
 from call_monitor.store.obligations import obligation_changes_table, obligations_table
-from call_monitor.timefmt import SEOUL
 
-Kind = Literal["text", "stranger", "int", "seconds", "rate", "datetime", "not_scored"]
+# text: the program's own words; name: text from the directory or the store (department,
+# staff, ids); stranger: a caller's text.
+Kind = Literal["text", "name", "stranger", "int", "seconds", "rate", "datetime", "not_scored"]
 STREAM_BATCH = 2000  # rows fetched per round trip
+EXCEL_EPOCH_SERIAL = 25569  # the Excel date serial of 1970-01-01
+JULIAN_DAY_OF_EXCEL_EPOCH = 2415018.5  # the Julian day of Excel's day 0 (1899-12-30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,7 @@ def _columns(spec: str) -> tuple[Column, ...]:
 
 
 SUMMARY_COLUMNS = _columns(
-    "level::8 department::16 staff::8 staff_name::12 inbound_calls:int answered:int "
+    "level::8 department:name:16 staff:name:8 staff_name:name:12 inbound_calls:int answered:int "
     "missed:int "
     + " ".join(f"missed_{reason}:int" for reason in MISSED_REASONS)
     + " incomplete:int:12 p1_checked:int p1_met:int p1_rate:rate rings_1:int rings_2:int "
@@ -62,17 +64,18 @@ SUMMARY_COLUMNS = _columns(
     "checklist_mean_score:not_scored:12 checklist_yes_share:not_scored:12"
 )
 CALL_COLUMNS = _columns(
-    "started_at:datetime:20 linkedid::18 direction::8 department::16 staff::8 "
-    "staff_name::12 number::15 caller_name:stranger:16 outcome::9 missed_reason::12 "
+    "started_at:datetime:20 linkedid:name:18 direction::8 department:name:16 staff:name:8 "
+    "staff_name:name:12 number::15 caller_name:stranger:16 outcome::9 missed_reason::12 "
     "ring_seconds:seconds rings:int p1::8 p2::8 transfer_count:int wait_max_seconds:seconds "
-    "p4::8 p5::8 hangup_first::10 p7::8 incomplete::8 judged::8 definitions_version::10"
+    "p4::8 p5::8 hangup_first::10 p7::8 incomplete::8 judged::8 definitions_version:name:10"
 )
 MISSED_COLUMNS = _columns(
-    "started_at:datetime:20 linkedid::18 department::16 dialed::10 number::15 "
-    "caller_name:stranger:16 missed_reason::12 ring_seconds:seconds obligation::24 owner::12 "
-    "due_at:datetime:20 state::18 closed_by::12 closed_at:datetime:20 on_time::8"
+    "started_at:datetime:20 linkedid:name:18 department:name:16 dialed:name:10 number::15 "
+    "caller_name:stranger:16 missed_reason::12 ring_seconds:seconds obligation:name:24 "
+    "owner:name:12 due_at:datetime:20 state::18 closed_by:name:12 closed_at:datetime:20 "
+    "on_time::8"
 )
-DEFINITION_COLUMNS = _columns("item::40 value::80")
+DEFINITION_COLUMNS = _columns("item::40 value:name:80")
 
 # The rates a sheet shows next to their counts: (met, of). JSON gives only the counts.
 RATES: Mapping[str, tuple[str, tuple[str, ...]]] = {
@@ -122,8 +125,24 @@ async def stream(engine: AsyncEngine, query: Select[Any]) -> AsyncGenerator[Sequ
             yield partition
 
 
-def _seoul(at: datetime | None) -> datetime | None:
-    return None if at is None else at.astimezone(SEOUL)
+TimeForm = Literal["text", "serial"]
+
+
+def seoul_time(column: Any, dialect: str, form: TimeForm) -> Expression:
+    """A stored instant as the sheets show it, made by the database (no per-row parsing):
+    ``text``, Seoul wall clock ``YYYY-MM-DD HH:MM:SS.mmm`` (CSV); ``serial``, an Excel date
+    serial of the Seoul wall clock (XLSX: a number formatted as a date is a date cell).
+
+    PostgreSQL converts with its zone rules; SQLite (no zone database) adds 9 hours, which
+    is Asia/Seoul's offset all year since 1988."""
+    if dialect == "postgresql":
+        local = column.op("AT TIME ZONE")(literal_column("'Asia/Seoul'"))
+        if form == "text":
+            return func.to_char(local, "YYYY-MM-DD HH24:MI:SS.MS")
+        return func.extract("epoch", local) / 86400.0 + EXCEL_EPOCH_SERIAL
+    if form == "text":
+        return func.strftime("%Y-%m-%d %H:%M:%f", column, "+9 hours")
+    return func.julianday(column, "+9 hours") - JULIAN_DAY_OF_EXCEL_EPOCH
 
 
 def _scoped(scope: Scope) -> Any:
@@ -133,7 +152,7 @@ def _scoped(scope: Scope) -> Any:
     return where
 
 
-def calls_query(scope: Scope) -> Select[Any]:
+def calls_query(scope: Scope, time: Callable[[Any], Expression]) -> Select[Any]:
     """One row per call of the month (never one per leg), with its transfers counted."""
     t = transfers_table.c
     p4 = scope.judgement.p4_met()
@@ -158,7 +177,7 @@ def calls_query(scope: Scope) -> Select[Any]:
     x = transfers.c
     return (
         select(
-            c.started_at,
+            time(c.started_at).label("started_at"),
             c.linkedid,
             c.direction,
             c.department,
@@ -192,44 +211,48 @@ def calls_query(scope: Scope) -> Select[Any]:
     )
 
 
-@dataclass(frozen=True, slots=True)
 class CallRows:
-    """Turns the stored calls into the calls sheet's rows, in ``lang``."""
+    """Turns the stored calls into the calls sheet's rows, in ``lang`` (one call at a time,
+    for every call of the month: the words are looked up in plain dicts)."""
 
-    scope: Scope
-    directory: Directory
-    lang: Lang
+    def __init__(self, scope: Scope, directory: Directory, lang: Lang) -> None:
+        self.scope = scope
+        self.directory = directory
+        self.words: dict[Any, str] = {**WORDS[lang], None: ""}
+        self.verdicts = {None: "", True: word(lang, "met"), False: word(lang, "breached")}
+        self.yes_no = {None: "", True: word(lang, "yes"), False: word(lang, "no")}
 
     def row(self, call: Any) -> list[Any]:
-        lang = self.lang
+        words, verdicts, yes_no = self.words, self.verdicts, self.yes_no
         rings, p1, apology = self._rings(call)
         staff = call.answered_by or call.staff
         if staff is None and self.directory.is_staff(call.dialed):
             staff = call.dialed
-        number = call.dialed if call.direction == "outbound" else call.caller
+        direction = call.direction
+        number = call.dialed if direction == "outbound" else call.caller
         return [
-            _seoul(call.started_at),
+            call.started_at,
             call.linkedid,
-            word(lang, call.direction),
+            words.get(direction, direction),
             call.department or "",
             staff or "",
             self.directory.staff_name(staff) or "",
-            mask_number(number) if call.direction != "internal" else "",
+            mask_number(number) if direction != "internal" else "",
             call.caller_name,
-            word(lang, _outcome(call)),
-            word(lang, call.missed_reason),
+            words[_outcome(call)],
+            words.get(call.missed_reason, call.missed_reason),
             call.ring_seconds,
             rings,
-            verdict(lang, p1),
-            yes_no(lang, apology),
+            verdicts[p1],
+            yes_no[apology],
             call.transfer_count or 0,
             call.wait_max,
-            verdict(lang, _all_met(call.p4_judged, call.p4_met)),
-            verdict(lang, _all_met(call.p5_judged, call.p5_met)),
-            word(lang, call.hangup_first),
-            verdict(lang, call.p7_met),
-            yes_no(lang, call.incomplete),
-            yes_no(lang, call.judged),
+            verdicts[_all_met(call.p4_judged, call.p4_met)],
+            verdicts[_all_met(call.p5_judged, call.p5_met)],
+            words.get(call.hangup_first, call.hangup_first),
+            verdicts[call.p7_met],
+            yes_no[call.incomplete],
+            yes_no[call.judged],
             call.definitions_version,
         ]
 
@@ -257,7 +280,7 @@ def _all_met(judged: int | None, met: int | None) -> bool | None:
     return None if not judged else met == judged
 
 
-def missed_query(scope: Scope) -> Select[Any]:
+def missed_query(scope: Scope, time: Callable[[Any], Expression]) -> Select[Any]:
     """Each missed inbound customer call of the month with the obligation it created or
     joined (none: a misdial below the ring minimum, say) and how that ended."""
     c = calls_table.c
@@ -266,7 +289,7 @@ def missed_query(scope: Scope) -> Select[Any]:
     joined = and_(h.call_id == c.linkedid, h.kind.in_(("created", "joined")))
     return (
         select(
-            c.started_at,
+            time(c.started_at).label("started_at"),
             c.linkedid,
             c.department,
             c.dialed,
@@ -277,10 +300,10 @@ def missed_query(scope: Scope) -> Select[Any]:
             o.id,
             o.owner,
             o.owner_kind,
-            o.due_at,
+            time(o.due_at).label("due_at"),
             o.state,
             o.closed_by,
-            o.closed_at,
+            time(o.closed_at).label("closed_at"),
         )
         .select_from(
             calls_table.outerjoin(obligation_changes_table, joined).outerjoin(
@@ -300,7 +323,7 @@ def missed_row(call: Any, directory: Directory, lang: Lang) -> list[Any]:
         owner = f"{directory.staff_name(owner)}({owner})"
     on_time = {"fulfilled_on_time": True, "fulfilled_late": False}.get(call.state or "")
     return [
-        _seoul(call.started_at),
+        call.started_at,
         call.linkedid,
         call.department or "",
         call.dialed,
@@ -310,10 +333,10 @@ def missed_row(call: Any, directory: Directory, lang: Lang) -> list[Any]:
         call.ring_seconds,
         call.id or "",
         owner,
-        _seoul(call.due_at),
+        call.due_at,
         word(lang, call.state),
         call.closed_by or "",
-        _seoul(call.closed_at),
+        call.closed_at,
         yes_no(lang, on_time),
     ]
 

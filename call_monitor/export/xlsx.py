@@ -10,7 +10,6 @@ sheet a chart per measured clause over the department rows.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +43,8 @@ def write_xlsx(data: ExportData, path: Path) -> None:
         formats = _formats(workbook)
         sheet = _sheet(workbook, data, "summary", data.summary(), formats)
         _charts(workbook, sheet, lang, len(data.figures.departments) + 1)
-        _sheet(workbook, data, "calls", data.calls(), formats)
-        _sheet(workbook, data, "missed", data.missed(), formats)
+        _sheet(workbook, data, "calls", data.calls("serial"), formats)
+        _sheet(workbook, data, "missed", data.missed("serial"), formats)
         _sheet(workbook, data, "definitions", data.definition_rows(), formats)
     finally:
         workbook.close()
@@ -63,7 +62,9 @@ def _formats(workbook: xlsxwriter.Workbook) -> dict[str, Format]:
 def _writer(column: Column, formats: dict[str, Format], not_scored: str) -> Write:
     """How a column's values are written: by its type, never guessed from the value."""
     kind = column.kind
-    if kind in ("int", "seconds", "rate"):
+    if kind in ("int", "seconds", "rate", "datetime"):
+        # A time comes as an Excel date serial (sheets.seoul_time): with a date format, it
+        # is a date cell.
         number_format = formats.get(kind)
 
         def number(sheet: Worksheet, row: int, col: int, value: Any) -> None:
@@ -71,13 +72,6 @@ def _writer(column: Column, formats: dict[str, Format], not_scored: str) -> Writ
                 sheet.write_number(row, col, value, number_format)
 
         return number
-    if kind == "datetime":
-
-        def when(sheet: Worksheet, row: int, col: int, value: Any) -> None:
-            if isinstance(value, datetime):
-                sheet.write_datetime(row, col, value.replace(tzinfo=None), formats["datetime"])
-
-        return when
 
     def text(sheet: Worksheet, row: int, col: int, value: Any) -> None:
         shown = not_scored if value is None and kind == "not_scored" else value

@@ -5,6 +5,7 @@ SQLite and the real PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import hashlib
 import io
@@ -20,10 +21,13 @@ import openpyxl
 import pytest
 
 from call_monitor.cli import main as cli_main
-from call_monitor.config import Settings
+from call_monitor.config import Settings, StoreSettings
 from call_monitor.directory import Directory
+from call_monitor.export.build import ExportRequest
 from call_monitor.export.figures import COUNT_KEYS, WAIT_KEYS
 from call_monitor.export.headers import HEADERS, SHEETS
+from call_monitor.export.month import Month
+from call_monitor.export.run import export_month
 from call_monitor.export.sheets import sheet_columns
 from tests.backends import postgres_database
 from tests.export_month import HOSTILE_NAMES, MONTH, build_month, by_hand, callbacks_by_hand
@@ -308,3 +312,59 @@ def test_sqlite_and_postgresql_give_the_same_json(
             documents.append(document)
     assert documents[0] == documents[1]
     assert documents[0]["office"]["inbound_calls"] > 0
+
+
+@pytest.fixture
+def sqlite_month(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> Built:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'store.sqlite3'}"
+    return url, build_month(url, monkeypatch, capsys)
+
+
+def test_one_department_in_english(
+    sqlite_month: Built, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    whole = export_json(tmp_path / "all.json", capsys)
+    one = export_json(tmp_path / "one.json", capsys, "--department", "총무과", "--lang", "en")
+    (department,) = one["departments"]
+    assert department == next(d for d in whole["departments"] if d["department"] == "총무과")
+    assert {row["department"] for row in one["staff"]} == {"총무과"}
+    for key in COUNT_KEYS:
+        assert one["office"][key] == department[key], key
+    files = read_zip(
+        export(tmp_path / "one.zip", "csv", capsys, "--department", "총무과", "--lang", "en")
+    )
+    calls = next(raw for name, raw in files.items() if "_calls_" in name).decode("utf-8-sig")
+    table = list(csv.reader(io.StringIO(calls, newline="")))
+    assert table[0] == [HEADERS["en"][c.key] for c in sheet_columns()["calls"]]
+    column = [c.key for c in sheet_columns()["calls"]].index("department")
+    assert {row[column] for row in table[1:]} == {"총무과"}
+    assert len(table) - 1 == one["office"]["inbound_calls"]  # all its calls are inbound
+
+
+async def test_export_from_async_code_leaves_the_event_loop_free(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'store.sqlite3'}"
+    await asyncio.to_thread(build_month, url, monkeypatch, capsys)
+    settings = Settings(store=StoreSettings(url=url))
+    request = ExportRequest(Month.parse(MONTH), "xlsx", tmp_path / "nov.xlsx")
+    loop = asyncio.get_running_loop()
+    gaps: list[float] = []
+
+    async def tick() -> None:
+        last = loop.time()
+        while True:
+            await asyncio.sleep(0.005)
+            gaps.append(loop.time() - last)
+            last = loop.time()
+
+    ticker = asyncio.create_task(tick())
+    try:
+        manifest = await export_month(settings, request)
+    finally:
+        ticker.cancel()
+    assert manifest.is_file()
+    assert openpyxl.load_workbook(tmp_path / "nov.xlsx").sheetnames[0] == "요약"
+    assert len(gaps) > 5  # the loop went on ticking while the export ran

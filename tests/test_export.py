@@ -280,6 +280,15 @@ def test_a_threshold_change_keeps_the_stored_figures_unless_recomputed(
     assert "2027.1" in definitions
     assert "2026.1" in definitions
     assert "--recompute" in definitions
+    # The calls sheet re-judged too: 5.99 s is ring 2, no longer within 1 ring.
+    calls_csv = next(raw for name, raw in files.items() if "_calls_" in name)
+    table = list(csv.reader(io.StringIO(calls_csv.decode("utf-8-sig"), newline="")))
+    keys = [c.key for c in sheet_columns()["calls"]]
+    rows = {row[keys.index("linkedid")]: row for row in table[1:]}
+    assert rows["syn-c"][keys.index("rings")] == "2"
+    assert rows["syn-c"][keys.index("p1")] == "미충족"
+    assert rows["syn-e"][keys.index("p1")] == "충족"  # 2.0 s: ring 1
+    assert rows["syn-e"][keys.index("p4")] == "미충족"  # 9.99 s, limit 9.99 s
 
 
 def test_html_report_is_self_contained_and_escapes_names(

@@ -25,11 +25,14 @@ from call_monitor.export.headers import Lang
 from call_monitor.export.judgement import Judgement
 from call_monitor.export.month import Month
 from call_monitor.export.sheets import (
-    CallRows,
+    CALL_COLUMNS,
+    MISSED_COLUMNS,
+    Column,
+    SqlWords,
     TimeForm,
     calls_query,
+    finish,
     missed_query,
-    missed_row,
     seoul_time,
     stream,
     summary_rows,
@@ -109,24 +112,37 @@ class ExportData:
         dialect = self.engine.dialect.name
         return lambda column: seoul_time(column, dialect, form)
 
+    def _query(self, times: TimeForm, builder: Callable[..., Select[Any]]) -> Select[Any]:
+        dialect = self.engine.dialect.name
+        words = SqlWords(self.lang, neutralise=times == "text")  # text: CSV
+
+        def time(column: Any) -> Any:
+            return seoul_time(column, dialect, times)
+
+        if builder is calls_query:
+            return calls_query(self.scope, self.directory, words, time, dialect)
+        return missed_query(self.scope, self.directory, words, time)
+
     def calls(self, times: TimeForm) -> Iterator[list[Any]]:
-        """The calls sheet's rows, times as ``times`` (see :func:`seoul_time`)."""
-        rows = CallRows(self.scope, self.directory, self.lang)
-        count = 0
-        for batch in self._batches(calls_query(self.scope, self._time(times))):
-            for call in batch:
-                yield rows.row(call)
-            count += len(batch)
-            self.progress(len(batch))
-        self.row_counts["calls"] = count
+        """The calls sheet's rows, times as ``times`` (see :func:`seoul_time`); with
+        ``text`` (CSV) the names come neutralised."""
+        return self._rows("calls", self._query(times, calls_query), CALL_COLUMNS)
 
     def missed(self, times: TimeForm) -> Iterator[list[Any]]:
+        return self._rows("missed", self._query(times, missed_query), MISSED_COLUMNS)
+
+    def _rows(
+        self, sheet: str, query: Select[Any], columns: Sequence[Column]
+    ) -> Iterator[list[Any]]:
+        row = finish([c.key for c in columns].index("number"))
         count = 0
-        for batch in self._batches(missed_query(self.scope, self._time(times))):
-            for call in batch:
-                yield missed_row(call, self.directory, self.lang)
+        for batch in self._batches(query):
+            for cells in batch:
+                yield row(cells)
             count += len(batch)
-        self.row_counts["missed"] = count
+            if sheet == "calls":
+                self.progress(len(batch))
+        self.row_counts[sheet] = count
 
     def _batches(self, query: Select[Any]) -> Iterator[Sequence[Any]]:
         """The rows of ``query`` a batch at a time, each fetched by the export's own loop."""

@@ -19,7 +19,7 @@ from call_monitor.export.text import neutralise
 Convert = Callable[[Any], Any]
 
 
-def converter(column: Column, not_scored: str) -> Convert | None:
+def converter(column: Column, not_scored: str, *, streamed: bool) -> Convert | None:
     """How a column's values are written (``None``: as they are; ``csv`` writes ``None`` as
     an empty field and a number as a number). Times come as Seoul text from the database
     (``sheets.seoul_time``). The program's own words ("text" columns) never start like a
@@ -28,7 +28,8 @@ def converter(column: Column, not_scored: str) -> Convert | None:
         return lambda value: None if value is None else round(value, 6)
     if column.kind == "not_scored":
         return lambda value: not_scored if value is None else value
-    if column.kind in ("name", "stranger"):
+    if column.kind in ("name", "stranger") and not streamed:
+        # (The streamed sheets' text comes neutralised from the database: SqlWords.text.)
         # Text from outside the program: the directory, the store, a caller.
         return lambda value: neutralise(value) if value.__class__ is str else value
     return None
@@ -49,7 +50,8 @@ def write_csv_zip(data: ExportData, path: Path) -> None:
             name = f"{number}_{key}_{SHEETS[lang][key]}.csv"
             with archive.open(name, "w") as raw:
                 text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-                _write_sheet(text, columns[key], rows, lang, not_scored)
+                streamed = key in ("calls", "missed")
+                _write_sheet(text, columns[key], rows, lang, not_scored, streamed=streamed)
                 text.flush()
                 text.detach()
 
@@ -60,11 +62,15 @@ def _write_sheet(
     rows: Iterable[list[Any]],
     lang: Lang,
     not_scored: str,
+    *,
+    streamed: bool,
 ) -> None:
     writer = csv.writer(text)
     writer.writerow([neutralise(HEADERS[lang][c.key]) for c in columns])
     # Only the columns that need it are converted: most cells go to csv as they are.
-    converted = [(i, f) for i, c in enumerate(columns) if (f := converter(c, not_scored))]
+    converted = [
+        (i, f) for i, c in enumerate(columns) if (f := converter(c, not_scored, streamed=streamed))
+    ]
     for row in rows:
         for index, convert in converted:
             row[index] = convert(row[index])

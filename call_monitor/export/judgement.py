@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, false, func, literal, null
+from sqlalchemy import ColumnElement, Integer, and_, case, cast, false, func, literal, null
 
 from call_monitor.config import CharterSettings
 from call_monitor.store.models import calls_table, transfers_table
@@ -58,6 +58,15 @@ class Judgement:
         if ring > RING_BUCKETS[-1]:
             return x >= literal(ring - 1)
         return and_(x >= literal(ring - 1), x < literal(ring))
+
+    def rings(self, dialect: str) -> Expression:
+        """The ring answered on (or reached): as stored, or ``floor(x) + 1`` re-judged
+        (SQLite: a cast truncates, which is the floor of a non-negative number)."""
+        if not self.recompute:
+            return calls_table.c.rings
+        x = self._x()
+        floor = func.floor(x) if dialect == "postgresql" else x
+        return case((calls_table.c.ring_seconds.is_(None), null()), else_=cast(floor, Integer) + 1)
 
     def p4_met(self) -> Expression:
         stored = transfers_table.c.p4_met

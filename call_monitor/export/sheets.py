@@ -8,19 +8,34 @@ month.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 
-from sqlalchemy import Select, and_, func, literal_column, select
+from sqlalchemy import (
+    Select,
+    Text,
+    and_,
+    case,
+    column,
+    false,
+    func,
+    literal,
+    literal_column,
+    null,
+    select,
+    true,
+    values,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from call_monitor.charter.rules import rings_heard
+from call_monitor.charter.obligations import ObligationState
 from call_monitor.directory import Directory
 from call_monitor.export.figures import MISSED_REASONS, MonthFigures, Scope, in_month
-from call_monitor.export.headers import WORDS, Lang, word, yes_no
+from call_monitor.export.headers import WORDS, Lang, word
 from call_monitor.export.judgement import Expression, count_if
-from call_monitor.export.text import mask_number
+from call_monitor.export.text import FORMULA_STARTS, mask_number
 from call_monitor.store.models import calls_table, transfers_table
 from call_monitor.store.obligations import obligation_changes_table, obligations_table
 
@@ -152,13 +167,54 @@ def _scoped(scope: Scope) -> Any:
     return where
 
 
-def calls_query(scope: Scope, time: Callable[[Any], Expression]) -> Select[Any]:
-    """One row per call of the month (never one per leg), with its transfers counted."""
+class SqlWords:
+    """The sheets' words made by the database: a stored value in ``lang``'s words, a
+    verdict, yes or no, and (for CSV) text neutralised against formulas. So a streamed row
+    comes out of the database as the sheet shows it, but for the masked number."""
+
+    def __init__(self, lang: Lang, neutralise: bool) -> None:
+        self.words = WORDS[lang]
+        self.neutralise = neutralise
+
+    def of(self, column: Any, values: Sequence[str]) -> Expression:
+        """``column``'s value in words (one of ``values``; another one as stored)."""
+        mapping = {value: self.words[value] for value in values}
+        return func.coalesce(case(mapping, value=column, else_=column), "")
+
+    def verdict(self, met: Any) -> Expression:
+        return self._either(met, "met", "breached")
+
+    def yes_no(self, value: Any) -> Expression:
+        return self._either(value, "yes", "no")
+
+    def _either(self, value: Any, true: str, false: str) -> Expression:
+        return case(
+            (value.is_(True), self.words[true]), (value.is_(False), self.words[false]), else_=""
+        )
+
+    def text(self, column: Any) -> Expression:
+        """Text from outside the program, as a cell: neutralised for CSV (``text.py``)."""
+        value = func.coalesce(column, "")
+        if not self.neutralise:
+            return value
+        first = func.substr(value, 1, 1)
+        return case((first.in_(FORMULA_STARTS), literal("'", Text).concat(value)), else_=value)
+
+
+def staff_names(directory: Directory) -> Any:
+    """``(extension, name)`` of every staff member, as a CTE (VALUES)."""
+    pairs = [(ext, entry.name) for ext, entry in directory.settings.staff.items()]
+    table = values(column("extension", Text), column("name", Text), name="staff_names")
+    return table.data(pairs or [("", "")]).cte("staff_names")
+
+
+def _transfer_counts(scope: Scope) -> Any:
+    """Per call of the month: its transfers, the longest wait, P4 and P5 judged and met."""
     t = transfers_table.c
     p4 = scope.judgement.p4_met()
     judged = p4.is_not(None)
     p5 = and_(judged, t.other_department.is_(True))
-    transfers = (
+    return (
         select(
             t.linkedid,
             func.count().label("transfer_count"),
@@ -173,142 +229,116 @@ def calls_query(scope: Scope, time: Callable[[Any], Expression]) -> Select[Any]:
         .group_by(t.linkedid)
         .subquery()
     )
+
+
+def _all_met(judged: Any, met: Any) -> Expression:
+    """A call's P4 (P5): met when every judged transfer was; none judged, no verdict."""
+    return case((func.coalesce(judged, 0) == 0, null()), else_=met == judged)
+
+
+def calls_query(
+    scope: Scope,
+    directory: Directory,
+    words: SqlWords,
+    time: Callable[[Any], Expression],
+    dialect: str,
+) -> Select[Any]:
+    """One row per call of the month (never one per leg), in start order, its cells in the
+    order of :data:`CALL_COLUMNS`; the customer's number still to be masked."""
     c = calls_table.c
-    x = transfers.c
+    judge = scope.judgement
+    x = _transfer_counts(scope)
+    names = staff_names(directory)
+    dialed_staff = names.alias("dialed_staff")
+    staff = func.coalesce(c.answered_by, c.staff, dialed_staff.c.extension)
+    named = names.alias("named")
+    outcome = case(
+        (c.incomplete.is_(True), words.words["incomplete"]),
+        (c.answered_at.is_not(None), words.words["answered"]),
+        (c.missed.is_(True), words.words["missed"]),
+        else_=words.words["other"],
+    )
+    number = case(
+        (c.direction == "outbound", c.dialed), (c.direction == "internal", ""), else_=c.caller
+    )
+    cells = {
+        "started_at": time(c.started_at),
+        "linkedid": words.text(c.linkedid),
+        "direction": words.of(c.direction, ("inbound", "outbound", "internal", "unknown")),
+        "department": words.text(c.department),
+        "staff": words.text(staff),
+        "staff_name": words.text(named.c.name),
+        "number": func.coalesce(number, ""),
+        "caller_name": words.text(c.caller_name),
+        "outcome": outcome,
+        "missed_reason": words.of(c.missed_reason, MISSED_REASONS),
+        "ring_seconds": c.ring_seconds,
+        "rings": judge.rings(dialect),
+        "p1": words.verdict(judge.p1_met()),
+        "p2": words.yes_no(judge.apology_expected()),
+        "transfer_count": func.coalesce(x.c.transfer_count, 0),
+        "wait_max_seconds": x.c.wait_max,
+        "p4": words.verdict(_all_met(x.c.p4_judged, x.c.p4_met)),
+        "p5": words.verdict(_all_met(x.c.p5_judged, x.c.p5_met)),
+        "hangup_first": words.of(c.hangup_first, ("caller", "staff", "unknown")),
+        "p7": words.verdict(c.p7_met),
+        "incomplete": words.yes_no(c.incomplete),
+        "judged": words.yes_no(c.judged),
+        "definitions_version": words.text(c.definitions_version),
+    }
     return (
-        select(
-            time(c.started_at).label("started_at"),
-            c.linkedid,
-            c.direction,
-            c.department,
-            c.answered_by,
-            c.staff,
-            c.dialed,
-            c.caller,
-            c.caller_name,
-            c.answered_at,
-            c.missed,
-            c.missed_reason,
-            c.incomplete,
-            c.ring_seconds,
-            c.rings,
-            c.p1_met,
-            c.apology_expected,
-            c.hangup_first,
-            c.p7_met,
-            c.judged,
-            c.definitions_version,
-            x.transfer_count,
-            x.wait_max,
-            x.p4_judged,
-            x.p4_met,
-            x.p5_judged,
-            x.p5_met,
+        select(*(cells[column.key].label(column.key) for column in CALL_COLUMNS))
+        .select_from(
+            calls_table.outerjoin(x, x.c.linkedid == c.linkedid)
+            .outerjoin(dialed_staff, dialed_staff.c.extension == c.dialed)
+            .outerjoin(named, named.c.extension == staff)
         )
-        .select_from(calls_table.outerjoin(transfers, transfers.c.linkedid == c.linkedid))
         .where(_scoped(scope))
         .order_by(c.started_at, c.linkedid)
     )
 
 
-class CallRows:
-    """Turns the stored calls into the calls sheet's rows, in ``lang`` (one call at a time,
-    for every call of the month: the words are looked up in plain dicts)."""
-
-    def __init__(self, scope: Scope, directory: Directory, lang: Lang) -> None:
-        self.scope = scope
-        self.directory = directory
-        self.words: dict[Any, str] = {**WORDS[lang], None: ""}
-        self.verdicts = {None: "", True: word(lang, "met"), False: word(lang, "breached")}
-        self.yes_no = {None: "", True: word(lang, "yes"), False: word(lang, "no")}
-
-    def row(self, call: Any) -> list[Any]:
-        words, verdicts, yes_no = self.words, self.verdicts, self.yes_no
-        rings, p1, apology = self._rings(call)
-        staff = call.answered_by or call.staff
-        if staff is None and self.directory.is_staff(call.dialed):
-            staff = call.dialed
-        direction = call.direction
-        number = call.dialed if direction == "outbound" else call.caller
-        return [
-            call.started_at,
-            call.linkedid,
-            words.get(direction, direction),
-            call.department or "",
-            staff or "",
-            self.directory.staff_name(staff) or "",
-            mask_number(number) if direction != "internal" else "",
-            call.caller_name,
-            words[_outcome(call)],
-            words.get(call.missed_reason, call.missed_reason),
-            call.ring_seconds,
-            rings,
-            verdicts[p1],
-            yes_no[apology],
-            call.transfer_count or 0,
-            call.wait_max,
-            verdicts[_all_met(call.p4_judged, call.p4_met)],
-            verdicts[_all_met(call.p5_judged, call.p5_met)],
-            words.get(call.hangup_first, call.hangup_first),
-            verdicts[call.p7_met],
-            yes_no[call.incomplete],
-            yes_no[call.judged],
-            call.definitions_version,
-        ]
-
-    def _rings(self, call: Any) -> tuple[int | None, bool | None, bool | None]:
-        """Rings, P1 and P2 as stored, or re-judged by the rules' own arithmetic."""
-        if not self.scope.judgement.recompute or call.ring_seconds is None:
-            return call.rings, call.p1_met, call.apology_expected
-        charter = self.scope.judgement.charter
-        rings = rings_heard(call.ring_seconds, charter)
-        if call.p1_met is None:  # not a call P1 and P2 ask about
-            return rings, None, None
-        return rings, rings <= charter.max_rings_p1, rings >= charter.apology_from_ring
-
-
-def _outcome(call: Any) -> str:
-    if call.incomplete:
-        return "incomplete"
-    if call.answered_at is not None:
-        return "answered"
-    return "missed" if call.missed else "other"
-
-
-def _all_met(judged: int | None, met: int | None) -> bool | None:
-    """A call's P4 (P5): met when every judged transfer was; none judged, no verdict."""
-    return None if not judged else met == judged
-
-
-def missed_query(scope: Scope, time: Callable[[Any], Expression]) -> Select[Any]:
+def missed_query(
+    scope: Scope, directory: Directory, words: SqlWords, time: Callable[[Any], Expression]
+) -> Select[Any]:
     """Each missed inbound customer call of the month with the obligation it created or
-    joined (none: a misdial below the ring minimum, say) and how that ended."""
+    joined (none: a misdial below the ring minimum, say) and how that ended; cells in the
+    order of :data:`MISSED_COLUMNS`, the customer's number still to be masked."""
     c = calls_table.c
     h = obligation_changes_table.c
     o = obligations_table.c
+    names = staff_names(directory)
+    owner_name = names.c.name.concat("(").concat(o.owner).concat(")")
+    owner = case(
+        (and_(o.owner_kind == "staff", names.c.name.is_not(None)), owner_name), else_=o.owner
+    )
+    state = o.state
+    cells = {
+        "started_at": time(c.started_at),
+        "linkedid": words.text(c.linkedid),
+        "department": words.text(c.department),
+        "dialed": words.text(c.dialed),
+        "number": func.coalesce(c.caller, ""),
+        "caller_name": words.text(c.caller_name),
+        "missed_reason": words.of(c.missed_reason, MISSED_REASONS),
+        "ring_seconds": c.ring_seconds,
+        "obligation": words.text(o.id),
+        "owner": words.text(owner),
+        "due_at": time(o.due_at),
+        "state": words.of(state, get_args(ObligationState)),
+        "closed_by": words.text(o.closed_by),
+        "closed_at": time(o.closed_at),
+        "on_time": words.yes_no(
+            case((state == "fulfilled_on_time", true()), (state == "fulfilled_late", false()))
+        ),
+    }
     joined = and_(h.call_id == c.linkedid, h.kind.in_(("created", "joined")))
     return (
-        select(
-            time(c.started_at).label("started_at"),
-            c.linkedid,
-            c.department,
-            c.dialed,
-            c.caller,
-            c.caller_name,
-            c.missed_reason,
-            c.ring_seconds,
-            o.id,
-            o.owner,
-            o.owner_kind,
-            time(o.due_at).label("due_at"),
-            o.state,
-            o.closed_by,
-            time(o.closed_at).label("closed_at"),
-        )
+        select(*(cells[column.key].label(column.key) for column in MISSED_COLUMNS))
         .select_from(
-            calls_table.outerjoin(obligation_changes_table, joined).outerjoin(
-                obligations_table, o.id == h.obligation_id
-            )
+            calls_table.outerjoin(obligation_changes_table, joined)
+            .outerjoin(obligations_table, o.id == h.obligation_id)
+            .outerjoin(names, names.c.extension == o.owner)
         )
         .where(
             _scoped(scope), c.direction == "inbound", c.incomplete.is_(False), c.missed.is_(True)
@@ -317,28 +347,21 @@ def missed_query(scope: Scope, time: Callable[[Any], Expression]) -> Select[Any]
     )
 
 
-def missed_row(call: Any, directory: Directory, lang: Lang) -> list[Any]:
-    owner = call.owner or ""
-    if call.owner_kind == "staff" and directory.staff_name(owner):
-        owner = f"{directory.staff_name(owner)}({owner})"
-    on_time = {"fulfilled_on_time": True, "fulfilled_late": False}.get(call.state or "")
-    return [
-        call.started_at,
-        call.linkedid,
-        call.department or "",
-        call.dialed,
-        mask_number(call.caller),
-        call.caller_name,
-        word(lang, call.missed_reason),
-        call.ring_seconds,
-        call.id or "",
-        owner,
-        call.due_at,
-        word(lang, call.state),
-        call.closed_by or "",
-        call.closed_at,
-        yes_no(lang, on_time),
-    ]
+@functools.lru_cache(maxsize=65536)
+def masked(number: str) -> str:
+    """:func:`mask_number`, remembered: a month's callers call more than once."""
+    return mask_number(number)
+
+
+def finish(index: int) -> Callable[[Sequence[Any]], list[Any]]:
+    """A streamed row as the sheet's: the number in column ``index`` masked."""
+
+    def row(cells: Sequence[Any]) -> list[Any]:
+        values = list(cells)
+        values[index] = masked(values[index])
+        return values
+
+    return row
 
 
 def sheet_columns() -> Mapping[str, Sequence[Column]]:

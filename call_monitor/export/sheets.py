@@ -249,8 +249,9 @@ def calls_query(
     judge = scope.judgement
     x = _transfer_counts(scope)
     names = staff_names(directory)
-    dialed_staff = names.alias("dialed_staff")
-    staff = func.coalesce(c.answered_by, c.staff, dialed_staff.c.extension)
+    # Nobody answered: the extension dialled, when it is a staff member's.
+    dialed_staff = case((c.dialed.in_(select(names.c.extension)), c.dialed))
+    staff = func.coalesce(c.answered_by, c.staff, dialed_staff)
     named = names.alias("named")
     outcome = case(
         (c.incomplete.is_(True), words.words["incomplete"]),
@@ -289,9 +290,9 @@ def calls_query(
     return (
         select(*(cells[column.key].label(column.key) for column in CALL_COLUMNS))
         .select_from(
-            calls_table.outerjoin(x, x.c.linkedid == c.linkedid)
-            .outerjoin(dialed_staff, dialed_staff.c.extension == c.dialed)
-            .outerjoin(named, named.c.extension == staff)
+            calls_table.outerjoin(x, x.c.linkedid == c.linkedid).outerjoin(
+                named, named.c.extension == staff
+            )
         )
         .where(_scoped(scope))
         .order_by(c.started_at, c.linkedid)

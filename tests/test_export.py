@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import re
+import sys
 import zipfile
 from collections.abc import Iterator
 from datetime import datetime
@@ -20,6 +21,7 @@ from typing import Any
 import openpyxl
 import pytest
 
+from call_monitor.cli import export as export_cli
 from call_monitor.cli import main as cli_main
 from call_monitor.config import Settings, StoreSettings
 from call_monitor.directory import Directory
@@ -377,3 +379,29 @@ async def test_export_from_async_code_leaves_the_event_loop_free(
     assert manifest.is_file()
     assert openpyxl.load_workbook(tmp_path / "nov.xlsx").sheetnames[0] == "요약"
     assert len(gaps) > 5  # the loop went on ticking while the export ran
+
+
+def test_progress_bar_on_a_terminal_only(
+    sqlite_month: Built,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[tuple[str, int]] = []
+    real = export_cli.export_month_sync
+
+    def spy(*args: Any) -> Path:
+        *_, started = args
+        seen.append(("terminal", started is not None))
+        return real(*args)
+
+    monkeypatch.setattr(export_cli, "export_month_sync", spy)
+    export(tmp_path / "quiet.json", "json", capsys)
+    assert capsys.readouterr().err == ""
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    capsys.readouterr()
+    assert (
+        cli_main(["export", "--month", MONTH, "--format", "csv", "--out", str(tmp_path / "b")]) == 0
+    )
+    assert "export" in capsys.readouterr().err  # the bar, drawn on stderr
+    assert seen == [("terminal", False), ("terminal", True)]

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -62,7 +63,8 @@ def _progress(
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
-    with Progress(*columns, transient=True) as bar:
+    # On stderr: stdout says which files were written.
+    with Progress(*columns, console=Console(stderr=True), transient=True) as bar:
         task = bar.add_task("export", total=None)
 
         def started(total: int) -> None:

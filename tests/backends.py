@@ -7,10 +7,11 @@ Outside CI an unreachable server skips its tests; with ``CI=true`` it fails them
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,3 +75,30 @@ async def postgres_schema() -> AsyncIterator[Backend]:
                 await conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     finally:
         await admin.dispose()
+
+
+async def _admin(statement: str) -> None:
+    admin = create_async_engine(
+        PG_URL, poolclass=NullPool, isolation_level="AUTOCOMMIT", connect_args={"timeout": 5}
+    )
+    try:
+        async with admin.connect() as conn:
+            await conn.execute(text(statement))
+    finally:
+        await admin.dispose()
+
+
+@contextlib.contextmanager
+def postgres_database() -> Iterator[str]:
+    """A fresh database on the test server (its URL), dropped afterwards: for a process
+    that takes only ``store.url`` (the CLI), where a schema's search_path cannot be given.
+    Synchronous: for tests that run the CLI (it runs its own event loop)."""
+    name = f"callmon_test_{uuid.uuid4().hex}"
+    try:
+        asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    except (OSError, TimeoutError, SQLAlchemyError) as exc:
+        unavailable(f"PostgreSQL at {PG_URL} unreachable: {type(exc).__name__}: {exc}")
+    try:
+        yield PG_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

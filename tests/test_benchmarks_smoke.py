@@ -248,3 +248,25 @@ def test_checklist_benchmark_runs_and_prints_its_table() -> None:
     assert "| operation | n | p50 ms | p95 ms | max ms |" in out
     assert "| submit | 40 |" in out, out  # 2 a staff member, each on sampling's pick
     assert "- target: checklist submit p95 < 100 ms" in out
+
+
+EXPORT_BENCHMARK = BENCHMARK.with_name("export.py")
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def test_export_benchmark_runs_every_format(backend: str) -> None:
+    if backend == "postgresql":
+        before = asyncio.run(_bench_databases())
+    done = _run_benchmark(EXPORT_BENCHMARK, "--calls", "300", "--backends", backend)
+    out = done.stdout
+    assert "| backend | calls | format | seconds | peak RSS (VmHWM) | file |" in out, out
+    for fmt in ("xlsx", "csv", "json", "html"):
+        (row,) = [
+            line for line in out.splitlines() if line.startswith(f"| {backend} | 300 | {fmt} |")
+        ]
+        seconds = row.split("|")[4].strip()
+        assert float(seconds) > 0, row  # a time, not "failed: ..."
+    if backend == "postgresql":
+        assert asyncio.run(_bench_databases()) == before  # dropped

@@ -1,4 +1,4 @@
-"""The ``call-monitor`` command: run · demo · replay · memo · check-asterisk · user.
+"""The ``call-monitor`` command: run · demo · replay · memo · check-asterisk · user · export.
 
 :mod:`.parser` declares the subcommands, :mod:`.replay` and :mod:`.memo` are two of them;
 the daemon (``run``), the demo and ``check-asterisk`` live in their own packages. Here: the
@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from call_monitor.cli.export import run_export
 from call_monitor.cli.memo import send_memo
 from call_monitor.cli.parser import build_parser
 from call_monitor.cli.replay import run_replay
@@ -39,19 +40,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     _setup_logging(settings.log_level)
     if args.command == "replay":
-        return _replay(args.files, settings, args.json, args.lang)
+        return _replay(args.files, settings, args.json, args.lang, args.store)
     if args.command == "memo":
         return send_memo(args, settings)
     if args.command == "user":
         return run_user(args, settings)
+    if args.command == "export":
+        return run_export(args, settings)
     if args.command == "check-asterisk":
         return check_asterisk(args.dir, settings, args.lang)
     return _daemon(args, settings, str(source) if source else None)
 
 
-def _replay(files: list[Path], settings: Settings, as_json: bool, lang: str) -> int:
+def _replay(files: list[Path], settings: Settings, as_json: bool, lang: str, store: bool) -> int:
     try:
-        return run_replay(files, settings, as_json, lang)
+        return run_replay(files, settings, as_json, lang, store)
     except BrokenPipeError:  # `| head`: the reader has what it wanted
         # Python flushes stdout again at exit: point it at /dev/null so that flush is quiet.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -48,7 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"call-monitor {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     common = [_common_options(suppress=True)]
-    for add in (_run, _demo, _replay, _memo, _check_asterisk, users.add_parser):
+    for add in (_run, _demo, _replay, _memo, _check_asterisk, users.add_parser, _export):
         add(sub, common)
     return parser
 
@@ -91,6 +91,12 @@ def _replay(
         action="store_true",
         help="one JSON object per line: the calls, then the callbacks owed (P6/V4)",
     )
+    rep.add_argument(
+        "--store",
+        action="store_true",
+        help="also write the calls and callbacks into the configured store, as the daemon "
+        "does (idempotent: replaying twice leaves the same rows)",
+    )
 
 
 def _memo(sub: Subcommands[argparse.ArgumentParser], common: list[argparse.ArgumentParser]) -> None:
@@ -125,3 +131,33 @@ def _check_asterisk(
         "monitor. Exit status: 0 nothing found, 1 problems found, 2 DIR cannot be read.",
     )
     pbx.add_argument("dir", type=Path, metavar="DIR")
+
+
+def _export(
+    sub: Subcommands[argparse.ArgumentParser], common: list[argparse.ArgumentParser]
+) -> None:
+    export = sub.add_parser(
+        "export",
+        parents=common,
+        help="the audit office's monthly export (XLSX, CSV, JSON, HTML) and its manifest; "
+        "'export verify MANIFEST' checks one",
+        description="Write the month's charter figures per department and staff member, the "
+        "calls, the missed calls and their callbacks and the definitions to --out, with a "
+        "manifest (PATH.manifest.json) holding the file's SHA-256.",
+    )
+    export.add_argument("--month", help="the month, YYYY-MM (Asia/Seoul)")
+    export.add_argument("--format", choices=["xlsx", "csv", "json", "html"])
+    export.add_argument("--out", type=Path, metavar="PATH", help="the file to write")
+    export.add_argument("--department", help="only this department")
+    export.add_argument(
+        "--recompute",
+        action="store_true",
+        help="re-judge the stored facts under the current definitions (default: the "
+        "verdicts as stored, under their own definitions version)",
+    )
+    actions = export.add_subparsers(dest="export_command", metavar="verify")
+    verify = actions.add_parser(
+        "verify",
+        help="check a manifest: exit 0 if every file matches, 1 naming the file that does not",
+    )
+    verify.add_argument("manifest", type=Path, metavar="MANIFEST")

@@ -8,12 +8,16 @@ exit status 1 once everything else is printed.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+
+from sqlalchemy.engine import make_url
 
 from call_monitor.ami.recording import NotARecording, read_recording_bytes
 from call_monitor.calls.correlator import EventRejected
@@ -22,36 +26,79 @@ from call_monitor.charter.judged import JudgedCall, call_report
 from call_monitor.charter.lines import Summary, describe
 from call_monitor.charter.obligations import Obligation, ObligationChange, callback_report
 from call_monitor.charter.working_hours import WorkingHours
+from call_monitor.cli.replay_store import ReplayStore
 from call_monitor.config import Settings
-from call_monitor.daemon.pipeline import Consumer, StageFailed, deliver, log_failure, replay
+from call_monitor.daemon.pipeline import (
+    Consumer,
+    Result,
+    StageFailed,
+    deliver,
+    log_failure,
+    replay,
+)
 from call_monitor.directory import Directory
 from call_monitor.timefmt import SEOUL
 
 log = logging.getLogger(__name__)
 
 
-def run_replay(files: list[Path], settings: Settings, as_json: bool, lang: str) -> int:
-    """Print what the monitor concludes from ``files``; the exit status."""
+def run_replay(
+    files: list[Path], settings: Settings, as_json: bool, lang: str, store: bool = False
+) -> int:
+    """Print what the monitor concludes from ``files`` (and with ``store``, write it into
+    the configured store, see :mod:`.replay_store`); the exit status."""
     problem = not_replayable(files)
     if problem:
         print(f"call-monitor: {problem}", file=sys.stderr)
         return 2
     output = _Output(settings, as_json, lang)
-    rejected = failed = 0
+    if store:
+        return asyncio.run(_replay_into_store(files, settings, output))
+    tally = _Tally()
     for result in replay(files, settings):
+        tally.count(result, output.deliver)
+    output.finish()
+    return _status(tally.rejected, tally.failed)
+
+
+async def _replay_into_store(files: list[Path], settings: Settings, output: _Output) -> int:
+    sink = await ReplayStore.open(settings, output.directory)
+    output.consumers.insert(0, ("store", sink.take))  # first, as in the daemon
+    tally = _Tally()
+    try:
+        for result in replay(files, settings):
+            tally.count(result, output.deliver)
+            await sink.write_due()
+    finally:
+        await sink.close()
+    output.finish()
+    print(
+        f"call-monitor: {sink.calls} calls and {sink.changes_written} callback changes "
+        f"written to {make_url(settings.store.url).render_as_string(hide_password=True)}",
+        file=sys.stderr,
+    )
+    return _status(tally.rejected, tally.failed)
+
+
+@dataclass
+class _Tally:
+    """What went wrong in a replay: events not used, bugs calls triggered (logged here)."""
+
+    rejected: int = 0
+    failed: int = 0
+
+    def count(self, result: Result, deliver: Callable[[JudgedCall], list[StageFailed]]) -> None:
         failures: list[StageFailed] = []
         if isinstance(result, EventRejected):
-            rejected += 1
+            self.rejected += 1
             log.debug("event %s rejected: %s", result.event, result.reason)
         elif isinstance(result, StageFailed):
             failures.append(result)
         else:
-            failures += output.deliver(result)
+            failures += deliver(result)
         for failure in failures:
             log_failure(failure)
-        failed += len(failures)
-    output.finish()
-    return _status(rejected, failed)
+        self.failed += len(failures)
 
 
 def not_replayable(files: list[Path]) -> str | None:

@@ -1,0 +1,219 @@
+"""What one export reads from the store: the figures, the definitions, and the calls and
+missed calls as row streams (each read when its writer asks, once).
+
+An export runs in a thread of its own with an event loop of its own (``run.py``): the
+writers are plain synchronous code (xlsxwriter, csv, zipfile), and the streams below drive
+that private loop a batch of rows at a time, so no other event loop is ever blocked."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import Select, func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from call_monitor.config import Settings
+from call_monitor.directory import Directory
+from call_monitor.export.definitions import definition_rows
+from call_monitor.export.figures import MonthFigures, Scope, in_month, month_figures
+from call_monitor.export.headers import Lang
+from call_monitor.export.judgement import Judgement
+from call_monitor.export.month import Month
+from call_monitor.export.sheets import (
+    CALL_COLUMNS,
+    MISSED_COLUMNS,
+    Column,
+    SqlWords,
+    TimeForm,
+    calls_query,
+    finish,
+    missed_query,
+    seoul_time,
+    stream,
+    summary_rows,
+)
+from call_monitor.store.models import calls_table
+from call_monitor.timefmt import SEOUL
+
+Format = Literal["xlsx", "csv", "json", "html"]
+FORMATS: tuple[Format, ...] = ("xlsx", "csv", "json", "html")
+SHEETS = ("summary", "calls", "missed", "definitions")
+HISTORY_MONTHS = 6  # months the HTML report looks back for its month-over-month charts
+
+
+@dataclass(frozen=True, slots=True)
+class ExportRequest:
+    month: Month
+    format: Format
+    out: Path
+    lang: Lang = "ko"
+    department: str | None = None
+    recompute: bool = False
+
+    def query(self) -> dict[str, Any]:
+        """The request as the manifest records it."""
+        return {
+            "month": str(self.month),
+            "format": self.format,
+            "lang": self.lang,
+            "department": self.department,
+            "recompute": self.recompute,
+        }
+
+
+def no_progress(rows: int) -> None:
+    """A progress callback that shows nothing (not a terminal)."""
+
+
+@dataclass
+class ExportData:
+    """Everything an export's writers read; the streams count their rows."""
+
+    request: ExportRequest
+    settings: Settings
+    loop: asyncio.AbstractEventLoop  # the export's own (run.py)
+    engine: AsyncEngine
+    directory: Directory
+    scope: Scope
+    generated_at: datetime
+    figures: MonthFigures
+    stored_versions: list[str]
+    definitions: list[list[str]]
+    progress: Callable[[int], None] = no_progress
+    row_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def lang(self) -> Lang:
+        return self.request.lang
+
+    @property
+    def definitions_version(self) -> str:
+        """The version the figures were judged under: the current one when re-judged, else
+        the stored verdicts' (several, comma-separated, if the month spans a change)."""
+        if self.request.recompute or not self.stored_versions:
+            return self.settings.charter.definitions_version
+        return ", ".join(self.stored_versions)
+
+    def summary(self) -> list[list[Any]]:
+        rows = summary_rows(self.figures, self.lang)
+        self.row_counts["summary"] = len(rows)
+        return rows
+
+    def definition_rows(self) -> list[list[str]]:
+        self.row_counts["definitions"] = len(self.definitions)
+        return self.definitions
+
+    def _time(self, form: TimeForm) -> Callable[[Any], Any]:
+        dialect = self.engine.dialect.name
+        return lambda column: seoul_time(column, dialect, form)
+
+    def _query(self, times: TimeForm, builder: Callable[..., Select[Any]]) -> Select[Any]:
+        dialect = self.engine.dialect.name
+        words = SqlWords(self.lang, neutralise=times == "text")  # text: CSV
+
+        def time(column: Any) -> Any:
+            return seoul_time(column, dialect, times)
+
+        if builder is calls_query:
+            return calls_query(self.scope, self.directory, words, time, dialect)
+        return missed_query(self.scope, self.directory, words, time)
+
+    def calls(self, times: TimeForm) -> Iterator[list[Any]]:
+        """The calls sheet's rows, times as ``times`` (see :func:`seoul_time`); with
+        ``text`` (CSV) the names come neutralised."""
+        return self._rows("calls", self._query(times, calls_query), CALL_COLUMNS)
+
+    def missed(self, times: TimeForm) -> Iterator[list[Any]]:
+        return self._rows("missed", self._query(times, missed_query), MISSED_COLUMNS)
+
+    def _rows(
+        self, sheet: str, query: Select[Any], columns: Sequence[Column]
+    ) -> Iterator[list[Any]]:
+        row = finish([c.key for c in columns].index("number"))
+        count = 0
+        for batch in self._batches(query):
+            for cells in batch:
+                yield row(cells)
+            count += len(batch)
+            if sheet == "calls":
+                self.progress(len(batch))
+        self.row_counts[sheet] = count
+
+    def _batches(self, query: Select[Any]) -> Iterator[Sequence[Any]]:
+        """The rows of ``query`` a batch at a time, each fetched by the export's own loop."""
+        batches = stream(self.engine, query)
+        try:
+            while True:
+                try:
+                    yield self.loop.run_until_complete(anext(batches))
+                except StopAsyncIteration:
+                    return
+        finally:
+            self.loop.run_until_complete(batches.aclose())
+
+    def history(self) -> list[tuple[str, dict[str, Any]]]:
+        """The office figures of this month and of up to ``HISTORY_MONTHS - 1`` before it
+        that have calls, oldest first (the HTML report's month over month)."""
+        found: list[tuple[str, dict[str, Any]]] = []
+        for back in range(HISTORY_MONTHS - 1, 0, -1):
+            month = self.request.month.shifted(-back)
+            scope = Scope(month, self.scope.judgement, self.scope.department)
+            office = self.loop.run_until_complete(self._office(scope))
+            if office["inbound_calls"]:
+                found.append((str(month), office))
+        found.append((str(self.request.month), self.figures.office))
+        return found
+
+    async def _office(self, scope: Scope) -> dict[str, Any]:
+        async with self.engine.connect() as conn:
+            return (await month_figures(conn, scope, self.directory)).office
+
+
+async def row_total(engine: AsyncEngine, scope: Scope) -> int:
+    """How many call rows the export streams (for a progress bar)."""
+    query = select(func.count()).select_from(calls_table).where(in_month(scope))
+    if scope.department is not None:
+        query = query.where(calls_table.c.department == scope.department)
+    async with engine.connect() as conn:
+        return int((await conn.execute(query)).scalar_one())
+
+
+async def gather(
+    request: ExportRequest,
+    settings: Settings,
+    engine: AsyncEngine,
+    progress: Callable[[int], None] = no_progress,
+) -> ExportData:
+    """Read the figures, the stored versions and the definitions of ``request``; call it
+    on the export's own loop."""
+    directory = Directory(settings.directory)
+    scope = Scope(request.month, Judgement(settings.charter, request.recompute), request.department)
+    async with engine.connect() as conn:
+        figures = await month_figures(conn, scope, directory)
+        versions = await conn.execute(
+            select(calls_table.c.definitions_version)
+            .where(in_month(scope))
+            .distinct()
+            .order_by(calls_table.c.definitions_version)
+        )
+        stored = [str(v) for v in versions.scalars()]
+    return ExportData(
+        request=request,
+        settings=settings,
+        loop=asyncio.get_running_loop(),
+        engine=engine,
+        directory=directory,
+        scope=scope,
+        generated_at=datetime.now(SEOUL),
+        figures=figures,
+        stored_versions=stored,
+        definitions=definition_rows(
+            settings, request.month, request.lang, stored, request.recompute
+        ),
+        progress=progress,
+    )

@@ -1,0 +1,77 @@
+"""``--format csv``: one CSV file per sheet, in a zip. UTF-8 with a BOM (so Excel reads the
+Korean right), numbers written as numbers, every text cell neutralised against formula
+injection (a caller named ``=HYPERLINK(...)`` arrives as text)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from call_monitor.export.build import ExportData
+from call_monitor.export.headers import HEADERS, SHEETS, Lang, word
+from call_monitor.export.sheets import Column, sheet_columns
+from call_monitor.export.text import neutralise
+
+Convert = Callable[[Any], Any]
+
+
+def converter(column: Column, not_scored: str, *, streamed: bool) -> Convert | None:
+    """How a column's values are written (``None``: as they are; ``csv`` writes ``None`` as
+    an empty field and a number as a number). Times come as Seoul text from the database
+    (``sheets.seoul_time``). The program's own words ("text" columns) never start like a
+    formula; the tests check every cell of every sheet."""
+    if column.kind == "rate":
+        return lambda value: None if value is None else round(value, 6)
+    if column.kind == "not_scored":
+        return lambda value: not_scored if value is None else value
+    if column.kind in ("name", "stranger") and not streamed:
+        # (The streamed sheets' text comes neutralised from the database: SqlWords.text.)
+        # Text from outside the program: the directory, the store, a caller.
+        return lambda value: neutralise(value) if value.__class__ is str else value
+    return None
+
+
+def write_csv_zip(data: ExportData, path: Path) -> None:
+    lang = data.lang
+    columns = sheet_columns()
+    not_scored = neutralise(word(lang, "not_scored"))
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        sheets: tuple[tuple[str, Iterable[list[Any]]], ...] = (
+            ("summary", data.summary()),
+            ("calls", data.calls("text")),
+            ("missed", data.missed("text")),
+            ("definitions", data.definition_rows()),
+        )
+        for number, (key, rows) in enumerate(sheets, start=1):
+            name = f"{number}_{key}_{SHEETS[lang][key]}.csv"
+            with archive.open(name, "w") as raw:
+                text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+                streamed = key in ("calls", "missed")
+                _write_sheet(text, columns[key], rows, lang, not_scored, streamed=streamed)
+                text.flush()
+                text.detach()
+
+
+def _write_sheet(
+    text: io.TextIOWrapper,
+    columns: Sequence[Column],
+    rows: Iterable[list[Any]],
+    lang: Lang,
+    not_scored: str,
+    *,
+    streamed: bool,
+) -> None:
+    writer = csv.writer(text)
+    writer.writerow([neutralise(HEADERS[lang][c.key]) for c in columns])
+    # Only the columns that need it are converted: most cells go to csv as they are.
+    converted = [
+        (i, f) for i, c in enumerate(columns) if (f := converter(c, not_scored, streamed=streamed))
+    ]
+    for row in rows:
+        for index, convert in converted:
+            row[index] = convert(row[index])
+        writer.writerow(row)

@@ -1,0 +1,117 @@
+"""The definitions sheet: the exact definitions and thresholds the figures were made under,
+their version, the working hours and the holidays of the month."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from call_monitor.charter.working_hours import WorkingHours
+from call_monitor.config import WEEKDAYS, Settings
+from call_monitor.export.headers import Lang
+from call_monitor.export.month import Month
+
+_ITEMS: Mapping[Lang, Mapping[str, str]] = {
+    "ko": {
+        "month": "대상 월 (Asia/Seoul)",
+        "definitions_version": "정의 버전 (현재 설정)",
+        "stored_versions": "저장된 판정의 정의 버전",
+        "judged_under": "이 파일의 수치",
+        "stored": "저장된 판정 그대로 (통화마다 저장된 정의 버전)",
+        "recomputed": "현재 정의로 다시 판정 (--recompute): "
+        "저장된 사실(벨 시간, 대기 시간)에 현재 기준 적용",
+        "cadence": "벨 주기 (울림 + 쉼, 초)",
+        "p1": "P1 기준: 벨 횟수 이내 (벨 n회 = ⌊벨 시간 / 주기⌋ + 1)",
+        "p2": "P2 사과 필요: 벨 횟수 이상",
+        "p4": "P4/P5 기준: 돌려주기 대기 (초 미만)",
+        "internal": "내선 통화도 판정",
+        "p6": "P6 회신 기한 (근무시간, 초)",
+        "reminder": "P6 알림 (기한 전 근무시간, 초)",
+        "hours": "근무시간",
+        "lunch": "점심시간 (근무시간 아님)",
+        "holidays": "이 달의 휴무일 (공휴일·지정 휴무)",
+        "extra_open": "이 달의 추가 근무일",
+        "rates": "비율",
+        "rates_text": "P1 = 충족/판정, P4 = 10초 이내/돌려주기, P5 = 10초 이내/타부서 연결, "
+        "P6 = 기한 내/(기한 내 + 기한 넘김), P7 = 고객이 먼저 끊음/판정. "
+        "불완전 통화(모니터가 전체를 보지 못한 통화)는 모든 비율에서 제외.",
+        "percentiles": "대기 중앙값·90%",
+        "percentiles_text": "순위 방식(nearest rank): n건 중 ⌈n/2⌉번째, ⌈0.9n⌉번째 값",
+        "checklist": "점검표 (P2 사과, P3, P5 직통번호)",
+        "checklist_text": "평가 없음 (점검표 결과가 없음)",
+        "none": "없음",
+        "yes": "예",
+        "no": "아니오",
+    },
+    "en": {
+        "month": "Month (Asia/Seoul)",
+        "definitions_version": "Definitions version (current settings)",
+        "stored_versions": "Definitions versions of the stored verdicts",
+        "judged_under": "Figures in this file",
+        "stored": "as stored (each call's verdict under its stored definitions version)",
+        "recomputed": "re-judged under the current definitions (--recompute): the current "
+        "thresholds applied to the stored facts (ring time, transfer wait)",
+        "cadence": "Ring cadence (on + off, seconds)",
+        "p1": "P1: answered within rings (ring n = floor(ring time / period) + 1)",
+        "p2": "P2 apology expected: from ring",
+        "p4": "P4/P5: transfer wait under (seconds)",
+        "internal": "Internal calls judged",
+        "p6": "P6 callback deadline (working seconds)",
+        "reminder": "P6 reminder (working seconds before the deadline)",
+        "hours": "Working hours",
+        "lunch": "Lunch break (not working time)",
+        "holidays": "Closed days of the month (public holidays, closures)",
+        "extra_open": "Extra working days of the month",
+        "rates": "Rates",
+        "rates_text": "P1 = met/judged, P4 = within 10 s/transfers, P5 = within 10 s/"
+        "transfers to another department, P6 = on time/(on time + late), P7 = caller hung up "
+        "first/judged. Incomplete calls (not seen whole by the monitor) are in no rate.",
+        "percentiles": "Median and 90th percentile wait",
+        "percentiles_text": "nearest rank: the ceil(n/2)-th and ceil(0.9 n)-th of n values",
+        "checklist": "Checklist (P2 apology, P3, P5 direct number)",
+        "checklist_text": "not scored (no checklist results)",
+        "none": "none",
+        "yes": "yes",
+        "no": "no",
+    },
+}
+
+
+def definition_rows(
+    settings: Settings,
+    month: Month,
+    lang: Lang,
+    stored_versions: Sequence[str],
+    recompute: bool,
+) -> list[list[str]]:
+    """``[item, value]`` rows, in ``lang``."""
+    text = _ITEMS[lang]
+    charter = settings.charter
+    hours = WorkingHours(settings.working_hours)
+    days = list(month.days())
+    weekly = settings.working_hours.days
+    # Days that would be working days by the week but are closed: holidays, closures.
+    closed = [d for d in days if weekly.get(WEEKDAYS[d.weekday()]) and not hours.hours_of(d)]
+    opened = [d for d in days if d in set(settings.working_hours.extra_open)]
+    spans = settings.working_hours.days
+    lunch = settings.working_hours.lunch
+    rows = [
+        ("month", str(month)),
+        ("definitions_version", charter.definitions_version),
+        ("stored_versions", ", ".join(stored_versions) or text["none"]),
+        ("judged_under", text["recomputed" if recompute else "stored"]),
+        ("cadence", f"{charter.ring_on_seconds:g} + {charter.ring_off_seconds:g}"),
+        ("p1", str(charter.max_rings_p1)),
+        ("p2", str(charter.apology_from_ring)),
+        ("p4", f"{charter.transfer_limit_seconds:g}"),
+        ("internal", text["yes" if charter.count_internal_calls else "no"]),
+        ("p6", f"{settings.callbacks.due_working_seconds:g}"),
+        ("reminder", f"{settings.callbacks.reminder_before_working_seconds:g}"),
+        ("hours", ", ".join(f"{day} {s.start:%H:%M}-{s.end:%H:%M}" for day, s in spans.items())),
+        ("lunch", f"{lunch.start:%H:%M}-{lunch.end:%H:%M}" if lunch else text["none"]),
+        ("holidays", ", ".join(map(str, closed)) or text["none"]),
+        ("extra_open", ", ".join(map(str, opened)) or text["none"]),
+        ("rates", text["rates_text"]),
+        ("percentiles", text["percentiles_text"]),
+        ("checklist", text["checklist_text"]),
+    ]
+    return [[text[key], value] for key, value in rows]

@@ -1,0 +1,412 @@
+"""The month's charter figures, counted by the database: per department, per staff member
+and for the whole office.
+
+Every count is a conditional count in one ``GROUP BY`` query (no call row comes to Python
+to be counted); the transfer waits' median and 90th percentile are picked by window
+functions (nearest rank: the value at rank ``ceil(p * n)``), on SQLite and PostgreSQL alike.
+
+Attribution, as the rules and the metrics attribute (``charter/rules.py``):
+
+- the call counts (``inbound_calls`` ... ``incomplete``) and P1/P2 go to the call's
+  department and, for a staff row, to the staff member who answered (a missed or incomplete
+  call: the extension dialled, when it is a staff member's);
+- P4/P5 go to the staff member who transferred, and to that staff member's department (the
+  call's when the extension is not in the directory);
+- P7 goes to whom the stored verdict attributes it (the last staff member on the line);
+- P6 to the obligation's owner (a staff member, or a department for a ring group's call).
+
+Only directory staff get staff rows; every directory department gets a department row, and
+calls of no known department one with ``department`` null. The office row is the sum of the
+department rows (its wait percentiles are the office's own).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, get_args
+
+from sqlalchemy import Text, and_, case, column, func, or_, select, values
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql import Select
+
+from call_monitor.calls.model import MissedReason
+from call_monitor.directory import Directory
+from call_monitor.export.judgement import RING_BUCKETS, Expression, Judgement, count_if
+from call_monitor.export.month import Month
+from call_monitor.store.models import calls_table, transfers_table, verdicts_table
+from call_monitor.store.obligations import obligation_changes_table, obligations_table
+
+MISSED_REASONS: tuple[str, ...] = get_args(MissedReason)
+CALL_KEYS: tuple[str, ...] = (
+    "inbound_calls",
+    "answered",
+    "missed",
+    *(f"missed_{reason}" for reason in MISSED_REASONS),
+    "incomplete",
+    "p1_checked",
+    "p1_met",
+    *(f"rings_{ring}" for ring in RING_BUCKETS),
+    f"rings_{RING_BUCKETS[-1] + 1}_plus",
+    "apology_expected",
+)
+TRANSFER_KEYS: tuple[str, ...] = (
+    "transfers",
+    "p4_met",
+    "transfers_attended",
+    "transfers_blind",
+    "transfers_never_connected",
+    "p5_transfers",
+    "p5_met",
+)
+P7_KEYS: tuple[str, ...] = ("p7_checked", "p7_met")
+CALLBACK_KEYS: tuple[str, ...] = (
+    "callbacks_owed",
+    "callbacks_on_time",
+    "callbacks_late",
+    "callbacks_open",
+    "callbacks_resolved_by_inbound",
+    "callbacks_cancelled",
+)
+CHECKLIST_KEYS: tuple[str, ...] = ("scored_calls",)
+# The counts of a figures object, in the order the JSON and the sheets give them.
+COUNT_KEYS: tuple[str, ...] = (
+    *CALL_KEYS,
+    *TRANSFER_KEYS,
+    *CALLBACK_KEYS,
+    *P7_KEYS,
+    *CHECKLIST_KEYS,
+)
+WAIT_KEYS: tuple[str, ...] = ("p4_wait_median_seconds", "p4_wait_p90_seconds")
+
+Key = tuple[str | None, str | None]  # (department, staff extension or None)
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """What an export covers: a month, one department or all, the verdicts as stored or
+    re-judged."""
+
+    month: Month
+    judgement: Judgement
+    department: str | None = None
+
+
+@dataclass(slots=True)
+class MonthFigures:
+    office: dict[str, Any]
+    departments: list[dict[str, Any]] = field(default_factory=list)
+    staff: list[dict[str, Any]] = field(default_factory=list)
+
+
+def in_month(scope: Scope) -> Expression:
+    started = calls_table.c.started_at
+    return and_(started >= scope.month.start, started < scope.month.end)
+
+
+def directory_cte(directory: Directory) -> Any:
+    """``(extension, department)`` of every staff member and group, as a CTE (VALUES)."""
+    pairs = [(ext, entry.department) for ext, entry in directory.settings.staff.items()]
+    pairs += list(directory.settings.groups.items())
+    table = values(column("extension", Text), column("department", Text), name="directory")
+    return table.data(pairs or [("", "")]).cte("directory")
+
+
+def checklist_figures(keys: Iterable[Key]) -> dict[Key, dict[str, Any]]:
+    """The supervisors' checklist figures of each row: calls scored, mean score, the share
+    of "yes" per item, and the P2 apology and P5 direct-number shares that only a listener
+    can score.
+
+    The checklist tables are not on this branch (the supervisors' web issue builds them):
+    every row is 0 calls scored and "not scored" (``None``) until the lead wires this ONE
+    function to them; nothing else in the export reads the checklist."""
+    unscored = {
+        "scored_calls": 0,
+        "checklist_mean_score": None,
+        "checklist_yes_share": None,
+        "apology_given_share": None,
+        "p5_direct_number_share": None,
+    }
+    return {key: dict(unscored) for key in keys}
+
+
+async def month_figures(conn: AsyncConnection, scope: Scope, directory: Directory) -> MonthFigures:
+    """The figures of ``scope``: every department and staff row, and the office's."""
+    rows: dict[Key, dict[str, Any]] = defaultdict(lambda: dict.fromkeys(COUNT_KEYS, 0))
+    for department in directory.departments:
+        rows[(department, None)]
+    for extension in directory.extensions:
+        rows[(directory.department_of(extension), extension)]
+    grouped = (
+        (await _call_counts(conn, scope), CALL_KEYS),
+        (await _transfer_counts(conn, scope, directory), TRANSFER_KEYS),
+        (await _p7_counts(conn, scope), P7_KEYS),
+        (await _callback_counts(conn, scope), CALLBACK_KEYS),
+    )
+    for result, keys in grouped:
+        for department, staff, *counts in result:
+            _add(rows, directory, department, staff, dict(zip(keys, counts, strict=True)))
+    waits = await _waits(conn, scope, directory)
+    checklist = checklist_figures([*rows, (None, "")])
+    figures = MonthFigures(office=_office(rows, scope, waits, checklist))
+    for key in sorted(rows, key=_order):
+        if scope.department is not None and key[0] != scope.department:
+            continue
+        row = _row(key, rows[key], waits.get(key), checklist[key], directory)
+        (figures.departments if key[1] is None else figures.staff).append(row)
+    return figures
+
+
+def _order(key: Key) -> tuple[bool, str, bool, str]:
+    department, staff = key
+    return (department is None, department or "", staff is not None, staff or "")
+
+
+def _add(
+    rows: dict[Key, dict[str, Any]],
+    directory: Directory,
+    department: str | None,
+    staff: str | None,
+    counts: Mapping[str, int],
+) -> None:
+    """Counts of one group, into its department's row and, if a staff member's, theirs."""
+    targets: list[Key] = [(department, None)]
+    if directory.is_staff(staff):
+        targets.append((directory.department_of(staff), staff))
+    for key in targets:
+        row = rows[key]
+        for name, count in counts.items():
+            row[name] += int(count)
+
+
+def _row(
+    key: Key,
+    counts: Mapping[str, int],
+    waits: tuple[float | None, float | None] | None,
+    checklist: Mapping[str, Any],
+    directory: Directory,
+) -> dict[str, Any]:
+    department, staff = key
+    median, p90 = waits or (None, None)
+    return {
+        "department": department,
+        "staff": staff,
+        "staff_name": directory.staff_name(staff),
+        **counts,
+        **checklist,
+        "p4_wait_median_seconds": median,
+        "p4_wait_p90_seconds": p90,
+    }
+
+
+def _office(
+    rows: Mapping[Key, Mapping[str, int]],
+    scope: Scope,
+    waits: Mapping[Key, tuple[float | None, float | None]],
+    checklist: Mapping[Key, Mapping[str, Any]],
+) -> dict[str, Any]:
+    totals = dict.fromkeys(COUNT_KEYS, 0)
+    for (department, staff), counts in rows.items():
+        if staff is None and scope.department in (None, department):
+            for name in COUNT_KEYS:
+                totals[name] += counts[name]
+    key: Key = (scope.department, None) if scope.department is not None else (None, "")
+    median, p90 = waits.get(key, (None, None))
+    return {
+        "department": scope.department,
+        "staff": None,
+        "staff_name": None,
+        **totals,
+        **checklist[(None, "")],
+        "p4_wait_median_seconds": median,
+        "p4_wait_p90_seconds": p90,
+    }
+
+
+# --------------------------------------------------------------------------- the queries
+
+
+async def _call_counts(conn: AsyncConnection, scope: Scope) -> Sequence[Any]:
+    c = calls_table.c
+    judge = scope.judgement
+    inbound = c.direction == "inbound"
+    complete = and_(inbound, c.incomplete.is_(False))
+    p1 = judge.p1_met()
+    p1_checked = and_(c.judged.is_(True), p1.is_not(None))
+    # A staff row: who answered; a call nobody answered, the extension it was dialled to.
+    staff = func.coalesce(c.answered_by, c.dialed)
+    counts = [
+        count_if(inbound),
+        count_if(and_(complete, c.answered_at.is_not(None))),
+        count_if(and_(complete, c.missed.is_(True))),
+        *(
+            count_if(and_(complete, c.missed.is_(True), c.missed_reason == reason))
+            for reason in MISSED_REASONS
+        ),
+        count_if(and_(inbound, c.incomplete.is_(True))),
+        count_if(p1_checked),
+        count_if(and_(p1_checked, p1.is_(True))),
+        *(
+            count_if(and_(p1_checked, judge.on_ring(ring)))
+            for ring in (*RING_BUCKETS, RING_BUCKETS[-1] + 1)
+        ),
+        count_if(and_(c.judged.is_(True), judge.apology_expected().is_(True))),
+    ]
+    query = (
+        select(c.department, staff, *counts).where(in_month(scope)).group_by(c.department, staff)
+    )
+    return (await conn.execute(query)).all()
+
+
+def _transfer_facts(scope: Scope, directory: Directory) -> Select[Any]:
+    """The judged calls' transfers of the month, with the department a P4/P5 verdict goes
+    to (the transferring staff member's, else the call's) and the verdict itself."""
+    t = transfers_table.c
+    staff_departments = directory_cte(directory)
+    department = func.coalesce(staff_departments.c.department, calls_table.c.department)
+    return (
+        select(
+            department.label("department"),
+            t.from_ext.label("staff"),
+            t.kind,
+            t.wait_seconds,
+            t.other_department,
+            scope.judgement.p4_met().label("p4_met"),
+        )
+        .select_from(
+            transfers_table.join(calls_table, calls_table.c.linkedid == t.linkedid).outerjoin(
+                staff_departments, staff_departments.c.extension == t.from_ext
+            )
+        )
+        .where(in_month(scope), calls_table.c.judged.is_(True))
+    )
+
+
+async def _transfer_counts(
+    conn: AsyncConnection, scope: Scope, directory: Directory
+) -> Sequence[Any]:
+    facts = _transfer_facts(scope, directory).subquery()
+    f = facts.c
+    judged = f.p4_met.is_not(None)
+    p5 = and_(judged, f.other_department.is_(True))
+    query = select(
+        f.department,
+        f.staff,
+        count_if(judged),
+        count_if(f.p4_met.is_(True)),
+        count_if(and_(judged, f.kind == "attended")),
+        count_if(and_(judged, f.kind == "blind")),
+        count_if(and_(judged, f.wait_seconds.is_(None))),
+        count_if(p5),
+        count_if(and_(p5, f.p4_met.is_(True))),
+    ).group_by(f.department, f.staff)
+    return (await conn.execute(query)).all()
+
+
+async def _p7_counts(conn: AsyncConnection, scope: Scope) -> Sequence[Any]:
+    v = verdicts_table.c
+    query = (
+        select(v.department, v.staff, func.count(), count_if(v.met.is_(True)))
+        .select_from(verdicts_table.join(calls_table, calls_table.c.linkedid == v.linkedid))
+        # "clause || ''": not by the clause's index, which SQLite would otherwise walk
+        # for every P7 verdict ever stored; the month's calls lead (their time index).
+        .where(in_month(scope), v.clause.concat("") == "P7")
+        .group_by(v.department, v.staff)
+    )
+    return (await conn.execute(query)).all()
+
+
+def _created_in(scope: Scope) -> Select[Any]:
+    """The obligations created in the month, found by their ``created`` change's time (the
+    history's time index; the snapshots have none on ``created_at``)."""
+    h = obligation_changes_table.c
+    return select(h.obligation_id).where(
+        h.kind == "created", h.at >= scope.month.start, h.at < scope.month.end
+    )
+
+
+async def _callback_counts(conn: AsyncConnection, scope: Scope) -> Sequence[Any]:
+    """Obligations created in the month, by their state at the month's end: closed before
+    it (on time, late, resolved by the customer calling again, cancelled) or still open."""
+    o = obligations_table.c
+    end = scope.month.end
+    # A staff member's obligation has a staff row; a department's own has none.
+    owned = (
+        select(
+            o.owner_department.label("department"),
+            case((o.owner_kind == "staff", o.owner)).label("staff"),
+            o.state,
+            o.closed_at,
+        )
+        .where(o.id.in_(_created_in(scope)))
+        .subquery()
+    )
+    f = owned.c
+    closed_by_end = and_(f.closed_at.is_not(None), f.closed_at < end)
+
+    def closed_as(state: str) -> Expression:
+        return and_(closed_by_end, f.state == state)
+
+    query = select(
+        f.department,
+        f.staff,
+        func.count(),
+        count_if(closed_as("fulfilled_on_time")),
+        count_if(closed_as("fulfilled_late")),
+        count_if(or_(f.closed_at.is_(None), f.closed_at >= end)),
+        count_if(closed_as("resolved_by_inbound")),
+        count_if(closed_as("cancelled")),
+    ).group_by(f.department, f.staff)
+    return (await conn.execute(query)).all()
+
+
+async def _waits(
+    conn: AsyncConnection, scope: Scope, directory: Directory
+) -> dict[Key, tuple[float | None, float | None]]:
+    """The median and 90th percentile of the customers' transfer waits, by department, by
+    staff member and for the office (key ``(None, "")``; with a department chosen, that
+    department's), nearest rank, picked by the database."""
+    facts = _transfer_facts(scope, directory).subquery()
+    f = facts.c
+    waits: dict[Key, tuple[float | None, float | None]] = {}
+    levels: list[tuple[Any, ...]] = [(f.department,), (f.department, f.staff), ()]
+    for group in levels:
+        for row in await _percentiles(conn, facts, group):
+            *names, median, p90 = row
+            if not group:
+                key: Key = (None, "")
+            elif len(group) == 1:
+                key = (names[0], None)
+            elif directory.is_staff(names[1]):
+                key = (directory.department_of(names[1]), names[1])
+            else:
+                continue
+            waits[key] = (median, p90)
+    if scope.department is not None:
+        waits[(None, "")] = waits.get((scope.department, None), (None, None))
+    return waits
+
+
+async def _percentiles(conn: AsyncConnection, facts: Any, group: tuple[Any, ...]) -> Sequence[Any]:
+    wait = facts.c.wait_seconds
+    partition = list(group) or None
+    ranked = (
+        select(
+            *group,
+            wait.label("wait"),
+            func.row_number().over(partition_by=partition, order_by=wait).label("rank"),
+            func.count().over(partition_by=partition).label("n"),
+        )
+        .where(wait.is_not(None), facts.c.p4_met.is_not(None))
+        .subquery()
+    )
+    r = ranked.c
+    names = [r[g.name] for g in group]
+    # Nearest rank: ceil(n / 2) and ceil(9 n / 10), in integer arithmetic.
+    median = func.max(case((r.rank == (r.n + 1) // 2, r.wait)))
+    p90 = func.max(case((r.rank == (r.n * 9 + 9) // 10, r.wait)))
+    query = select(*names, median, p90)
+    if names:
+        query = query.group_by(*names)
+    return (await conn.execute(query)).all()

@@ -1,0 +1,128 @@
+"""``--format xlsx``: one workbook, written row by row (xlsxwriter's ``constant_memory``:
+each row goes to disk once written, so memory does not grow with the month).
+
+Typed cells: counts and seconds as numbers, rates as numbers formatted as percentages, times
+as Excel dates (Seoul wall clock); text is written as text, never parsed (no formula, URL or
+number is made of a caller's name). Header rows frozen, columns sized, and on the summary
+sheet a chart per measured clause over the department rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import xlsxwriter
+from xlsxwriter.format import Format
+from xlsxwriter.worksheet import Worksheet
+
+from call_monitor.export.build import ExportData
+from call_monitor.export.headers import HEADERS, SHEETS, Lang, word
+from call_monitor.export.sheets import Column, sheet_columns
+
+CHART_CLAUSES = ("p1_rate", "p4_rate", "p5_rate", "p6_rate", "p7_rate")
+CHART_ROWS = 16  # rows a chart takes on the sheet
+
+Write = Callable[[Worksheet, int, int, Any], None]
+
+
+def write_xlsx(data: ExportData, path: Path) -> None:
+    lang = data.lang
+    workbook = xlsxwriter.Workbook(
+        str(path),
+        {
+            "constant_memory": True,
+            # Text stays text: a caller named "=1+1" or "http://..." is not a formula/link.
+            "strings_to_formulas": False,
+            "strings_to_urls": False,
+            "strings_to_numbers": False,
+        },
+    )
+    try:
+        formats = _formats(workbook)
+        sheet = _sheet(workbook, data, "summary", data.summary(), formats)
+        _charts(workbook, sheet, lang, len(data.figures.departments) + 1)
+        _sheet(workbook, data, "calls", data.calls("serial"), formats)
+        _sheet(workbook, data, "missed", data.missed("serial"), formats)
+        _sheet(workbook, data, "definitions", data.definition_rows(), formats)
+    finally:
+        workbook.close()
+
+
+def _formats(workbook: xlsxwriter.Workbook) -> dict[str, Format]:
+    return {
+        "header": workbook.add_format({"bold": True, "text_wrap": True, "bg_color": "#DDEBF7"}),
+        "rate": workbook.add_format({"num_format": "0.0%"}),
+        "seconds": workbook.add_format({"num_format": "0.00"}),
+        "datetime": workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss.000"}),
+    }
+
+
+def _writer(column: Column, formats: dict[str, Format], not_scored: str) -> Write:
+    """How a column's values are written: by its type, never guessed from the value."""
+    kind = column.kind
+    if kind in ("int", "seconds", "rate", "datetime"):
+        # A time comes as an Excel date serial (sheets.seoul_time): with a date format, it
+        # is a date cell.
+        number_format = formats.get(kind)
+
+        def number(sheet: Worksheet, row: int, col: int, value: Any) -> None:
+            if value is not None:
+                sheet.write_number(row, col, value, number_format)
+
+        return number
+
+    def text(sheet: Worksheet, row: int, col: int, value: Any) -> None:
+        shown = not_scored if value is None and kind == "not_scored" else value
+        if shown:
+            sheet.write_string(row, col, str(shown))
+
+    return text
+
+
+def _sheet(
+    workbook: xlsxwriter.Workbook,
+    data: ExportData,
+    key: str,
+    rows: Iterable[Sequence[Any]],
+    formats: dict[str, Format],
+) -> Worksheet:
+    lang = data.lang
+    columns = sheet_columns()[key]
+    sheet = workbook.add_worksheet(SHEETS[lang][key])
+    writers = [_writer(c, formats, word(lang, "not_scored")) for c in columns]
+    for index, column in enumerate(columns):
+        sheet.set_column(index, index, column.width)
+    for index, column in enumerate(columns):
+        sheet.write_string(0, index, HEADERS[lang][column.key], formats["header"])
+    sheet.freeze_panes(1, 0)
+    number = 0
+    for number, row in enumerate(rows, start=1):
+        for index, (write, value) in enumerate(zip(writers, row, strict=True)):
+            write(sheet, number, index, value)
+    sheet.autofilter(0, 0, max(number, 1), len(columns) - 1)
+    return sheet
+
+
+def _charts(workbook: xlsxwriter.Workbook, sheet: Worksheet, lang: Lang, rows: int) -> None:
+    """A bar chart per clause: its rate for each department and the office (rows 2..)."""
+    columns = [c.key for c in sheet_columns()["summary"]]
+    name = SHEETS[lang]["summary"]
+    department = columns.index("department")
+    first_free = len(columns) + 1
+    for number, key in enumerate(CHART_CLAUSES):
+        col = columns.index(key)
+        chart = workbook.add_chart({"type": "bar"})
+        chart.add_series(
+            {
+                "name": HEADERS[lang][key],
+                "categories": [name, 1, department, rows, department],
+                "values": [name, 1, col, rows, col],
+                "data_labels": {"value": True, "num_format": "0%"},
+            }
+        )
+        chart.set_title({"name": HEADERS[lang][key]})
+        chart.set_x_axis({"min": 0, "max": 1, "num_format": "0%"})
+        chart.set_legend({"none": True})
+        sheet.insert_chart(1 + number * CHART_ROWS, first_free, chart)

@@ -822,3 +822,30 @@ async def test_chain_plays_recordings_over_one_connection() -> None:
     junction = sum(1 for i in first if isinstance(i, AmiMessage) and i.get("Timestamp"))
     assert stamps[junction] - max(stamps[:junction]) == pytest.approx(2.0, abs=1e-3)
     assert client.stats.reconnects == 0
+
+
+async def test_a_banner_again_delivers_the_event_after_it_then_renews_the_link() -> None:
+    """Issue 14, item 5: a proxy that reconnects upstream sends the banner again; the event
+    after it reaches the stream, and the link is renewed (login and resync) since events
+    may be missing and the upstream login may be gone."""
+
+    async def banner_again(session: FakeSession) -> None:
+        await session.login()
+        if fake.connections == 1:
+            await session.send(
+                b"Asterisk Call Manager/11.0.0\r\nEvent: Hangup\r\nUniqueid: 1.1\r\ngarbage\r\n\r\n"
+            )
+        await session.ignore_everything([])
+
+    async with FakeAmi(banner_again).serving() as fake:
+        queue: asyncio.Queue[StreamItem] = asyncio.Queue()
+        client = AmiClient(settings(fake.port), SecretStr(SECRET), queue)
+        async with running(client):
+            items = await take(queue, 4)
+    assert items[0] == LinkUp()
+    assert isinstance(items[1], AmiMessage)
+    assert items[1].get("Uniqueid") == "1.1"
+    assert isinstance(items[2], LinkDown)
+    assert "banner" in items[2].reason
+    assert items[3] == LinkUp()
+    assert (client.stats.banners_again, client.stats.framing_repairs) == (1, 2)

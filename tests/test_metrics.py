@@ -154,6 +154,7 @@ def test_series_exist_at_zero(metrics: CallMetrics) -> None:
         "callmon_ami_connected",
         "callmon_ami_events_total",
         "callmon_ami_framing_errors_total",
+        "callmon_ami_framing_repairs_total",
         "callmon_ami_malformed_events_total",
         "callmon_ami_reconnects_total",
         "callmon_resync_incomplete_calls_total",
@@ -568,6 +569,7 @@ class FakeLink:
     connected: bool = False
     events: int = 0
     framing_errors: int = 0
+    framing_repairs: int = 0
     reconnects: int = 0
 
 
@@ -584,6 +586,7 @@ def test_scrape_time_sources(metrics: CallMetrics) -> None:
     assert value(metrics, "callmon_calls_in_progress") == 2.0
 
     link.connected, link.events, link.framing_errors, link.reconnects = True, 1234, 2, 3
+    link.framing_repairs = 4
     correlator.rejected = 5
     writer.stats.failures, writer.stats.dropped, writer.stats.rejected = 7, 1, 2
     for n in range(3):
@@ -593,6 +596,7 @@ def test_scrape_time_sources(metrics: CallMetrics) -> None:
     assert value(metrics, "callmon_ami_connected") == 1.0
     assert value(metrics, "callmon_ami_events_total") == 1234.0
     assert value(metrics, "callmon_ami_framing_errors_total") == 2.0
+    assert value(metrics, "callmon_ami_framing_repairs_total") == 4.0
     assert value(metrics, "callmon_ami_reconnects_total") == 3.0
     assert value(metrics, "callmon_ami_malformed_events_total") == 5.0
     assert value(metrics, "callmon_store_write_failures_total") == 7.0

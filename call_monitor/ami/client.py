@@ -114,6 +114,9 @@ class ClientStats:
     auth_failures: int = 0
     events: int = 0  # events put on the queue
     framing_errors: int = 0
+    # Messages kept by a repair (a line without ``Key:`` skipped, lone CR/LF line ends).
+    framing_repairs: int = 0
+    banners_again: int = 0  # banners inside a connection: the link is then renewed
     dropped_events: int = 0  # events dropped by name (``ignore_events``) before decoding
     stale_replies: int = 0  # replies to actions already timed out
     ping_timeouts: int = 0
@@ -355,9 +358,11 @@ class AmiClient:
     async def _reader(
         self, reader: asyncio.StreamReader, framer: AmiFramer, leftover: list[Frame]
     ) -> None:
-        dropped = framer.stats.dropped
+        dropped, repaired = framer.stats.dropped, framer.stats.repaired
         self.stats.dropped_events += dropped
+        self.stats.framing_repairs += repaired
         await self._deliver(leftover)
+        self._renew_after_banner(framer)
         while True:
             data = await reader.read(READ_CHUNK)
             if not data:
@@ -366,10 +371,23 @@ class AmiClient:
             if framer.stats.dropped != dropped:
                 self.stats.dropped_events += framer.stats.dropped - dropped
                 dropped = framer.stats.dropped
+            if framer.stats.repaired != repaired:
+                self.stats.framing_repairs += framer.stats.repaired - repaired
+                repaired = framer.stats.repaired
             await self._deliver(frames)
+            self._renew_after_banner(framer)
             # Let the consumer, the store and /metrics run between chunks: a fast PBX
             # keeps the socket readable and this loop would otherwise hold the loop.
             await asyncio.sleep(0)
+
+    def _renew_after_banner(self, framer: AmiFramer) -> None:
+        """The banner again (the framer's first one is the handshake's): the PBX restarted
+        behind a proxy, or the proxy reconnected. Events may be missing and our login may
+        be gone: the events before and after it delivered, the link is renewed (login,
+        resync)."""
+        if framer.stats.banners_again:
+            self.stats.banners_again += framer.stats.banners_again
+            raise _LinkLost("the PBX sent its banner again inside the connection")
 
     async def _deliver(self, frames: list[Frame]) -> None:
         """Route a chunk's frames; events go to the queue, waiting only when it is full."""
@@ -389,7 +407,7 @@ class AmiClient:
             self.stats.framing_errors += 1
             log.debug("AMI framing error (%d bytes skipped): %s", frame.size, frame.reason)
             return None
-        if isinstance(frame, Banner):  # the framer only yields one, at the start
+        if isinstance(frame, Banner):  # inside a connection: see _reader
             return None
         action_id = frame.action_id
         if frame.event is None:

@@ -352,6 +352,10 @@ class _LinkView:
         return self.client.stats.framing_errors
 
     @property
+    def framing_repairs(self) -> int:
+        return self.client.stats.framing_repairs
+
+    @property
     def reconnects(self) -> int:
         return self.client.stats.reconnects
 

@@ -194,7 +194,15 @@ WATCHED: tuple[WatchedSpec, ...] = (
         "framing",
         CounterMetricFamily,
         "callmon_ami_framing_errors",
-        "AMI messages that could not be framed or decoded (oversized, bad headers).",
+        "AMI messages that could not be framed or decoded (oversized, no header).",
+    ),
+    WatchedSpec(
+        "link",
+        "repairs",
+        CounterMetricFamily,
+        "callmon_ami_framing_repairs",
+        "AMI input repaired so a message was kept: header lines without a colon skipped, "
+        "lone CR or LF line ends read as CRLF, a banner repeated inside a connection.",
     ),
     WatchedSpec(
         "link",

@@ -167,6 +167,9 @@ class LinkStatsView(Protocol):
     def framing_errors(self) -> int: ...
 
     @property
+    def framing_repairs(self) -> int: ...
+
+    @property
     def reconnects(self) -> int: ...
 
 
@@ -256,6 +259,7 @@ def _link_values(link: LinkStatsView) -> dict[str, float]:
         "connected": 1.0 if link.connected else 0.0,
         "events": float(link.events),
         "framing": float(link.framing_errors),
+        "repairs": float(link.framing_repairs),
         "reconnects": float(link.reconnects),
     }
 

@@ -92,7 +92,107 @@ def test_a_timestamp_that_is_no_date_rejects_its_event() -> None:
         [rejected] = [o for o in out if isinstance(o, EventRejected)]
         assert (rejected.event, rejected.reason) == ("Unhold", "no valid Timestamp header")
         [ended] = [o for o in out if isinstance(o, CallEnded)]
-        assert ended.record.incomplete is False  # the call went on without it
+        assert ended.record.answered_by == "201"  # the call went on without it
+        assert ended.record.incomplete is True  # but lost a fact: never judged
+
+
+def first_time(source: list[AmiMessage]) -> float:
+    return next(float(e.get("Timestamp")) for e in source if e.get("Timestamp"))
+
+
+def shifted(message: AmiMessage, seconds: float) -> AmiMessage:
+    if "Timestamp" not in message.headers:
+        return message
+    stamp = float(message.headers["Timestamp"]) + seconds
+    return AmiMessage({**message.headers, "Timestamp": f"{stamp:.6f}"})
+
+
+def test_a_bad_time_on_the_ringing_keeps_the_call_from_judgement() -> None:
+    """Issue 14, item 2: ``notanumber`` on the ringing Newstate was counted, then the call
+    stored with ring_seconds 0.0 (answered "without ringing") and P1 met."""
+    source = list(events("e_blind_transfer"))
+    ring = next(i for i, e in enumerate(source) if e.get("ChannelState") == "5")
+    source[ring] = AmiMessage({**source[ring].headers, "Timestamp": "notanumber"})
+    correlator, out = run(list(source))
+    [ended] = [o for o in out if isinstance(o, CallEnded)]
+    assert ended.record.incomplete is True
+    assert correlator.stats.bad_times == 1
+
+
+@pytest.mark.parametrize("seconds", [99999999999 - 1.8e9, 2 * 86400.0, -2 * 86400.0])
+def test_one_far_event_time_is_rejected_and_moves_no_clock(seconds: float) -> None:
+    """Issue 14, items 1 and 2: one unrelated event stamped far away (99999999999, days
+    ahead or behind) moved the sweep's clock, closed the call up then, and no sweep ever
+    ran again. It is rejected; the call around it is measured as if it never came."""
+    source = list(events("e_blind_transfer"))
+    middle = len(source) // 2
+    stamp = f"{first_time(source) + seconds:.6f}"
+    stray = AmiMessage(
+        {"Event": "Newchannel", "Uniqueid": "9.9", "Channel": "PJSIP/x-1", "Timestamp": stamp}
+    )
+    correlator, out = run([*source[:middle], stray, *source[middle:]])
+    rejected = [o for o in out if isinstance(o, EventRejected)]
+    assert len(rejected) == correlator.stats.bad_times == 1
+    ended = {o.record.linkedid: o.record for o in out if isinstance(o, CallEnded)}
+    call = ended[next(e.get("Linkedid") for e in source if e.get("Linkedid"))]
+    assert (call.incomplete, call.answered_by) == (False, "201")
+    assert all(r.incomplete for k, r in ended.items() if k != call.linkedid)  # the stray
+    # The sweep still runs after it: a call idle past MAX_IDLE_SECONDS is closed.
+    again = Correlator(TOPOLOGY)
+    later = [
+        shifted(
+            AmiMessage(
+                {**stray.headers, "Uniqueid": f"8.{n}", "Timestamp": f"{first_time(source):.6f}"}
+            ),
+            correlator_module.MAX_IDLE_SECONDS + 120 + n,
+        )
+        for n in range(2)
+    ]
+    swept: list[Output] = []
+    for item in [*source[: middle - 1], stray, *later]:
+        swept += again.step(item)
+    assert call.linkedid in [o.record.linkedid for o in swept if isinstance(o, CallEnded)]
+    assert again.calls_in_progress == 2  # the two new calls only (the stray one closed)
+
+
+def another_call(message: AmiMessage) -> AmiMessage:
+    """The same event for a call of other ids."""
+    ids = {
+        k: f"7{v}"
+        for k, v in message.headers.items()
+        if k.lower().endswith(("uniqueid", "linkedid"))
+    }
+    return AmiMessage({**message.headers, **ids})
+
+
+def test_a_quiet_night_is_no_outlier() -> None:
+    """Hours without an event, then the next call: both taken, nothing rejected."""
+    source = list(events("e_blind_transfer"))
+    moved = [another_call(shifted(e, 10 * 3600.0)) for e in source]
+    correlator, out = run([*source, *moved])
+    assert not [o for o in out if isinstance(o, EventRejected)]
+    assert [o.record.incomplete for o in out if isinstance(o, CallEnded)] == [False, False]
+    assert correlator.stats.bad_times == 0
+
+
+def test_a_clock_set_back_is_taken_after_a_few_events() -> None:
+    source = list(events("e_blind_transfer"))
+    moved = [another_call(shifted(e, -86400.0)) for e in source]
+    correlator, out = run([*source, *moved])
+    rejected = [o for o in out if isinstance(o, EventRejected)]
+    assert len(rejected) == correlator_module._REANCHOR_AFTER - 1
+    assert correlator.stats.bad_times == len(rejected)
+
+
+def test_a_hangup_before_the_start_leaves_the_call_unjudged() -> None:
+    """Issue 14, item 2: stored with ended_at < started_at before."""
+    source = list(events("e_blind_transfer"))
+    last = max(i for i, e in enumerate(source) if e.event == "Hangup")
+    source[last] = shifted(source[last], -600.0)
+    correlator, out = run(list(source))
+    [ended] = [o for o in out if isinstance(o, CallEnded)]
+    assert ended.record.incomplete is True
+    assert correlator.stats.broken_calls == 1
 
 
 def test_a_handler_bug_closes_its_call_and_only_it(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from call_monitor.ami.framing import AmiMessage, EventFilter
 from call_monitor.ami.stream import Resync, StreamItem
@@ -46,11 +47,20 @@ MAX_IDLE_SECONDS = 4 * 3600.0
 _SWEEP_EVERY_SECONDS = 60.0
 # Ended calls and hung-up channels remembered so late events cannot resurrect them.
 _TOMBSTONES = 50_000
-# Event times outside this range (1970 to 9999-12-31 UTC) cannot be dates: rejected with the
-# event, as a missing Timestamp is (``nan``, ``inf`` or ``1e300`` parse as floats, and the
-# call's times then failed every consumer that turns them into a date).
-_EARLIEST_TS = 0.0
-_LATEST_TS = 253_402_214_400.0
+# Event times outside this range (2000 to 2100 UTC) cannot be dates of a call: rejected with
+# the event, as a missing Timestamp is (``nan``, ``inf`` or ``1e300`` parse as floats, and
+# the call's times then failed every consumer that turns them into a date).
+_EARLIEST_TS = 946_684_800.0
+_LATEST_TS = 4_102_444_800.0
+# Event times move forward by any amount (a quiet night), but a jump this far moves the
+# stream's clock (the stale-call sweep's) only once a second event confirms it: one event
+# stamped far ahead is an outlier, rejected when the next one comes back in range. Going
+# back this far is rejected at once, unless _REANCHOR_AFTER events in a row agree on it
+# (the PBX's clock was set back).
+MAX_TIME_JUMP_SECONDS = 3600.0
+_REANCHOR_AFTER = 3
+# Facts of a call out of order by more than this (a hang-up before the start) are broken.
+_ORDER_SLACK_SECONDS = 1.0
 # Key presses closer than this belong to one run (a feature code and the number after it).
 DTMF_RUN_GAP_SECONDS = 3.0
 # A run of key presses that ended this recently before a transfer started it.
@@ -161,6 +171,8 @@ class CorrelatorStats:
     calls_ended: int = 0
     incomplete_closed: int = 0
     handler_errors: int = 0  # events that raised a bug in a handler (their calls closed)
+    bad_times: int = 0  # of the rejected: a Timestamp that is no date or far from the others
+    broken_calls: int = 0  # calls closed incomplete because their facts contradict each other
 
 
 class Correlator:
@@ -176,6 +188,10 @@ class Correlator:
         self._last_sweep = 0.0
         self._gone: dict[str, None] = {}  # ended linkedids and hung-up uniqueids, oldest first
         self._last_ts = 0.0  # the newest event time seen: the correlator's only clock
+        # A forward jump not yet confirmed (MAX_TIME_JUMP_SECONDS): its time and calls; the
+        # recent times far behind the clock (_REANCHOR_AFTER).
+        self._jump: tuple[float, list[CallState]] | None = None
+        self._behind: list[float] = []
         # Calls adopted at a resync before any event time was known (the first thing a new
         # connection sees): linkedid -> how long they had been up (the PBX's ``Duration``).
         # The first event time dates them; until then their start is unknown, never 1970.
@@ -192,7 +208,7 @@ class Correlator:
             return self._event(item)
         if isinstance(item, Resync):
             return self._resync(item.channels)
-        # LinkUp / LinkDown change nothing by themselves: the Resync after a reconnect
+        # LinkUp / LinkDown change no call by themselves: the Resync after a reconnect
         # tells which calls survived the gap.
         return []
 
@@ -211,12 +227,11 @@ class Correlator:
         if handler is None:
             return []
         self.stats.events += 1
-        out: list[Output] = []
         ts = _event_time(msg)
-        if ts is None:
-            self.stats.rejected += 1
-            return [EventRejected(name, "no valid Timestamp header")]
-        self._last_ts = max(self._last_ts, ts)
+        out: list[Output] = []
+        if ts is None or not self._time_accepted(ts, out):
+            return self._bad_time(msg, name, ts, out)
+        jumped = self._jump is not None
         if self._undated:
             self._date_adopted(ts)
         try:
@@ -231,8 +246,69 @@ class Correlator:
             out.append(
                 EventRejected(name, f"{type(exc).__name__}: {exc}", error=exc, linkedid=linkedid)
             )
-        if ts - self._last_sweep > _SWEEP_EVERY_SECONDS:
+        if jumped and self._jump is not None and not self._jump[1]:
+            self._jump[1].extend(self._calls_named_by(msg))  # kept from judgement if odd
+        # Not on an unconfirmed jump: one event alone never moves the sweep's clock.
+        if ts - self._last_sweep > _SWEEP_EVERY_SECONDS and not jumped:
             self._sweep(ts, out)
+        return out
+
+    def _time_accepted(self, ts: float, out: list[Output]) -> bool:
+        """Whether ``ts`` is a plausible time for the stream's next event; the clock
+        (``_last_ts``) moved as MAX_TIME_JUMP_SECONDS says."""
+        last = self._last_ts
+        if last and ts < last - MAX_TIME_JUMP_SECONDS:
+            return self._far_behind(ts)
+        self._behind.clear()
+        jump = self._jump
+        if jump is not None and abs(ts - jump[0]) <= MAX_TIME_JUMP_SECONDS:
+            self._jump = None  # confirmed: the stream's time is there
+        elif last and ts > last + MAX_TIME_JUMP_SECONDS:
+            if jump is not None:
+                self._outlier(*jump, out)
+            self._jump = (ts, [])  # its calls: see _event
+            return True  # taken, the clock left where it was until confirmed
+        elif jump is not None:
+            self._jump = None  # back in range: the jump was one odd event
+            self._outlier(*jump, out)
+        self._last_ts = max(last, ts)
+        return True
+
+    def _far_behind(self, ts: float) -> bool:
+        behind = self._behind
+        behind.append(ts)
+        del behind[:-_REANCHOR_AFTER]
+        if len(behind) < _REANCHOR_AFTER or max(behind) - min(behind) > MAX_TIME_JUMP_SECONDS:
+            return False
+        self._last_ts = self._last_sweep = ts  # set back: the sweep follows
+        behind.clear()
+        return True
+
+    def _outlier(self, ts: float, calls: list[CallState], out: list[Output]) -> None:
+        """An event taken at a forward jump that the next one did not confirm: counted, the
+        calls it touched kept from judgement, and a call it started closed (its clock is
+        the outlier's: the sweep would keep it that much longer)."""
+        self.stats.rejected += 1
+        self.stats.bad_times += 1
+        for call in calls:
+            call.record.incomplete = True
+            if call.record.started_at == ts and self._calls.get(call.record.linkedid) is call:
+                self._finish(call, out, incomplete=True)
+        out.append(EventRejected("(outlier)", "Timestamp far ahead of the events around it"))
+
+    def _bad_time(
+        self, msg: AmiMessage, name: str, ts: float | None, out: list[Output]
+    ) -> list[Output]:
+        """Reject an event whose time is no date or far behind; the calls it names lost a
+        fact, so they are closed incomplete when they end (never judged)."""
+        self.stats.rejected += 1
+        self.stats.bad_times += 1
+        for call in self._calls_named_by(msg):
+            call.record.incomplete = True
+        if ts is None:
+            out.append(EventRejected(name, "no valid Timestamp header"))
+        else:
+            out.append(EventRejected(name, "Timestamp far behind the stream's recent times"))
         return out
 
     def _channel(self, msg: AmiMessage, ts: float, out: list[Output]) -> Channel:
@@ -736,6 +812,9 @@ class Correlator:
         for channel in list(call.channels.values()):
             self._drop_channel(channel)
         record = call.record
+        if not incomplete and _out_of_order(record):
+            incomplete = True  # a hang-up before the start: judged on such facts, it lies
+            self.stats.broken_calls += 1
         record.incomplete = incomplete
         unanswered = record.answered_at is None and record.direction in ("inbound", "internal")
         if unanswered and call.dial_attempted and not incomplete:
@@ -748,6 +827,13 @@ class Correlator:
         if incomplete:
             self.stats.incomplete_closed += 1
         out.append(CallEnded(record))
+
+
+def _out_of_order(record: CallRecord) -> bool:
+    """The call's times contradict each other: start, first ring, answer, end out of order."""
+    times = [record.started_at, record.ring_started_at, record.answered_at, record.ended_at]
+    known = [t for t in times if t is not None]
+    return any(later < earlier - _ORDER_SLACK_SECONDS for earlier, later in pairwise(known))
 
 
 def _duration(text: str | None) -> float:

@@ -90,6 +90,9 @@ class AmiSettings(_Section):
     reconnect_max_seconds: Annotated[
         Seconds, _against("reconnect_initial_seconds", operator.ge, "at least")
     ] = 30.0
+    # Calls followed at once; past it the oldest is closed incomplete (counted): a bound on
+    # memory when calls never end (lost hang-ups, a flood). An office's peak is ~100s.
+    max_calls_in_progress: int = Field(default=10_000, ge=1, le=1_000_000)
     # read=all streams are mostly these; dropping them by their first line saves work.
     ignore_events: list[str] = Field(
         default_factory=lambda: ["VarSet", "Newexten", "Cdr", "RTCPSent", "RTCPReceived"]

@@ -292,6 +292,7 @@ POSITIVE = [
 # Counts that start at 1: ports, rings, calls per write.
 FROM_ONE = [
     "ami.port",
+    "ami.max_calls_in_progress",
     "charter.max_rings_p1",
     "charter.apology_from_ring",
     "store.batch_size",
@@ -319,6 +320,7 @@ LARGEST = {
     "charter.apology_from_ring": 100,
     "store.batch_size": 100_000,
     "store.max_batch_size": 100_000,
+    "ami.max_calls_in_progress": 1_000_000,
 }
 
 

@@ -231,3 +231,28 @@ def test_a_handler_bug_closes_its_call_and_only_it(monkeypatch: pytest.MonkeyPat
     assert [o.record.linkedid for o in out if isinstance(o, CallEnded)].count(bad) == 1
     rejected = [o for o in out if isinstance(o, EventRejected) and o.error is None]
     assert all(o.reason == "ValueError: event after its channel or call ended" for o in rejected)
+
+
+def test_calls_in_progress_are_capped_the_oldest_closed_and_counted() -> None:
+    """Issue 14, item 8: calls that never end grew memory without bound (the 4 h sweep
+    of event time only)."""
+    stamp = first_time(list(events("e_blind_transfer")))
+    correlator = Correlator(TOPOLOGY, max_calls=10)
+    out: list[Output] = []
+    for n in range(25):
+        out += correlator.step(
+            AmiMessage(
+                {
+                    "Event": "Newchannel",
+                    "Uniqueid": f"{stamp:.0f}.{n}",
+                    "Channel": f"PJSIP/pstn-{n:08x}",
+                    "Context": "from-pstn",
+                    "Timestamp": f"{stamp + n:.6f}",
+                }
+            )
+        )
+    assert correlator.calls_in_progress == 10
+    assert correlator.stats.capped == 15
+    closed = [o.record for o in out if isinstance(o, CallEnded)]
+    assert [r.linkedid for r in closed] == [f"{stamp:.0f}.{n}" for n in range(15)]
+    assert all(r.incomplete and not r.missed for r in closed)

@@ -156,6 +156,7 @@ def test_series_exist_at_zero(metrics: CallMetrics) -> None:
         "callmon_ami_framing_errors_total",
         "callmon_ami_framing_repairs_total",
         "callmon_ami_malformed_events_total",
+        "callmon_calls_capped_total",
         "callmon_ami_reconnects_total",
         "callmon_resync_incomplete_calls_total",
         "callmon_store_write_failures_total",
@@ -587,7 +588,7 @@ def test_scrape_time_sources(metrics: CallMetrics) -> None:
 
     link.connected, link.events, link.framing_errors, link.reconnects = True, 1234, 2, 3
     link.framing_repairs = 4
-    correlator.rejected = 5
+    correlator.rejected, correlator.capped = 5, 6
     writer.stats.failures, writer.stats.dropped, writer.stats.rejected = 7, 1, 2
     for n in range(3):
         record = inbound(linkedid=f"queued.{n}")
@@ -599,6 +600,7 @@ def test_scrape_time_sources(metrics: CallMetrics) -> None:
     assert value(metrics, "callmon_ami_framing_repairs_total") == 4.0
     assert value(metrics, "callmon_ami_reconnects_total") == 3.0
     assert value(metrics, "callmon_ami_malformed_events_total") == 5.0
+    assert value(metrics, "callmon_calls_capped_total") == 6.0
     assert value(metrics, "callmon_store_write_failures_total") == 7.0
     assert value(metrics, "callmon_store_dropped_calls_total") == 1.0
     assert value(metrics, "callmon_store_rejected_calls_total") == 2.0

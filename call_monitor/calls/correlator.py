@@ -45,6 +45,7 @@ STATE_UP = "6"
 # A call with no event for this long (event time) is closed as incomplete: its end was lost.
 MAX_IDLE_SECONDS = 4 * 3600.0
 _SWEEP_EVERY_SECONDS = 60.0
+DEFAULT_MAX_CALLS = 10_000  # calls in progress (``ami.max_calls_in_progress``)
 # Ended calls and hung-up channels remembered so late events cannot resurrect them.
 _TOMBSTONES = 50_000
 # Event times outside this range (2000 to 2100 UTC) cannot be dates of a call: rejected with
@@ -173,13 +174,15 @@ class CorrelatorStats:
     handler_errors: int = 0  # events that raised a bug in a handler (their calls closed)
     bad_times: int = 0  # of the rejected: a Timestamp that is no date or far from the others
     broken_calls: int = 0  # calls closed incomplete because their facts contradict each other
+    capped: int = 0  # calls closed incomplete to keep within the cap on calls in progress
 
 
 class Correlator:
     """Feed it stream items with :meth:`step`; it returns the facts each one produced."""
 
-    def __init__(self, topology: Topology) -> None:
+    def __init__(self, topology: Topology, max_calls: int = DEFAULT_MAX_CALLS) -> None:
         self.topology = topology
+        self.max_calls = max_calls
         self.stats = CorrelatorStats()
         self._calls: dict[str, CallState] = {}  # linkedid -> call
         self._channels: dict[str, Channel] = {}  # uniqueid -> channel
@@ -333,6 +336,8 @@ class Correlator:
         if call is None:
             record = CallRecord(linkedid=linkedid, started_at=ts, incomplete=not seen_start)
             call = CallState(record=record, originator=linkedid, last_event_at=ts)
+            if len(self._calls) >= self.max_calls:
+                self._evict_oldest(out)
             self._calls[linkedid] = call
             self.stats.calls_started += 1
             out.append(CallStarted(linkedid, ts))
@@ -766,6 +771,13 @@ class Correlator:
                 call.record.started_at = ts - up_seconds
                 call.last_event_at = max(call.last_event_at, ts)
         self._undated.clear()
+
+    def _evict_oldest(self, out: list[Output]) -> None:
+        """The cap on calls in progress reached: the call that started first (the calls are
+        kept in the order they started) is closed incomplete, as the sweep would close it."""
+        oldest = next(iter(self._calls.values()))
+        self.stats.capped += 1
+        self._finish(oldest, out, incomplete=True)
 
     def _sweep(self, now: float, out: list[Output]) -> None:
         self._last_sweep = now

@@ -219,6 +219,13 @@ WATCHED: tuple[WatchedSpec, ...] = (
         "AMI events the correlator received but could not use (missing or bad fields).",
     ),
     WatchedSpec(
+        "correlator",
+        "capped",
+        CounterMetricFamily,
+        "callmon_calls_capped",
+        "Calls in progress closed incomplete by the cap on them (ami.max_calls_in_progress).",
+    ),
+    WatchedSpec(
         "store",
         "store_failures",
         CounterMetricFamily,

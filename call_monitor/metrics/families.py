@@ -174,10 +174,14 @@ class LinkStatsView(Protocol):
 
 
 class CorrelatorStatsView(Protocol):
-    """What the correlator counts (``CorrelatorStats``): events it could not use."""
+    """What the correlator counts (``CorrelatorStats``): events it could not use, calls the
+    cap on calls in progress closed."""
 
     @property
     def rejected(self) -> int: ...
+
+    @property
+    def capped(self) -> int: ...
 
 
 class StoreStatsView(Protocol):
@@ -265,7 +269,7 @@ def _link_values(link: LinkStatsView) -> dict[str, float]:
 
 
 def _correlator_values(correlator: CorrelatorStatsView) -> dict[str, float]:
-    return {"malformed": float(correlator.rejected)}
+    return {"malformed": float(correlator.rejected), "capped": float(correlator.capped)}
 
 
 def _store_values(store: StoreStatsView) -> dict[str, float]:

@@ -256,3 +256,47 @@ def test_calls_in_progress_are_capped_the_oldest_closed_and_counted() -> None:
     closed = [o.record for o in out if isinstance(o, CallEnded)]
     assert [r.linkedid for r in closed] == [f"{stamp:.0f}.{n}" for n in range(15)]
     assert all(r.incomplete and not r.missed for r in closed)
+
+
+def listed(events_before: list[AmiMessage], bridge: str) -> Resync:
+    """What CoreShowChannels answers for the channels of ``events_before``: all Up, bridged."""
+    channels: dict[str, AmiMessage] = {}
+    for event in events_before:
+        if event.event == "Newchannel":
+            channels[event.get("Uniqueid")] = AmiMessage(
+                {
+                    "Event": "CoreShowChannel",
+                    "Channel": event.get("Channel"),
+                    "ChannelState": "6",
+                    "Context": event.get("Context"),
+                    "Uniqueid": event.get("Uniqueid"),
+                    "Linkedid": event.get("Linkedid"),
+                    "Duration": "00:00:05",
+                    "BridgeId": bridge,
+                }
+            )
+    return Resync(tuple(channels.values()))
+
+
+def test_an_answer_in_a_link_gap_is_an_answer_of_unknown_ring_time() -> None:
+    """Issue 14, item 10: the link down while the phone was answered; the resync listed both
+    channels Up and bridged, yet the call was stored missed (caller_abandoned) with a false
+    callback owed. It is answered, by the phone that is Up, its ring time unknown."""
+    source = list(events("a_answer_1ring"))
+    answer = next(
+        i
+        for i, e in enumerate(source)
+        if e.event == "Newstate"
+        and e.get("ChannelState") == "6"
+        and e.get("Uniqueid") != e.get("Linkedid")
+    )
+    entered = [i for i, e in enumerate(source) if e.event == "BridgeEnter"]
+    bridge = source[entered[-1]].get("BridgeUniqueid")
+    before, after = source[:answer], source[entered[-1] + 1 :]
+    items: list[StreamItem] = [*before, LinkDown("drop"), LinkUp(), listed(before, bridge), *after]
+    _, out = run(items)
+    [ended] = [o for o in out if isinstance(o, CallEnded)]
+    record = ended.record
+    assert (record.answered_by, record.missed, record.incomplete) == ("201", False, False)
+    assert (record.ring_started_at, record.ring_seconds) == (None, None)  # P1 not judged
+    assert record.hangup_first != "unknown"  # the bridge was taken: who hung up is known

@@ -737,6 +737,8 @@ class Correlator:
                 call.record.incomplete = True
             if not call.channels:
                 self._finish(call, out, incomplete=True)
+        tracked = [(self._channels[u], msg) for u, msg in up.items() if u in self._channels]
+        self._take_listed(tracked, out)
         for uniqueid, msg in up.items():
             if uniqueid in self._channels:
                 continue
@@ -751,6 +753,34 @@ class Correlator:
                 self._bridges.setdefault(channel.bridge, set()).add(uniqueid)
             self._estimate_start(channel.call, _duration(msg.headers.get("Duration")))
         return out
+
+    def _take_listed(self, tracked: list[tuple[Channel, AmiMessage]], out: list[Output]) -> None:
+        """Channels followed before the gap and still up: their bridge as listed, and a phone
+        now Up that was not answered before was answered during the gap (by the one in the
+        customer's bridge first). When is not known: the answer is dated at the resync and
+        the call's ring time left unknown, so P1 is not judged on it."""
+        for channel, msg in tracked:
+            bridge = msg.headers.get("BridgeId") or None
+            if bridge != channel.bridge:
+                if channel.bridge is not None:
+                    self._leave_bridge(channel)
+                if bridge is not None:
+                    channel.bridge = bridge
+                    self._bridges.setdefault(bridge, set()).add(channel.uniqueid)
+        answered = [
+            channel
+            for channel, msg in tracked
+            if msg.headers.get("ChannelState") == STATE_UP
+            and channel.answered_at is None
+            and not channel.local
+            and channel.uniqueid != channel.call.originator
+        ]
+        answered.sort(key=lambda c: c.uniqueid not in self._talking_with_customer(c.call))
+        for channel in answered:
+            record = channel.call.record
+            if record.answered_at is None:
+                record.ring_started_at = None  # rang, but for how long is not known
+            self._answered(channel, self._last_ts, out)
 
     def _estimate_start(self, call: CallState, up_seconds: float) -> None:
         """An adopted call started ``up_seconds`` before the resync (its oldest channel's

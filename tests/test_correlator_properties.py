@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from call_monitor.ami.framing import AmiFramer, AmiMessage
-from call_monitor.ami.stream import LinkDown, LinkUp, Resync, StreamItem
+from call_monitor.ami.stream import LinkDown, LinkUp, PbxRestarted, Resync, StreamItem
 from call_monitor.calls import correlator as correlator_module
 from call_monitor.calls.correlator import Correlator, EventRejected, Output, Topology
 from call_monitor.calls.model import CallEnded, CallStarted
@@ -300,3 +300,49 @@ def test_an_answer_in_a_link_gap_is_an_answer_of_unknown_ring_time() -> None:
     assert (record.answered_by, record.missed, record.incomplete) == ("201", False, False)
     assert (record.ring_started_at, record.ring_seconds) == (None, None)  # P1 not judged
     assert record.hangup_first != "unknown"  # the bridge was taken: who hung up is known
+
+
+def pbx_event(name: str, ts: float, **headers: str) -> AmiMessage:
+    return AmiMessage({"Event": name, "Timestamp": f"{ts:.6f}", **headers})
+
+
+def test_a_pbx_restart_while_ringing_is_a_miss_still_owed_a_callback() -> None:
+    """Issue 14, item 11: a call ringing at ``core restart now`` was stored as an ordinary
+    no_answer miss; it is missed for the restart (and still owed a callback)."""
+    source = list(events("a_answer_1ring"))
+    ring = next(i for i, e in enumerate(source) if e.get("ChannelState") == "5")
+    ts = float(source[ring].get("Timestamp"))
+    items: list[StreamItem] = [*source[: ring + 1], pbx_event("Shutdown", ts + 1, Restart="True")]
+    correlator, out = run(items)
+    [ended] = [o for o in out if isinstance(o, CallEnded)]
+    assert (ended.record.missed, ended.record.missed_reason) == (True, "pbx_restart")
+    assert ended.record.incomplete is False
+    assert correlator.stats.pbx_restarts == 1
+    assert correlator.calls_in_progress == 0
+
+
+def test_a_pbx_restart_while_talking_is_a_hangup_by_the_pbx() -> None:
+    source = list(events("a_answer_1ring"))
+    entered = max(i for i, e in enumerate(source) if e.event == "BridgeEnter")
+    ts = float(source[entered].get("Timestamp")) + 5
+    talking = source[: entered + 1]
+    uids = {e.get("Uniqueid") for e in talking if e.event == "Newchannel"}
+    down: list[StreamItem] = []
+    for uid in sorted(uids):
+        down.append(pbx_event("SoftHangupRequest", ts, Uniqueid=uid, Cause="4"))
+    for uid in sorted(uids):
+        down.append(pbx_event("Hangup", ts, Uniqueid=uid, Cause="16"))
+    _, out = run([*talking, *down])
+    [ended] = [o for o in out if isinstance(o, CallEnded)]
+    assert (ended.record.hangup_first, ended.record.answered_by) == ("pbx", "201")
+    assert ended.record.incomplete is False
+
+
+def test_a_restart_seen_at_the_next_login_ends_the_calls_in_flight() -> None:
+    source = list(events("a_answer_1ring"))
+    ring = next(i for i, e in enumerate(source) if e.get("ChannelState") == "5")
+    items: list[StreamItem] = [*source[: ring + 1], LinkDown("x"), LinkUp(), PbxRestarted()]
+    correlator, out = run([*items, Resync(())])
+    [ended] = [o for o in out if isinstance(o, CallEnded)]
+    assert ended.record.missed_reason == "pbx_restart"
+    assert correlator.stats.pbx_restarts == 1

@@ -157,6 +157,7 @@ def test_series_exist_at_zero(metrics: CallMetrics) -> None:
         "callmon_ami_framing_repairs_total",
         "callmon_ami_malformed_events_total",
         "callmon_calls_capped_total",
+        "callmon_pbx_restarts_total",
         "callmon_ami_reconnects_total",
         "callmon_resync_incomplete_calls_total",
         "callmon_store_write_failures_total",
@@ -543,9 +544,17 @@ def test_labels_stay_bounded_over_many_callers(metrics: CallMetrics) -> None:
         "result": {"met", "breached", "not_judged", *CALLBACK_RESULTS},
         "direction": {"inbound", "outbound", "internal", "unknown"},
         "outcome": {"answered", "missed", "incomplete"},
-        "side": {"caller", "staff", "unknown"},
+        "side": {"caller", "staff", "unknown", "pbx"},
         "kind": {"blind", "attended"},
-        "reason": {"no_answer", "caller_abandoned", "busy", "unavailable", "failed", "unknown"},
+        "reason": {
+            "no_answer",
+            "caller_abandoned",
+            "busy",
+            "unavailable",
+            "failed",
+            "pbx_restart",
+            "unknown",
+        },
         "stage": set(PIPELINE_STAGES),
     }
     for family in metrics.registry.collect():
@@ -588,7 +597,7 @@ def test_scrape_time_sources(metrics: CallMetrics) -> None:
 
     link.connected, link.events, link.framing_errors, link.reconnects = True, 1234, 2, 3
     link.framing_repairs = 4
-    correlator.rejected, correlator.capped = 5, 6
+    correlator.rejected, correlator.capped, correlator.pbx_restarts = 5, 6, 7
     writer.stats.failures, writer.stats.dropped, writer.stats.rejected = 7, 1, 2
     for n in range(3):
         record = inbound(linkedid=f"queued.{n}")
@@ -601,6 +610,7 @@ def test_scrape_time_sources(metrics: CallMetrics) -> None:
     assert value(metrics, "callmon_ami_reconnects_total") == 3.0
     assert value(metrics, "callmon_ami_malformed_events_total") == 5.0
     assert value(metrics, "callmon_calls_capped_total") == 6.0
+    assert value(metrics, "callmon_pbx_restarts_total") == 7.0
     assert value(metrics, "callmon_store_write_failures_total") == 7.0
     assert value(metrics, "callmon_store_dropped_calls_total") == 1.0
     assert value(metrics, "callmon_store_rejected_calls_total") == 2.0

@@ -29,6 +29,7 @@ import contextlib
 import itertools
 import logging
 import random
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -49,6 +50,7 @@ from call_monitor.ami.stream import (
     RESYNC_ITEM_EVENT,
     LinkDown,
     LinkUp,
+    PbxRestarted,
     Resync,
     StreamItem,
 )
@@ -173,6 +175,7 @@ class AmiClient:
         # Liveness: whole messages read on this connection (a trickle of bytes that never
         # completes one is not a PBX that is alive).
         self._framer_stats = FramerStats()
+        self._down_since: float | None = None  # monotonic time of the last LinkDown
 
     # -- public -------------------------------------------------------------------------
 
@@ -262,6 +265,7 @@ class AmiClient:
         reason = await self._serve(reader, writer, framer, leftover)
         log.warning("AMI link to %s:%s lost: %s", settings.host, settings.port, reason)
         await self._out.put(LinkDown(reason))
+        self._down_since = time.monotonic()
         return True
 
     async def _serve(
@@ -423,7 +427,22 @@ class AmiClient:
                     self._stale.discard(action_id)
                 return None
         self.stats.events += 1
+        if frame.event == "FullyBooted":
+            return self._booted(frame)
         return frame
+
+    def _booted(self, frame: AmiMessage) -> StreamItem:
+        """A PBX up for less time than our link was down restarted meanwhile: every call in
+        flight was hung up by it (``PbxRestarted``); its ``Shutdown`` may never have
+        reached us."""
+        try:
+            uptime = float(frame.get("Uptime"))
+        except ValueError:
+            return frame
+        if self._down_since is None or not uptime < time.monotonic() - self._down_since:
+            return frame
+        log.warning("AMI: the PBX restarted while the link was down (up %.0f s)", uptime)
+        return PbxRestarted()
 
     def _on_response(self, frame: AmiMessage, action_id: str | None) -> None:
         pending = None if action_id is None else self._pending.get(action_id)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 
 from call_monitor.ami.framing import AmiMessage, EventFilter
-from call_monitor.ami.stream import Resync, StreamItem
+from call_monitor.ami.stream import PbxRestarted, Resync, StreamItem
 from call_monitor.calls.model import (
     CallAnswered,
     CallEnded,
@@ -42,6 +42,8 @@ from call_monitor.calls.model import (
 
 STATE_RINGING = "5"
 STATE_UP = "6"
+# SoftHangupRequest's Cause is Asterisk's soft hang-up flag: AST_SOFTHANGUP_SHUTDOWN.
+SOFTHANGUP_SHUTDOWN = "4"
 # A call with no event for this long (event time) is closed as incomplete: its end was lost.
 MAX_IDLE_SECONDS = 4 * 3600.0
 _SWEEP_EVERY_SECONDS = 60.0
@@ -162,6 +164,7 @@ class CallState:
     last_event_at: float = 0.0
     open_transfer: Transfer | None = None  # a transfer waiting for its target to answer
     consultation: set[str] = field(default_factory=set)  # channels of an attended transfer
+    ended_by_pbx: bool = False  # hung up by the PBX itself (restart, shutdown)
 
 
 @dataclass(slots=True)
@@ -175,6 +178,7 @@ class CorrelatorStats:
     bad_times: int = 0  # of the rejected: a Timestamp that is no date or far from the others
     broken_calls: int = 0  # calls closed incomplete because their facts contradict each other
     capped: int = 0  # calls closed incomplete to keep within the cap on calls in progress
+    pbx_restarts: int = 0  # PBX shutdowns and restarts seen (Shutdown, or a short uptime)
 
 
 class Correlator:
@@ -195,6 +199,7 @@ class Correlator:
         # recent times far behind the clock (_REANCHOR_AFTER).
         self._jump: tuple[float, list[CallState]] | None = None
         self._behind: list[float] = []
+        self._went_down = False  # a Shutdown seen since the last PbxRestarted
         # Calls adopted at a resync before any event time was known (the first thing a new
         # connection sees): linkedid -> how long they had been up (the PBX's ``Duration``).
         # The first event time dates them; until then their start is unknown, never 1970.
@@ -211,6 +216,13 @@ class Correlator:
             return self._event(item)
         if isinstance(item, Resync):
             return self._resync(item.channels)
+        if isinstance(item, PbxRestarted):
+            out: list[Output] = []
+            if not self._went_down:  # no Shutdown seen before the link went: count it here
+                self.stats.pbx_restarts += 1
+            self._went_down = False
+            self._pbx_hung_up_all(self._last_ts, out)
+            return out
         # LinkUp / LinkDown change no call by themselves: the Resync after a reconnect
         # tells which calls survived the gap.
         return []
@@ -574,6 +586,28 @@ class Correlator:
             call.record.ended_at = ts
             self._finish(call, out, incomplete=call.record.incomplete)
 
+    def on_soft_hangup_request(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        if msg.headers.get("Cause") != SOFTHANGUP_SHUTDOWN:
+            return
+        channel = self._channels.get(msg.headers["Uniqueid"])
+        if channel is not None:
+            channel.call.ended_by_pbx = True  # the PBX is going down: it hangs up itself
+
+    def on_shutdown(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        """The PBX is going down (``Restart: True`` for ``core restart``), having hung up
+        every channel: the calls still in flight end here, by the PBX. Channel names and
+        Uniqueid counters start again after it: nothing of these calls stays keyed."""
+        self.stats.pbx_restarts += 1
+        self._went_down = True
+        self._pbx_hung_up_all(ts, out)
+
+    def _pbx_hung_up_all(self, ts: float, out: list[Output]) -> None:
+        for call in list(self._calls.values()):
+            call.ended_by_pbx = True
+            if call.record.ended_at is None:
+                call.record.ended_at = ts
+            self._finish(call, out, incomplete=call.record.incomplete)
+
     def _bury(self, key: str) -> None:
         self._gone[key] = None
         if len(self._gone) > _TOMBSTONES:
@@ -858,17 +892,27 @@ class Correlator:
             incomplete = True  # a hang-up before the start: judged on such facts, it lies
             self.stats.broken_calls += 1
         record.incomplete = incomplete
-        unanswered = record.answered_at is None and record.direction in ("inbound", "internal")
-        if unanswered and call.dial_attempted and not incomplete:
-            record.missed = True
-            if call.caller_gave_up:
-                record.missed_reason = "caller_abandoned"
-            else:
-                record.missed_reason = call.dial_failure or "no_answer"
+        _settle(call, record, incomplete=incomplete)
         self.stats.calls_ended += 1
         if incomplete:
             self.stats.incomplete_closed += 1
         out.append(CallEnded(record))
+
+
+def _settle(call: CallState, record: CallRecord, *, incomplete: bool) -> None:
+    """A finished call's outcome: missed and why, and a hang-up by the PBX itself."""
+    unanswered = record.answered_at is None and record.direction in ("inbound", "internal")
+    if unanswered and call.dial_attempted and not incomplete:
+        record.missed = True
+        if call.caller_gave_up:
+            record.missed_reason = "caller_abandoned"
+        elif call.ended_by_pbx:
+            record.missed_reason = "pbx_restart"
+        else:
+            record.missed_reason = call.dial_failure or "no_answer"
+    answered = record.answered_at is not None
+    if call.ended_by_pbx and answered and record.hangup_first == "unknown":
+        record.hangup_first = "pbx"
 
 
 def _out_of_order(record: CallRecord) -> bool:
@@ -904,6 +948,8 @@ _HANDLERS: dict[str, _Handler] = {
     "DialBegin": Correlator.on_dialbegin,
     "DialEnd": Correlator.on_dialend,
     "HangupRequest": Correlator.on_hangup_request,
+    "SoftHangupRequest": Correlator.on_soft_hangup_request,
+    "Shutdown": Correlator.on_shutdown,
     "Hangup": Correlator.on_hangup,
     "BridgeEnter": Correlator.on_bridge_enter,
     "BridgeLeave": Correlator.on_bridge_leave,
@@ -919,4 +965,5 @@ _HANDLERS: dict[str, _Handler] = {
 
 # The events the correlator reads; a framer may drop every other one unparsed.
 EVENTS_USED: frozenset[str] = frozenset(_HANDLERS)
-EVENT_FILTER = EventFilter(EVENTS_USED, {"CEL": b"\r\nEventName: DTMF\r\n"})
+# FullyBooted too: the live client reads the PBX's uptime in it (PbxRestarted).
+EVENT_FILTER = EventFilter(EVENTS_USED | {"FullyBooted"}, {"CEL": b"\r\nEventName: DTMF\r\n"})

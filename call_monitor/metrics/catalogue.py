@@ -226,6 +226,14 @@ WATCHED: tuple[WatchedSpec, ...] = (
         "Calls in progress closed incomplete by the cap on them (ami.max_calls_in_progress).",
     ),
     WatchedSpec(
+        "correlator",
+        "pbx_restarts",
+        CounterMetricFamily,
+        "callmon_pbx_restarts",
+        "PBX restarts and shutdowns seen (its Shutdown event, or a login to a PBX up for "
+        "less time than the link was down); the calls in flight were hung up by it.",
+    ),
+    WatchedSpec(
         "store",
         "store_failures",
         CounterMetricFamily,

@@ -183,6 +183,9 @@ class CorrelatorStatsView(Protocol):
     @property
     def capped(self) -> int: ...
 
+    @property
+    def pbx_restarts(self) -> int: ...
+
 
 class StoreStatsView(Protocol):
     """What the store writer knows (``StoreWriter.gauges()``): its queue, failed batches,
@@ -269,7 +272,11 @@ def _link_values(link: LinkStatsView) -> dict[str, float]:
 
 
 def _correlator_values(correlator: CorrelatorStatsView) -> dict[str, float]:
-    return {"malformed": float(correlator.rejected), "capped": float(correlator.capped)}
+    return {
+        "malformed": float(correlator.rejected),
+        "capped": float(correlator.capped),
+        "pbx_restarts": float(correlator.pbx_restarts),
+    }
 
 
 def _store_values(store: StoreStatsView) -> dict[str, float]:

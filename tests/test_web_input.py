@@ -31,7 +31,7 @@ class _Untouchable:
 async def api() -> AsyncIterator[httpx.AsyncClient]:
     metrics = CallMetrics(Directory(default_directory()))
     router = callbacks_router(cast("CallbackDesk", _Untouchable()))
-    app = create_app(metrics, lambda: True, routers=[router])
+    app = create_app(metrics, lambda: None, routers=[router])
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         yield client

@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from call_monitor.alerts.messages import OutboxMessage, messages_for
@@ -52,6 +51,7 @@ from call_monitor.charter.working_hours import WorkingHours
 from call_monitor.config import Settings
 from call_monitor.directory import Directory
 from call_monitor.metrics import CallMetrics
+from call_monitor.store.engine import STORE_DOWN
 from call_monitor.store.obligations import (
     list_obligations,
     load_applied_calls,
@@ -296,7 +296,7 @@ class CallbackService:
         """
         try:
             earlier = await load_history(self.engine, change.obligation.id, change.position)
-        except SQLAlchemyError:
+        except STORE_DOWN:
             log.warning("callbacks: history of %r not read", change.obligation.id, exc_info=True)
             earlier = ObligationHistory()
         return ObligationHistory((*earlier.changes, change.change))

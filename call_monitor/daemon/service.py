@@ -125,12 +125,24 @@ class Daemon:
         # No authentication on the callbacks API yet (a later issue): loopback only.
         self.app = create_app(
             self.metrics,
-            ready=lambda: self.client.connected,
+            ready=self._not_ready,
             routers=[callbacks_router(self.callbacks)],
         )
 
     def stop(self) -> None:
         self.stop_event.set()
+
+    def _not_ready(self) -> str | None:
+        """Why ``/readyz`` says not ready: the AMI link down, or the store failing (its last
+        writes failed: calls and changes wait in memory)."""
+        if not self.client.connected:
+            return "AMI not connected"
+        failures = max(
+            self.writer.stats.consecutive_failures, self.callbacks.stats.consecutive_failures
+        )
+        if failures:
+            return f"store failing ({failures} writes in a row failed; kept queued)"
+        return None
 
     async def run(self, *extra: Coroutine[Any, Any, None]) -> None:
         """Run until stopped; ``extra`` coroutines run supervised alongside (the demo's)."""

@@ -59,8 +59,13 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
+
+# What a store that is down or gone raises: SQLAlchemy's wrapping, or the driver's own
+# (asyncpg's refused connection is an OSError; a connect that hangs a TimeoutError).
+STORE_DOWN: tuple[type[Exception], ...] = (SQLAlchemyError, OSError, TimeoutError, sqlite3.Error)
 
 log = logging.getLogger(__name__)
 

@@ -32,7 +32,6 @@ from typing import Annotated, Any, Protocol, TypeVar
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy.exc import SQLAlchemyError
 
 from call_monitor.charter.obligations import (
     CHANGE,
@@ -46,6 +45,7 @@ from call_monitor.charter.obligations import (
     iso_at,
 )
 from call_monitor.records import Key, report
+from call_monitor.store.engine import STORE_DOWN
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -166,12 +166,21 @@ async def _outcome(service: CallbackDesk, outcome: Outcome, done_status: int) ->
     return JSONResponse(body, status_code=done_status if outcome.stored else 202)
 
 
+# A store that cannot answer now will later: ask again after this (HTTP Retry-After).
+RETRY_AFTER_SECONDS = 5
+
+
+def unavailable(detail: str) -> HTTPException:
+    """503 with ``Retry-After``: what the store cannot do now, it will."""
+    return HTTPException(503, detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
 async def _from_store(answer: Awaitable[_T]) -> _T:
     """The desk's answer from the store; 503 when the store cannot answer."""
     try:
         return await answer
-    except SQLAlchemyError as exc:
-        raise HTTPException(503, f"store unavailable: {type(exc).__name__}") from exc
+    except STORE_DOWN as exc:
+        raise unavailable(f"store unavailable: {type(exc).__name__}") from exc
 
 
 def callbacks_router(service: CallbackDesk) -> APIRouter:
@@ -224,7 +233,7 @@ class _CallbackRoutes:
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from exc
         except RuntimeError as exc:  # shutting down
-            raise HTTPException(503, str(exc)) from exc
+            raise unavailable(str(exc)) from exc
         return await _outcome(self.service, outcome, 201)
 
     async def cancel_callback(self, obligation_id: str, cancel: CancelIn) -> JSONResponse:
@@ -233,7 +242,7 @@ class _CallbackRoutes:
         except KeyError:
             raise await self._not_cancelled(obligation_id) from None
         except RuntimeError as exc:
-            raise HTTPException(503, str(exc)) from exc
+            raise unavailable(str(exc)) from exc
         return await _outcome(self.service, outcome, 200)
 
     async def _not_cancelled(self, obligation_id: str) -> HTTPException:

@@ -246,6 +246,22 @@ class StoreSettings(_Section):
     # A write takes everything queued, up to this many calls per transaction: a store that
     # fell behind catches up in larger transactions (per call, fewer round trips).
     max_batch_size: Annotated[BatchSize, _against("batch_size", operator.ge, "at least")] = 2000
+    # At a stop, how long the last writes are retried before what is left goes to the spool
+    # file (written at the next start); by default beside a SQLite store, else in the data
+    # directory.
+    shutdown_write_seconds: Seconds = 10.0
+    spool_file: Path | None = None
+
+    def resolved_spool_file(self) -> Path:
+        if self.spool_file is not None:
+            return self.spool_file
+        # ``sqlite+driver:///relative`` or ``sqlite:////absolute`` (read without SQLAlchemy,
+        # which the pure core that reads this module never imports).
+        scheme, _, rest = self.url.partition("://")
+        database = rest.removeprefix("/").split("?", 1)[0]
+        if scheme.split("+", 1)[0] == "sqlite" and database not in ("", ":memory:"):
+            return Path(f"{database}.spool")
+        return Path(platformdirs.user_data_dir("call-monitor", appauthor=False)) / "store.spool"
 
 
 class MqttSettings(_Section):

@@ -273,6 +273,7 @@ def test_a_transaction_cap_below_the_batch_is_an_error(tmp_path: Path) -> None:
 DAY = 86_400
 # Waits, timeouts and intervals: 0 s would spin or give up at once.
 POSITIVE = [
+    "store.shutdown_write_seconds",
     "ami.connect_timeout_seconds",
     "ami.action_timeout_seconds",
     "ami.ping_interval_seconds",

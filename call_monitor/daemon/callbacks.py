@@ -164,6 +164,22 @@ class CallbackService:
     def closed(self) -> bool:
         return self._closed
 
+    def unwritten(self) -> list[tuple[list[ObligationChange], list[OutboxMessage]]]:
+        """The changes queued and not committed, with their alerts, in order (for the spool
+        file at a stop)."""
+        return [(batch.changes, batch.messages) for batch in self._pending]
+
+    async def write_spooled(
+        self, batches: Sequence[tuple[list[ObligationChange], list[OutboxMessage]]]
+    ) -> None:
+        """Commit what :meth:`unwritten` gave at the last stop, before :meth:`start` reads
+        the open obligations back (so they include it)."""
+        await save_changes(
+            self.engine,
+            [change for changes, _ in batches for change in changes],
+            [message for _, messages in batches for message in messages],
+        )
+
     def gauges(self) -> CallbackGauges:
         """Open obligations by department and whether each is past due now (scrape time)."""
         open_obligations: list[tuple[str | None, bool]] = []

@@ -45,6 +45,7 @@ from call_monitor.daemon.pipeline import (
 )
 from call_monitor.directory import Directory
 from call_monitor.metrics import CallMetrics
+from call_monitor.store import spool
 from call_monitor.store.engine import create_engine
 from call_monitor.store.schema import upgrade
 from call_monitor.store.writer import StoreWriter
@@ -210,13 +211,16 @@ class Daemon:
             )
 
     async def _shut_down(self, writers: Sequence[asyncio.Task[None]]) -> None:
-        """What was received reaches the pipeline, the store and the callback changes."""
+        """What was received reaches the pipeline, the store and the callback changes; what
+        the store does not take in time goes to the spool file."""
         try:
             self._drain()
-            try:
-                await self.writer.close()
-            finally:
-                await self.callbacks.close()
+            seconds = self.settings.store.shutdown_write_seconds
+            written = await _closed(self.writer.close(seconds))
+            # The store just failed for as long: the changes get one more try, not as long.
+            written &= await _closed(self.callbacks.close(seconds if written else 1.0))
+            if not written:
+                self._spool()
         finally:
             for writer in writers:
                 await _finish(writer)
@@ -241,11 +245,46 @@ class Daemon:
             f"store {store}; web {web}; AMI {ami}"
         )
 
+    def _spool(self) -> None:
+        """The calls and changes the store did not take, kept for the next start."""
+        spooled = spool.Spooled(self.writer.unwritten(), self.callbacks.unwritten())
+        if not spooled:
+            return
+        path = self.settings.store.resolved_spool_file()
+        spool.save(path, spooled)
+        log.warning(
+            "store down at the stop: %d calls and %d callback changes kept in %s; written at "
+            "the next start",
+            len(spooled.calls),
+            sum(len(changes) for changes, _ in spooled.changes),
+            path,
+        )
+
+    async def _replay_spool(self) -> None:
+        """What the last stop could not write, written first (it raises if it cannot: the
+        file stays for the next try)."""
+        path = self.settings.store.resolved_spool_file()
+        spooled = spool.load(path)
+        if not spooled:
+            return
+        self.writer.requeue(spooled.calls)
+        await self.writer.flush()
+        await self.callbacks.write_spooled(spooled.changes)
+        spool.remove(path)
+        log.info(
+            "store: %d calls and %d callback change batches from %s written",
+            len(spooled.calls),
+            len(spooled.changes),
+            path,
+        )
+
     async def _start(self) -> None:
-        """The schema up to date, then the open obligations back from the store (and what
-        fell due while we were down), before the first call or API request can touch them."""
+        """The schema up to date, what the last stop spooled written, then the open
+        obligations back from the store (and what fell due while we were down), before the
+        first call or API request can touch them."""
         try:
             await upgrade(self.settings.store.url)
+            await self._replay_spool()
             await self.callbacks.start()
         except (OSError, SQLAlchemyError, sqlite3.Error) as exc:
             await self.engine.dispose()
@@ -333,6 +372,15 @@ def _reason(exc: BaseException) -> str:
 async def _watch(task: asyncio.Task[None]) -> None:
     """Fail with ``task``, but leave it running when cancelled."""
     await asyncio.shield(task)
+
+
+async def _closed(closing: Coroutine[Any, Any, None]) -> bool:
+    """Whether a writer's close wrote everything (its failure is logged by it)."""
+    try:
+        await closing
+    except Exception:
+        return False
+    return True
 
 
 async def _finish(task: asyncio.Task[None]) -> None:

@@ -250,6 +250,9 @@ class StoreSettings(_Section):
     # file (written at the next start); by default beside a SQLite store, else in the data
     # directory.
     shutdown_write_seconds: Seconds = 10.0
+    # false: refuse to start on a store that holds no database (a deleted SQLite file would
+    # otherwise be replaced by an empty one, the history and open callbacks gone unsaid).
+    create_if_missing: bool = True
     spool_file: Path | None = None
 
     def resolved_spool_file(self) -> Path:

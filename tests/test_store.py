@@ -1061,3 +1061,31 @@ async def test_calls_the_store_did_not_take_at_a_stop_are_spooled_and_written_la
         assert spool.load(path) is None
     finally:
         await engine.dispose()
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+async def test_a_sqlite_file_deleted_or_replaced_while_open_takes_no_writes(
+    tmp_path: Path, how: str
+) -> None:
+    """Issue 14, item 3: with the database's directory removed mid-run, 392 more calls were
+    "written" into the deleted file (no failure, /readyz 200) and gone at the stop. The
+    writes now fail, counted, and the calls stay queued."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'db' / 'calls.sqlite3'}"
+    await upgrade(url)
+    engine = create_engine(url)
+    try:
+        writer = StoreWriter(engine, settings(), retry_initial_seconds=0.01, retry_max_seconds=0.05)
+        first, *rest = batch()
+        writer.submit(*first)
+        await writer.flush()  # the file noted
+        shutil.rmtree(tmp_path / "db")
+        if how == "replaced":
+            await upgrade(url)  # a new, empty database where ours was
+        for record, verdict in rest:
+            writer.submit(record, verdict)
+        with pytest.raises(engine_module.StoreFileGone, match=how):
+            await writer.flush()
+        assert writer.pending == len(rest)
+        assert writer.stats.consecutive_failures == 1
+    finally:
+        await engine.dispose()

@@ -47,7 +47,7 @@ from call_monitor.directory import Directory
 from call_monitor.metrics import CallMetrics
 from call_monitor.store import spool
 from call_monitor.store.engine import create_engine
-from call_monitor.store.schema import upgrade
+from call_monitor.store.schema import is_new, upgrade
 from call_monitor.store.writer import StoreWriter
 from call_monitor.web.app import bind, create_app, serve
 from call_monitor.web.callbacks import callbacks_router
@@ -245,6 +245,16 @@ class Daemon:
             f"store {store}; web {web}; AMI {ami}"
         )
 
+    async def _refuse_a_new_store(self) -> None:
+        if self.settings.store.create_if_missing:
+            return
+        if await is_new(self.settings.store.url, self.engine):
+            raise StartupError(
+                f"store.url: {self._store} holds no call-monitor database and "
+                "store.create_if_missing is false: was it deleted? Restore it, or set "
+                "store.create_if_missing = true to start a new one"
+            )
+
     def _spool(self) -> None:
         """The calls and changes the store did not take, kept for the next start."""
         spooled = spool.Spooled(self.writer.unwritten(), self.callbacks.unwritten())
@@ -283,6 +293,7 @@ class Daemon:
         obligations back from the store (and what fell due while we were down), before the
         first call or API request can touch them."""
         try:
+            await self._refuse_a_new_store()
             await upgrade(self.settings.store.url)
             await self._replay_spool()
             await self.callbacks.start()

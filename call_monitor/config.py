@@ -303,6 +303,8 @@ class MqttSettings(_Section):
 class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: Port = 8089
+    # Memos and cancels one client (address) may post per minute; past it 429.
+    writes_per_minute: int = Field(default=60, ge=1, le=100_000)
 
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]

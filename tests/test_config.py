@@ -293,6 +293,7 @@ POSITIVE = [
 # Counts that start at 1: ports, rings, calls per write.
 FROM_ONE = [
     "ami.port",
+    "web.writes_per_minute",
     "ami.max_calls_in_progress",
     "charter.max_rings_p1",
     "charter.apology_from_ring",
@@ -322,6 +323,7 @@ LARGEST = {
     "store.batch_size": 100_000,
     "store.max_batch_size": 100_000,
     "ami.max_calls_in_progress": 1_000_000,
+    "web.writes_per_minute": 100_000,
 }
 
 

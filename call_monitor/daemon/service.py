@@ -127,7 +127,11 @@ class Daemon:
         self.app = create_app(
             self.metrics,
             ready=self._not_ready,
-            routers=[callbacks_router(self.callbacks)],
+            routers=[
+                callbacks_router(
+                    self.callbacks, writes_per_minute=self.settings.web.writes_per_minute
+                )
+            ],
         )
 
     def stop(self) -> None:

@@ -26,11 +26,15 @@ server must listen on loopback only (``web.host``, 127.0.0.1 by default).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Sequence
 from typing import Annotated, Any, Protocol, TypeVar
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from call_monitor.charter.obligations import (
@@ -183,13 +187,38 @@ async def _from_store(answer: Awaitable[_T]) -> _T:
         raise unavailable(f"store unavailable: {type(exc).__name__}") from exc
 
 
-def callbacks_router(service: CallbackDesk) -> APIRouter:
+class WriteLimit:
+    """At most ``per_minute`` writes (memos, cancels) per client address in any minute:
+    2,000 memos in 9 s from one client were all taken (issue 14, item 12). Past it 429,
+    with ``Retry-After`` saying when the window lets one more through."""
+
+    def __init__(self, per_minute: int) -> None:
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._item = RateLimitItemPerMinute(per_minute)
+
+    def __call__(self, request: Request) -> None:
+        client = request.client.host if request.client is not None else "unknown"
+        if self._limiter.hit(self._item, "callbacks-write", client):
+            return
+        reset_at = self._limiter.get_window_stats(self._item, "callbacks-write", client)[0]
+        wait = max(1, round(reset_at - time.time()))
+        raise HTTPException(
+            429, "too many writes from this client", headers={"Retry-After": str(wait)}
+        )
+
+
+def callbacks_router(service: CallbackDesk, *, writes_per_minute: int = 60) -> APIRouter:
     routes = _CallbackRoutes(service)
     router = APIRouter(prefix="/api/callbacks", tags=["callbacks"])
+    limited = [Depends(WriteLimit(writes_per_minute))]
     router.add_api_route("", routes.list_callbacks, methods=["GET"])
     router.add_api_route("/{obligation_id}", routes.get_callback, methods=["GET"])
-    router.add_api_route("/memo", routes.create_memo, methods=["POST"], status_code=201)
-    router.add_api_route("/{obligation_id}/cancel", routes.cancel_callback, methods=["POST"])
+    router.add_api_route(
+        "/memo", routes.create_memo, methods=["POST"], status_code=201, dependencies=limited
+    )
+    router.add_api_route(
+        "/{obligation_id}/cancel", routes.cancel_callback, methods=["POST"], dependencies=limited
+    )
     return router
 
 

@@ -303,7 +303,7 @@ async def scrape_over_http(
     metrics: CallMetrics, plan: list[str], count: int, limit_seconds: float
 ) -> tuple[list[Row], dict[str, Stalls]]:
     """Serve the real app on a free port in this loop; a scraper process GETs /metrics."""
-    app = create_app(metrics, ready=lambda: True)
+    app = create_app(metrics, ready=lambda: None)
     port = free_port()
     started = asyncio.Event()
     server = asyncio.create_task(serve(app, HOST, port, started=started), name="web")

@@ -250,7 +250,7 @@ async def bench(args: argparse.Namespace) -> None:
         service = CallbackService(settings, engine, directory)
         await service.start()
         site = Site(engine, directory, service, settings.web, "bench-secret-" + "x" * 40)
-        app = create_app(CallMetrics(directory), lambda: True, site=site)
+        app = create_app(CallMetrics(directory), lambda: None, site=site)
         password_hash = hash_password(PASSWORD)
         logins = ["admin"] + [f"sup{i}" for i in range(args.users - 1)]
         for login in logins:

@@ -90,6 +90,9 @@ class AmiSettings(_Section):
     reconnect_max_seconds: Annotated[
         Seconds, _against("reconnect_initial_seconds", operator.ge, "at least")
     ] = 30.0
+    # Calls followed at once; past it the oldest is closed incomplete (counted): a bound on
+    # memory when calls never end (lost hang-ups, a flood). An office's peak is ~100s.
+    max_calls_in_progress: int = Field(default=10_000, ge=1, le=1_000_000)
     # read=all streams are mostly these; dropping them by their first line saves work.
     ignore_events: list[str] = Field(
         default_factory=lambda: ["VarSet", "Newexten", "Cdr", "RTCPSent", "RTCPReceived"]
@@ -243,6 +246,25 @@ class StoreSettings(_Section):
     # A write takes everything queued, up to this many calls per transaction: a store that
     # fell behind catches up in larger transactions (per call, fewer round trips).
     max_batch_size: Annotated[BatchSize, _against("batch_size", operator.ge, "at least")] = 2000
+    # At a stop, how long the last writes are retried before what is left goes to the spool
+    # file (written at the next start); by default beside a SQLite store, else in the data
+    # directory.
+    shutdown_write_seconds: Seconds = 10.0
+    # false: refuse to start on a store that holds no database (a deleted SQLite file would
+    # otherwise be replaced by an empty one, the history and open callbacks gone unsaid).
+    create_if_missing: bool = True
+    spool_file: Path | None = None
+
+    def resolved_spool_file(self) -> Path:
+        if self.spool_file is not None:
+            return self.spool_file
+        # ``sqlite+driver:///relative`` or ``sqlite:////absolute`` (read without SQLAlchemy,
+        # which the pure core that reads this module never imports).
+        scheme, _, rest = self.url.partition("://")
+        database = rest.removeprefix("/").split("?", 1)[0]
+        if scheme.split("+", 1)[0] == "sqlite" and database not in ("", ":memory:"):
+            return Path(f"{database}.spool")
+        return Path(platformdirs.user_data_dir("call-monitor", appauthor=False)) / "store.spool"
 
 
 class MqttSettings(_Section):
@@ -303,6 +325,9 @@ class WebSettings(_Section):
     # the person; believed only from ``trusted_proxies`` (off when unset).
     trusted_user_header: str | None = None
     trusted_proxies: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"])
+
+    # Memos and cancels one client (address) may post per minute; past it 429.
+    writes_per_minute: int = Field(default=60, ge=1, le=100_000)
 
     def hosts(self) -> set[str]:
         """The Host names served, lower case, without ports."""

@@ -25,7 +25,14 @@ from call_monitor.ami.client import (
     ClientStats,
 )
 from call_monitor.ami.framing import AmiFramer, AmiMessage, Frame, encode_action
-from call_monitor.ami.stream import LinkDown, LinkUp, Resync, StreamItem, transcript_items
+from call_monitor.ami.stream import (
+    LinkDown,
+    LinkUp,
+    PbxRestarted,
+    Resync,
+    StreamItem,
+    transcript_items,
+)
 from call_monitor.config import AmiSettings
 from call_monitor.demo.pbx import (
     RECORDINGS_DIR,
@@ -822,3 +829,57 @@ async def test_chain_plays_recordings_over_one_connection() -> None:
     junction = sum(1 for i in first if isinstance(i, AmiMessage) and i.get("Timestamp"))
     assert stamps[junction] - max(stamps[:junction]) == pytest.approx(2.0, abs=1e-3)
     assert client.stats.reconnects == 0
+
+
+async def first_items(fake: FakeAmi, count: int) -> tuple[AmiClient, list[StreamItem]]:
+    """The first ``count`` items a client of ``fake`` puts on its queue."""
+    async with fake.serving():
+        queue: asyncio.Queue[StreamItem] = asyncio.Queue()
+        client = AmiClient(settings(fake.port), SecretStr(SECRET), queue)
+        async with running(client):
+            return client, await take(queue, count)
+
+
+async def test_a_banner_again_delivers_the_event_after_it_then_renews_the_link() -> None:
+    """Issue 14, item 5: a proxy that reconnects upstream sends the banner again; the event
+    after it reaches the stream, and the link is renewed (login and resync) since events
+    may be missing and the upstream login may be gone."""
+
+    async def banner_again(session: FakeSession) -> None:
+        await session.login()
+        if fake.connections == 1:
+            await session.send(
+                b"Asterisk Call Manager/11.0.0\r\nEvent: Hangup\r\nUniqueid: 1.1\r\ngarbage\r\n\r\n"
+            )
+        await session.ignore_everything([])
+
+    fake = FakeAmi(banner_again)
+    client, items = await first_items(fake, 4)
+    assert items[0] == LinkUp()
+    assert isinstance(items[1], AmiMessage)
+    assert items[1].get("Uniqueid") == "1.1"
+    assert isinstance(items[2], LinkDown)
+    assert "banner" in items[2].reason
+    assert items[3] == LinkUp()
+    assert (client.stats.banners_again, client.stats.framing_repairs) == (1, 2)
+
+
+async def test_a_login_to_a_pbx_up_for_less_than_the_gap_says_it_restarted() -> None:
+    """Issue 14, item 11: the Shutdown of a restart may never reach us; FullyBooted's
+    uptime shorter than the time the link was down says the PBX restarted meanwhile."""
+
+    async def restarting(session: FakeSession) -> None:
+        await session.login()
+        if fake.connections == 1:
+            await session.send(b"Event: FullyBooted\r\nUptime: 5000\r\n\r\n")
+            return  # the link drops
+        await asyncio.sleep(0.1)  # the gap is longer than the new uptime
+        await session.send(b"Event: FullyBooted\r\nUptime: 0\r\n\r\n")
+        await session.ignore_everything([])
+
+    fake = FakeAmi(restarting)
+    _, items = await first_items(fake, 5)
+    assert items[0] == LinkUp()
+    assert isinstance(items[1], AmiMessage)  # the first FullyBooted: no gap before it
+    assert isinstance(items[2], LinkDown)
+    assert items[3:] == [LinkUp(), PbxRestarted()]

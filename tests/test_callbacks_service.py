@@ -518,7 +518,7 @@ async def service_at(
     )
     await service.start()
     metrics.watch_callbacks(service.gauges)
-    app = create_app(metrics, lambda: True, routers=[callbacks_router(service, access_as())])
+    app = create_app(metrics, lambda: None, routers=[callbacks_router(service, access_as())])
     writer = asyncio.create_task(service.run_writer())
     timer = asyncio.create_task(service.run_timer())
     transport = httpx.ASGITransport(app=app)

@@ -357,3 +357,22 @@ def test_a_call_first_seen_at_a_resync_starts_when_the_pbx_says_not_in_1970() ->
     assert started.timestamp() == pytest.approx(first_event_time - up_for, abs=0.001)
     assert call["incomplete"] is True  # the monitor did not see the whole call
     assert call["judged"] is False
+
+
+def test_a_deleted_store_is_not_silently_replaced_when_creating_is_off(tmp_path: Path) -> None:
+    """Issue 14, item 3: the next start quietly made a new empty database where the old one
+    had been deleted (history and open callbacks gone). With store.create_if_missing false
+    it refuses, in one line naming the setting."""
+    env = clean_env(
+        CALLMON_AMI__HOST="127.0.0.1",
+        CALLMON_AMI__SECRET="x",
+        CALLMON_WEB__PORT=str(free_port()),
+        CALLMON_STORE__URL=f"sqlite+aiosqlite:///{tmp_path / 'gone.sqlite3'}",
+        CALLMON_STORE__CREATE_IF_MISSING="false",
+    )
+    result = cli("run", env=env)
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("call-monitor:")]
+    assert "store.create_if_missing is false" in line
+    assert not (tmp_path / "gone.sqlite3").exists()  # nothing made in its place

@@ -273,6 +273,7 @@ def test_a_transaction_cap_below_the_batch_is_an_error(tmp_path: Path) -> None:
 DAY = 86_400
 # Waits, timeouts and intervals: 0 s would spin or give up at once.
 POSITIVE = [
+    "store.shutdown_write_seconds",
     "ami.connect_timeout_seconds",
     "ami.action_timeout_seconds",
     "ami.ping_interval_seconds",
@@ -293,6 +294,8 @@ POSITIVE = [
 # Counts that start at 1: ports, rings, calls per write.
 FROM_ONE = [
     "ami.port",
+    "web.writes_per_minute",
+    "ami.max_calls_in_progress",
     "charter.max_rings_p1",
     "charter.apology_from_ring",
     "store.batch_size",
@@ -323,6 +326,8 @@ LARGEST = {
     "store.batch_size": 100_000,
     "store.max_batch_size": 100_000,
     "checklist.monthly_target": 100,
+    "ami.max_calls_in_progress": 1_000_000,
+    "web.writes_per_minute": 100_000,
 }
 
 

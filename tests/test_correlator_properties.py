@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from call_monitor.ami.framing import AmiFramer, AmiMessage
-from call_monitor.ami.stream import LinkDown, LinkUp, Resync, StreamItem
+from call_monitor.ami.stream import LinkDown, LinkUp, PbxRestarted, Resync, StreamItem
 from call_monitor.calls import correlator as correlator_module
 from call_monitor.calls.correlator import Correlator, EventRejected, Output, Topology
 from call_monitor.calls.model import CallEnded, CallStarted
@@ -92,7 +92,107 @@ def test_a_timestamp_that_is_no_date_rejects_its_event() -> None:
         [rejected] = [o for o in out if isinstance(o, EventRejected)]
         assert (rejected.event, rejected.reason) == ("Unhold", "no valid Timestamp header")
         [ended] = [o for o in out if isinstance(o, CallEnded)]
-        assert ended.record.incomplete is False  # the call went on without it
+        assert ended.record.answered_by == "201"  # the call went on without it
+        assert ended.record.incomplete is True  # but lost a fact: never judged
+
+
+def first_time(source: list[AmiMessage]) -> float:
+    return next(float(e.get("Timestamp")) for e in source if e.get("Timestamp"))
+
+
+def shifted(message: AmiMessage, seconds: float) -> AmiMessage:
+    if "Timestamp" not in message.headers:
+        return message
+    stamp = float(message.headers["Timestamp"]) + seconds
+    return AmiMessage({**message.headers, "Timestamp": f"{stamp:.6f}"})
+
+
+def test_a_bad_time_on_the_ringing_keeps_the_call_from_judgement() -> None:
+    """Issue 14, item 2: ``notanumber`` on the ringing Newstate was counted, then the call
+    stored with ring_seconds 0.0 (answered "without ringing") and P1 met."""
+    source = list(events("e_blind_transfer"))
+    ring = next(i for i, e in enumerate(source) if e.get("ChannelState") == "5")
+    source[ring] = AmiMessage({**source[ring].headers, "Timestamp": "notanumber"})
+    correlator, out = run(list(source))
+    [ended] = [o for o in out if isinstance(o, CallEnded)]
+    assert ended.record.incomplete is True
+    assert correlator.stats.bad_times == 1
+
+
+@pytest.mark.parametrize("seconds", [99999999999 - 1.8e9, 2 * 86400.0, -2 * 86400.0])
+def test_one_far_event_time_is_rejected_and_moves_no_clock(seconds: float) -> None:
+    """Issue 14, items 1 and 2: one unrelated event stamped far away (99999999999, days
+    ahead or behind) moved the sweep's clock, closed the call up then, and no sweep ever
+    ran again. It is rejected; the call around it is measured as if it never came."""
+    source = list(events("e_blind_transfer"))
+    middle = len(source) // 2
+    stamp = f"{first_time(source) + seconds:.6f}"
+    stray = AmiMessage(
+        {"Event": "Newchannel", "Uniqueid": "9.9", "Channel": "PJSIP/x-1", "Timestamp": stamp}
+    )
+    correlator, out = run([*source[:middle], stray, *source[middle:]])
+    rejected = [o for o in out if isinstance(o, EventRejected)]
+    assert len(rejected) == correlator.stats.bad_times == 1
+    ended = {o.record.linkedid: o.record for o in out if isinstance(o, CallEnded)}
+    call = ended[next(e.get("Linkedid") for e in source if e.get("Linkedid"))]
+    assert (call.incomplete, call.answered_by) == (False, "201")
+    assert all(r.incomplete for k, r in ended.items() if k != call.linkedid)  # the stray
+    # The sweep still runs after it: a call idle past MAX_IDLE_SECONDS is closed.
+    again = Correlator(TOPOLOGY)
+    later = [
+        shifted(
+            AmiMessage(
+                {**stray.headers, "Uniqueid": f"8.{n}", "Timestamp": f"{first_time(source):.6f}"}
+            ),
+            correlator_module.MAX_IDLE_SECONDS + 120 + n,
+        )
+        for n in range(2)
+    ]
+    swept: list[Output] = []
+    for item in [*source[: middle - 1], stray, *later]:
+        swept += again.step(item)
+    assert call.linkedid in [o.record.linkedid for o in swept if isinstance(o, CallEnded)]
+    assert again.calls_in_progress == 2  # the two new calls only (the stray one closed)
+
+
+def another_call(message: AmiMessage) -> AmiMessage:
+    """The same event for a call of other ids."""
+    ids = {
+        k: f"7{v}"
+        for k, v in message.headers.items()
+        if k.lower().endswith(("uniqueid", "linkedid"))
+    }
+    return AmiMessage({**message.headers, **ids})
+
+
+def test_a_quiet_night_is_no_outlier() -> None:
+    """Hours without an event, then the next call: both taken, nothing rejected."""
+    source = list(events("e_blind_transfer"))
+    moved = [another_call(shifted(e, 10 * 3600.0)) for e in source]
+    correlator, out = run([*source, *moved])
+    assert not [o for o in out if isinstance(o, EventRejected)]
+    assert [o.record.incomplete for o in out if isinstance(o, CallEnded)] == [False, False]
+    assert correlator.stats.bad_times == 0
+
+
+def test_a_clock_set_back_is_taken_after_a_few_events() -> None:
+    source = list(events("e_blind_transfer"))
+    moved = [another_call(shifted(e, -86400.0)) for e in source]
+    correlator, out = run([*source, *moved])
+    rejected = [o for o in out if isinstance(o, EventRejected)]
+    assert len(rejected) == correlator_module._REANCHOR_AFTER - 1
+    assert correlator.stats.bad_times == len(rejected)
+
+
+def test_a_hangup_before_the_start_leaves_the_call_unjudged() -> None:
+    """Issue 14, item 2: stored with ended_at < started_at before."""
+    source = list(events("e_blind_transfer"))
+    last = max(i for i, e in enumerate(source) if e.event == "Hangup")
+    source[last] = shifted(source[last], -600.0)
+    correlator, out = run(list(source))
+    [ended] = [o for o in out if isinstance(o, CallEnded)]
+    assert ended.record.incomplete is True
+    assert correlator.stats.broken_calls == 1
 
 
 def test_a_handler_bug_closes_its_call_and_only_it(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -131,3 +231,118 @@ def test_a_handler_bug_closes_its_call_and_only_it(monkeypatch: pytest.MonkeyPat
     assert [o.record.linkedid for o in out if isinstance(o, CallEnded)].count(bad) == 1
     rejected = [o for o in out if isinstance(o, EventRejected) and o.error is None]
     assert all(o.reason == "ValueError: event after its channel or call ended" for o in rejected)
+
+
+def test_calls_in_progress_are_capped_the_oldest_closed_and_counted() -> None:
+    """Issue 14, item 8: calls that never end grew memory without bound (the 4 h sweep
+    of event time only)."""
+    stamp = first_time(list(events("e_blind_transfer")))
+    correlator = Correlator(TOPOLOGY, max_calls=10)
+    out: list[Output] = []
+    for n in range(25):
+        out += correlator.step(
+            AmiMessage(
+                {
+                    "Event": "Newchannel",
+                    "Uniqueid": f"{stamp:.0f}.{n}",
+                    "Channel": f"PJSIP/pstn-{n:08x}",
+                    "Context": "from-pstn",
+                    "Timestamp": f"{stamp + n:.6f}",
+                }
+            )
+        )
+    assert correlator.calls_in_progress == 10
+    assert correlator.stats.capped == 15
+    closed = [o.record for o in out if isinstance(o, CallEnded)]
+    assert [r.linkedid for r in closed] == [f"{stamp:.0f}.{n}" for n in range(15)]
+    assert all(r.incomplete and not r.missed for r in closed)
+
+
+def listed(events_before: list[AmiMessage], bridge: str) -> Resync:
+    """What CoreShowChannels answers for the channels of ``events_before``: all Up, bridged."""
+    channels: dict[str, AmiMessage] = {}
+    for event in events_before:
+        if event.event == "Newchannel":
+            channels[event.get("Uniqueid")] = AmiMessage(
+                {
+                    "Event": "CoreShowChannel",
+                    "Channel": event.get("Channel"),
+                    "ChannelState": "6",
+                    "Context": event.get("Context"),
+                    "Uniqueid": event.get("Uniqueid"),
+                    "Linkedid": event.get("Linkedid"),
+                    "Duration": "00:00:05",
+                    "BridgeId": bridge,
+                }
+            )
+    return Resync(tuple(channels.values()))
+
+
+def test_an_answer_in_a_link_gap_is_an_answer_of_unknown_ring_time() -> None:
+    """Issue 14, item 10: the link down while the phone was answered; the resync listed both
+    channels Up and bridged, yet the call was stored missed (caller_abandoned) with a false
+    callback owed. It is answered, by the phone that is Up, its ring time unknown."""
+    source = list(events("a_answer_1ring"))
+    answer = next(
+        i
+        for i, e in enumerate(source)
+        if e.event == "Newstate"
+        and e.get("ChannelState") == "6"
+        and e.get("Uniqueid") != e.get("Linkedid")
+    )
+    entered = [i for i, e in enumerate(source) if e.event == "BridgeEnter"]
+    bridge = source[entered[-1]].get("BridgeUniqueid")
+    before, after = source[:answer], source[entered[-1] + 1 :]
+    items: list[StreamItem] = [*before, LinkDown("drop"), LinkUp(), listed(before, bridge), *after]
+    _, out = run(items)
+    [ended] = [o for o in out if isinstance(o, CallEnded)]
+    record = ended.record
+    assert (record.answered_by, record.missed, record.incomplete) == ("201", False, False)
+    assert (record.ring_started_at, record.ring_seconds) == (None, None)  # P1 not judged
+    assert record.hangup_first != "unknown"  # the bridge was taken: who hung up is known
+
+
+def pbx_event(name: str, ts: float, **headers: str) -> AmiMessage:
+    return AmiMessage({"Event": name, "Timestamp": f"{ts:.6f}", **headers})
+
+
+def test_a_pbx_restart_while_ringing_is_a_miss_still_owed_a_callback() -> None:
+    """Issue 14, item 11: a call ringing at ``core restart now`` was stored as an ordinary
+    no_answer miss; it is missed for the restart (and still owed a callback)."""
+    source = list(events("a_answer_1ring"))
+    ring = next(i for i, e in enumerate(source) if e.get("ChannelState") == "5")
+    ts = float(source[ring].get("Timestamp"))
+    items: list[StreamItem] = [*source[: ring + 1], pbx_event("Shutdown", ts + 1, Restart="True")]
+    correlator, out = run(items)
+    [ended] = [o for o in out if isinstance(o, CallEnded)]
+    assert (ended.record.missed, ended.record.missed_reason) == (True, "pbx_restart")
+    assert ended.record.incomplete is False
+    assert correlator.stats.pbx_restarts == 1
+    assert correlator.calls_in_progress == 0
+
+
+def test_a_pbx_restart_while_talking_is_a_hangup_by_the_pbx() -> None:
+    source = list(events("a_answer_1ring"))
+    entered = max(i for i, e in enumerate(source) if e.event == "BridgeEnter")
+    ts = float(source[entered].get("Timestamp")) + 5
+    talking = source[: entered + 1]
+    uids = {e.get("Uniqueid") for e in talking if e.event == "Newchannel"}
+    down: list[StreamItem] = []
+    for uid in sorted(uids):
+        down.append(pbx_event("SoftHangupRequest", ts, Uniqueid=uid, Cause="4"))
+    for uid in sorted(uids):
+        down.append(pbx_event("Hangup", ts, Uniqueid=uid, Cause="16"))
+    _, out = run([*talking, *down])
+    [ended] = [o for o in out if isinstance(o, CallEnded)]
+    assert (ended.record.hangup_first, ended.record.answered_by) == ("pbx", "201")
+    assert ended.record.incomplete is False
+
+
+def test_a_restart_seen_at_the_next_login_ends_the_calls_in_flight() -> None:
+    source = list(events("a_answer_1ring"))
+    ring = next(i for i, e in enumerate(source) if e.get("ChannelState") == "5")
+    items: list[StreamItem] = [*source[: ring + 1], LinkDown("x"), LinkUp(), PbxRestarted()]
+    correlator, out = run([*items, Resync(())])
+    [ended] = [o for o in out if isinstance(o, CallEnded)]
+    assert ended.record.missed_reason == "pbx_restart"
+    assert correlator.stats.pbx_restarts == 1

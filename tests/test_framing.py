@@ -112,11 +112,99 @@ def test_oversized_message_is_one_error_and_the_next_message_frames() -> None:
         assert [type(f) for f in frames] == [Banner, FramingError, AmiMessage]
 
 
-def test_line_without_colon_is_an_error_not_a_crash() -> None:
-    frames = AmiFramer().feed(BANNER + b"Event: X\r\ngarbage line\r\n\r\nEvent: Y\r\n\r\n")
+def test_a_line_without_colon_is_skipped_and_counted_the_event_kept() -> None:
+    """Issue 14, item 5: a garbled line inside the customer's Hangup lost the whole Hangup
+    (the call then stayed up forever)."""
+    framer = AmiFramer()
+    frames = framer.feed(
+        BANNER + b"Event: Hangup\r\ngarbage line\r\nUniqueid: 1.1\r\n\r\nEvent: Y\r\n\r\n"
+    )
+    assert [type(f) for f in frames] == [Banner, AmiMessage, AmiMessage]
+    hangup = frames[1]
+    assert isinstance(hangup, AmiMessage)
+    assert (hangup.event, hangup.get("Uniqueid"), hangup.skipped_lines) == ("Hangup", "1.1", 1)
+    assert (framer.stats.errors, framer.stats.repaired, framer.stats.messages) == (0, 1, 2)
+
+
+def test_a_message_of_no_key_at_all_is_an_error_not_a_crash() -> None:
+    frames = AmiFramer().feed(BANNER + b"garbage\r\nmore\r\n\r\nEvent: Y\r\n\r\n")
     assert isinstance(frames[1], FramingError)
     assert isinstance(frames[2], AmiMessage)
     assert frames[2].event == "Y"
+
+
+@pytest.mark.parametrize("eol", [b"\n", b"\r"], ids=["LF", "CR"])
+def test_lone_lf_or_cr_line_ends_frame_like_crlf_and_are_counted(eol: bytes) -> None:
+    """Issue 14, item 5: one call sent with LF-only (or CR-only) line ends was lost without
+    a count; it frames as the CRLF stream would, whatever the chunking."""
+    call = b"Event: Newchannel\r\nUniqueid: 1.1\r\n\r\nEvent: Hangup\r\nUniqueid: 1.1\r\n\r\n"
+    after = b"Event: Y\r\n\r\n"
+    expected = AmiFramer().feed(BANNER + call + after)
+    data = BANNER + call.replace(b"\r\n", eol) + after
+    for cuts in ([], list(range(0, len(data), 3)), [len(BANNER) + 5]):
+        framer = AmiFramer()
+        assert feed_in_chunks(framer, data, cuts) == expected
+        assert framer.stats.repaired == 2  # messages
+        assert framer.stats.errors == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(st.sampled_from(["Event: X", "A: 1", "B:", "no key", ""]), max_size=4),
+            st.sampled_from([b"\r\n", b"\n", b"\r"]),
+        ),
+        max_size=6,
+    ),
+    st.lists(st.integers(0, 400), max_size=30),
+)
+def test_mixed_line_ends_frame_the_same_whatever_the_chunking(
+    messages: list[tuple[list[str], bytes]], cuts: list[int]
+) -> None:
+    data = BANNER + b"".join(
+        eol.join(line.encode() for line in lines) + eol * 2 for lines, eol in messages
+    )
+    whole = AmiFramer()
+    expected = whole.feed(data)
+    chunked = AmiFramer()
+    assert feed_in_chunks(chunked, data, cuts) == expected
+    assert chunked.stats == whole.stats
+
+
+def test_a_caller_name_with_lone_lf_stays_in_its_crlf_message() -> None:
+    """A CRLF message (its first line ends in CRLF) keeps lone LFs inside its values."""
+    data = BANNER + b"Event: Newchannel\r\nCallerIDName: a\n\nb\r\nUniqueid: 1.1\r\n\r\n"
+    [_, message] = AmiFramer().feed(data)
+    assert isinstance(message, AmiMessage)
+    assert message.get("CallerIDName") == "a\n\nb"
+    assert message.get("Uniqueid") == "1.1"
+
+
+def test_a_whole_lf_only_connection_frames() -> None:
+    data = b"Asterisk Call Manager/2.10.0\nEvent: X\nA: 1\n\nEvent: Y\n\n"
+    frames = AmiFramer().feed(data)
+    assert frames == [
+        Banner("2.10.0"),
+        AmiMessage({"Event": "X", "A": "1"}),
+        AmiMessage({"Event": "Y"}),
+    ]
+
+
+def test_a_banner_again_inside_the_connection_loses_no_event() -> None:
+    """Issue 14, item 5: a proxy's reconnect sends the banner again; the event after it
+    was lost (framed together with the banner line)."""
+    data = BANNER + b"Event: A\r\n\r\n" + BANNER + b"Event: Hangup\r\nUniqueid: 1.1\r\n\r\n"
+    for cuts in ([], list(range(0, len(data), 5))):
+        framer = AmiFramer()
+        frames = feed_in_chunks(framer, data, cuts)
+        assert frames == [
+            Banner("11.0.0"),
+            AmiMessage({"Event": "A"}),
+            Banner("11.0.0"),
+            AmiMessage({"Event": "Hangup", "Uniqueid": "1.1"}),
+        ]
+        assert (framer.stats.errors, framer.stats.repaired) == (0, 1)
 
 
 def test_missing_banner_is_an_error() -> None:
@@ -205,17 +293,21 @@ def _reference_parse(raw: bytes) -> AmiMessage | FramingError:
     text = text.replace("\x00", "\ufffd")  # no AMI text holds a NUL
     headers: dict[str, str] = {}
     repeated: dict[str, list[str]] = {}
+    skipped = 0
     for line in text.split("\r\n"):
         if ":" not in line or line.startswith(":"):
-            return FramingError("line without 'Key:'", len(raw))
+            skipped += 1  # skipped, the rest of the message kept
+            continue
         key, value = line.split(":", 1)
         value = value[1:] if value.startswith(" ") else value
         if key in headers:
             repeated.setdefault(key, [headers[key]]).append(value)
         else:
             headers[key] = value
+    if not headers:
+        return FramingError("no 'Key:' line", len(raw))
     frozen = {k: tuple(v) for k, v in repeated.items()} or None
-    return AmiMessage(headers, frozen, invalid_utf8)
+    return AmiMessage(headers, frozen, invalid_utf8, skipped)
 
 
 _LINE = st.one_of(
@@ -238,6 +330,8 @@ def test_parse_message_matches_the_line_by_line_reading(lines: list[str], bad: b
         assert isinstance(parsed, FramingError)
     else:
         assert parsed == expected
+        assert isinstance(parsed, AmiMessage)
+        assert parsed.skipped_lines == expected.skipped_lines
 
 
 @given(st.data())

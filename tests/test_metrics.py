@@ -154,7 +154,10 @@ def test_series_exist_at_zero(metrics: CallMetrics) -> None:
         "callmon_ami_connected",
         "callmon_ami_events_total",
         "callmon_ami_framing_errors_total",
+        "callmon_ami_framing_repairs_total",
         "callmon_ami_malformed_events_total",
+        "callmon_calls_capped_total",
+        "callmon_pbx_restarts_total",
         "callmon_ami_reconnects_total",
         "callmon_resync_incomplete_calls_total",
         "callmon_store_write_failures_total",
@@ -541,9 +544,17 @@ def test_labels_stay_bounded_over_many_callers(metrics: CallMetrics) -> None:
         "result": {"met", "breached", "not_judged", *CALLBACK_RESULTS},
         "direction": {"inbound", "outbound", "internal", "unknown"},
         "outcome": {"answered", "missed", "incomplete"},
-        "side": {"caller", "staff", "unknown"},
+        "side": {"caller", "staff", "unknown", "pbx"},
         "kind": {"blind", "attended"},
-        "reason": {"no_answer", "caller_abandoned", "busy", "unavailable", "failed", "unknown"},
+        "reason": {
+            "no_answer",
+            "caller_abandoned",
+            "busy",
+            "unavailable",
+            "failed",
+            "pbx_restart",
+            "unknown",
+        },
         "stage": set(PIPELINE_STAGES),
     }
     for family in metrics.registry.collect():
@@ -568,6 +579,7 @@ class FakeLink:
     connected: bool = False
     events: int = 0
     framing_errors: int = 0
+    framing_repairs: int = 0
     reconnects: int = 0
 
 
@@ -584,7 +596,8 @@ def test_scrape_time_sources(metrics: CallMetrics) -> None:
     assert value(metrics, "callmon_calls_in_progress") == 2.0
 
     link.connected, link.events, link.framing_errors, link.reconnects = True, 1234, 2, 3
-    correlator.rejected = 5
+    link.framing_repairs = 4
+    correlator.rejected, correlator.capped, correlator.pbx_restarts = 5, 6, 7
     writer.stats.failures, writer.stats.dropped, writer.stats.rejected = 7, 1, 2
     for n in range(3):
         record = inbound(linkedid=f"queued.{n}")
@@ -593,8 +606,11 @@ def test_scrape_time_sources(metrics: CallMetrics) -> None:
     assert value(metrics, "callmon_ami_connected") == 1.0
     assert value(metrics, "callmon_ami_events_total") == 1234.0
     assert value(metrics, "callmon_ami_framing_errors_total") == 2.0
+    assert value(metrics, "callmon_ami_framing_repairs_total") == 4.0
     assert value(metrics, "callmon_ami_reconnects_total") == 3.0
     assert value(metrics, "callmon_ami_malformed_events_total") == 5.0
+    assert value(metrics, "callmon_calls_capped_total") == 6.0
+    assert value(metrics, "callmon_pbx_restarts_total") == 7.0
     assert value(metrics, "callmon_store_write_failures_total") == 7.0
     assert value(metrics, "callmon_store_dropped_calls_total") == 1.0
     assert value(metrics, "callmon_store_rejected_calls_total") == 2.0

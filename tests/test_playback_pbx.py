@@ -177,5 +177,9 @@ def test_a_recording_keeps_its_bytes_and_its_unfinished_tail() -> None:
 
 
 def test_a_recording_with_a_message_the_framer_cannot_read_is_refused() -> None:
-    with pytest.raises(ValueError, match="message 2: line without 'Key:'"):
-        Recording.from_bytes(BANNER + LOGIN_REPLY + b"Event: X\r\nno key here\r\n\r\n")
+    with pytest.raises(ValueError, match="message 2: no 'Key:' line"):
+        Recording.from_bytes(BANNER + LOGIN_REPLY + b"no key here\r\n\r\n")
+    # A garbled line, or a lone LF, inside a message: kept, to be replayed byte for byte.
+    garbled = b"Event: X\r\nno key here\r\nA: 1\nB: 2\r\n\r\n"
+    recording = Recording.from_bytes(BANNER + LOGIN_REPLY + garbled)
+    assert recording.steps[-1].raw + b"\r\n\r\n" == garbled  # type: ignore[union-attr]

@@ -35,6 +35,7 @@ from call_monitor.store import (
     count_calls,
     create_engine,
     load_call,
+    spool,
     upgrade,
 )
 from call_monitor.store import engine as engine_module
@@ -1021,5 +1022,70 @@ async def test_a_transaction_cancelled_mid_statement_leaves_no_lock_behind(
             await writer.flush()  # with no busy timeout: at once, or "database is locked"
         assert writer.stats.failures == 0
         assert await count_calls(engine) == len(batch())  # "gone" was rolled back
+    finally:
+        await engine.dispose()
+
+
+async def test_calls_the_store_did_not_take_at_a_stop_are_spooled_and_written_later(
+    tmp_path: Path,
+) -> None:
+    """Issue 14, item 6: a stop while the database is down kept nothing ("NOT written");
+    the queue goes to a spool file, written at the next start, byte for byte the same."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'down' / 'calls.sqlite3'}"
+    engine = create_engine(url)
+    shutil.rmtree(tmp_path / "down")  # the database unreachable at the stop
+    path = tmp_path / "calls.spool"
+    try:
+        writer = StoreWriter(engine, settings(), retry_initial_seconds=0.01, retry_max_seconds=0.05)
+        for record, verdict in batch():
+            writer.submit(record, verdict)
+        with pytest.raises(Exception, match="unable to open database file"):
+            await writer.close(give_up_after=0.1)
+        spool.save(path, spool.Spooled(writer.unwritten(), []))
+        spool.save(path, spool.Spooled([], []))  # a second stop adds to it, loses nothing
+    finally:
+        await engine.dispose()
+
+    await upgrade(url)  # the next start: the database is back
+    engine = create_engine(url)
+    try:
+        spooled = spool.load(path)
+        assert spooled is not None
+        assert len(spooled.calls) == len(batch())
+        again = StoreWriter(engine, settings())
+        again.requeue(spooled.calls)
+        await again.flush()
+        spool.remove(path)
+        assert await count_calls(engine) == len(batch())
+        assert await load_call(engine, "1772413323.101") == EXPECTED_TRANSFERRED
+        assert spool.load(path) is None
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+async def test_a_sqlite_file_deleted_or_replaced_while_open_takes_no_writes(
+    tmp_path: Path, how: str
+) -> None:
+    """Issue 14, item 3: with the database's directory removed mid-run, 392 more calls were
+    "written" into the deleted file (no failure, /readyz 200) and gone at the stop. The
+    writes now fail, counted, and the calls stay queued."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'db' / 'calls.sqlite3'}"
+    await upgrade(url)
+    engine = create_engine(url)
+    try:
+        writer = StoreWriter(engine, settings(), retry_initial_seconds=0.01, retry_max_seconds=0.05)
+        first, *rest = batch()
+        writer.submit(*first)
+        await writer.flush()  # the file noted
+        shutil.rmtree(tmp_path / "db")
+        if how == "replaced":
+            await upgrade(url)  # a new, empty database where ours was
+        for record, verdict in rest:
+            writer.submit(record, verdict)
+        with pytest.raises(engine_module.StoreFileGone, match=how):
+            await writer.flush()
+        assert writer.pending == len(rest)
+        assert writer.stats.consecutive_failures == 1
     finally:
         await engine.dispose()

@@ -29,7 +29,9 @@ def make_app(
 ) -> FastAPI:
     flags = state if state is not None else {"ready": True}
     metrics = CallMetrics(Directory(default_directory()))
-    return create_app(metrics, lambda: flags["ready"], routers=routers or [])
+    return create_app(
+        metrics, lambda: None if flags["ready"] else "AMI not connected", routers=routers or []
+    )
 
 
 def client_for(app: FastAPI) -> httpx.AsyncClient:
@@ -210,3 +212,21 @@ async def test_callbacks_api_answers_503_when_the_store_cannot(
         response = await client.request(method, path, json=body)
     assert response.status_code == 503
     assert response.json() == {"detail": "store unavailable: OperationalError"}
+    assert response.headers["Retry-After"] == "5"  # it will answer: ask again
+
+
+class _StoreGone(_StoreDown):
+    """asyncpg's refused connection is an OSError, not SQLAlchemy's: a 500 before."""
+
+    async def _down(self, *args: object, **kwargs: object) -> NoReturn:
+        raise ConnectionRefusedError("refused")
+
+    query = get = histories = _down
+
+
+async def test_callbacks_api_answers_503_when_the_driver_itself_raises() -> None:
+    desk = cast("CallbackDesk", _StoreGone())
+    async with client_for(make_app(routers=[callbacks_router(desk, access_as())])) as client:
+        response = await client.get("/api/callbacks")
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"

@@ -29,6 +29,7 @@ import contextlib
 import itertools
 import logging
 import random
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -49,6 +50,7 @@ from call_monitor.ami.stream import (
     RESYNC_ITEM_EVENT,
     LinkDown,
     LinkUp,
+    PbxRestarted,
     Resync,
     StreamItem,
 )
@@ -114,6 +116,9 @@ class ClientStats:
     auth_failures: int = 0
     events: int = 0  # events put on the queue
     framing_errors: int = 0
+    # Messages kept by a repair (a line without ``Key:`` skipped, lone CR/LF line ends).
+    framing_repairs: int = 0
+    banners_again: int = 0  # banners inside a connection: the link is then renewed
     dropped_events: int = 0  # events dropped by name (``ignore_events``) before decoding
     stale_replies: int = 0  # replies to actions already timed out
     ping_timeouts: int = 0
@@ -170,6 +175,7 @@ class AmiClient:
         # Liveness: whole messages read on this connection (a trickle of bytes that never
         # completes one is not a PBX that is alive).
         self._framer_stats = FramerStats()
+        self._down_since: float | None = None  # monotonic time of the last LinkDown
 
     # -- public -------------------------------------------------------------------------
 
@@ -259,6 +265,7 @@ class AmiClient:
         reason = await self._serve(reader, writer, framer, leftover)
         log.warning("AMI link to %s:%s lost: %s", settings.host, settings.port, reason)
         await self._out.put(LinkDown(reason))
+        self._down_since = time.monotonic()
         return True
 
     async def _serve(
@@ -355,9 +362,11 @@ class AmiClient:
     async def _reader(
         self, reader: asyncio.StreamReader, framer: AmiFramer, leftover: list[Frame]
     ) -> None:
-        dropped = framer.stats.dropped
+        dropped, repaired = framer.stats.dropped, framer.stats.repaired
         self.stats.dropped_events += dropped
+        self.stats.framing_repairs += repaired
         await self._deliver(leftover)
+        self._renew_after_banner(framer)
         while True:
             data = await reader.read(READ_CHUNK)
             if not data:
@@ -366,10 +375,23 @@ class AmiClient:
             if framer.stats.dropped != dropped:
                 self.stats.dropped_events += framer.stats.dropped - dropped
                 dropped = framer.stats.dropped
+            if framer.stats.repaired != repaired:
+                self.stats.framing_repairs += framer.stats.repaired - repaired
+                repaired = framer.stats.repaired
             await self._deliver(frames)
+            self._renew_after_banner(framer)
             # Let the consumer, the store and /metrics run between chunks: a fast PBX
             # keeps the socket readable and this loop would otherwise hold the loop.
             await asyncio.sleep(0)
+
+    def _renew_after_banner(self, framer: AmiFramer) -> None:
+        """The banner again (the framer's first one is the handshake's): the PBX restarted
+        behind a proxy, or the proxy reconnected. Events may be missing and our login may
+        be gone: the events before and after it delivered, the link is renewed (login,
+        resync)."""
+        if framer.stats.banners_again:
+            self.stats.banners_again += framer.stats.banners_again
+            raise _LinkLost("the PBX sent its banner again inside the connection")
 
     async def _deliver(self, frames: list[Frame]) -> None:
         """Route a chunk's frames; events go to the queue, waiting only when it is full."""
@@ -389,7 +411,7 @@ class AmiClient:
             self.stats.framing_errors += 1
             log.debug("AMI framing error (%d bytes skipped): %s", frame.size, frame.reason)
             return None
-        if isinstance(frame, Banner):  # the framer only yields one, at the start
+        if isinstance(frame, Banner):  # inside a connection: see _reader
             return None
         action_id = frame.action_id
         if frame.event is None:
@@ -405,7 +427,22 @@ class AmiClient:
                     self._stale.discard(action_id)
                 return None
         self.stats.events += 1
+        if frame.event == "FullyBooted":
+            return self._booted(frame)
         return frame
+
+    def _booted(self, frame: AmiMessage) -> StreamItem:
+        """A PBX up for less time than our link was down restarted meanwhile: every call in
+        flight was hung up by it (``PbxRestarted``); its ``Shutdown`` may never have
+        reached us."""
+        try:
+            uptime = float(frame.get("Uptime"))
+        except ValueError:
+            return frame
+        if self._down_since is None or not uptime < time.monotonic() - self._down_since:
+            return frame
+        log.warning("AMI: the PBX restarted while the link was down (up %.0f s)", uptime)
+        return PbxRestarted()
 
     def _on_response(self, frame: AmiMessage, action_id: str | None) -> None:
         pending = None if action_id is None else self._pending.get(action_id)

@@ -2,6 +2,9 @@
 
 The Asterisk Manager Interface sends one banner line (``Asterisk Call Manager/x.y.z``),
 then messages: ``Key: Value`` lines ending in CRLF, each message closed by an empty line.
+Repaired rather than lost (and counted in ``FramerStats.repaired``): a lone LF or CR line end
+(read as CRLF), a line without ``Key:`` inside a message (skipped, the message kept), the
+banner sent again inside a connection (a :class:`Banner`, then the message after it).
 
 The framer never raises on input. Whatever bytes arrive, in whatever chunks, it returns
 the same sequence of :class:`Banner`, :class:`AmiMessage` and :class:`FramingError`
@@ -15,6 +18,7 @@ the demo PBX's responses go through it, and it refuses a CR or LF in a key or a 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -24,6 +28,9 @@ _EOL = b"\r\n"
 DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024
 _MAX_BANNER = 512
 _ACTION_ID = b"\r\nActionID:"
+_BANNER_BYTES = BANNER_PREFIX.encode()
+# The first line end of a message: CRLF, or a lone LF (some proxies, older builds) or CR.
+_FIRST_EOL = re.compile(rb"\r\n|\n|\r")
 
 
 def _event_line(name: str) -> bytes:
@@ -56,6 +63,8 @@ class AmiMessage:
     headers: dict[str, str]
     repeated: dict[str, tuple[str, ...]] | None = None
     invalid_utf8: bool = False
+    # Lines without ``Key:`` skipped inside the message (the rest of it is kept).
+    skipped_lines: int = field(default=0, compare=False)
     # The message's bytes without its closing empty line, kept only by a framer made with
     # ``keep_raw`` (the demo PBX replays recordings byte for byte).
     raw: bytes | None = field(default=None, compare=False, repr=False)
@@ -123,13 +132,17 @@ def parse_message(raw: bytes) -> AmiMessage | FramingError:
 
 
 def _parse_lines(lines: list[str], size: int, invalid_utf8: bool) -> AmiMessage | FramingError:
-    """Repeated keys kept in order; a line with no key is an error."""
+    """Repeated keys kept in order; a line with no key is skipped (and counted), the rest of
+    the message kept: one garbled line must not lose a ``Hangup``. A message with no key at
+    all is an error."""
     headers: dict[str, str] = {}
     repeated: dict[str, list[str]] | None = None
+    skipped = 0
     for line in lines:
         key, colon, value = line.partition(":")
         if not colon or not key:
-            return FramingError("line without 'Key:'", size)
+            skipped += 1
+            continue
         value = value.removeprefix(" ")
         if key in headers:
             if repeated is None:
@@ -137,8 +150,10 @@ def _parse_lines(lines: list[str], size: int, invalid_utf8: bool) -> AmiMessage 
             repeated.setdefault(key, [headers[key]]).append(value)
         else:
             headers[key] = value
+    if not headers:
+        return FramingError("no 'Key:' line", size)
     frozen = None if repeated is None else {k: tuple(v) for k, v in repeated.items()}
-    return AmiMessage(headers, frozen, invalid_utf8)
+    return AmiMessage(headers, frozen, invalid_utf8, skipped)
 
 
 @dataclass(slots=True)
@@ -146,6 +161,10 @@ class FramerStats:
     messages: int = 0
     errors: int = 0
     dropped: int = 0
+    # Repairs that kept a message: lines without ``Key:`` skipped, lone CR or LF line ends
+    # read as CRLF, a banner sent again inside the connection.
+    repaired: int = 0
+    banners_again: int = 0  # of which: banners inside the connection
 
 
 @dataclass(slots=True)
@@ -155,7 +174,7 @@ class AmiFramer:
     ``ignore_events`` names events dropped by their first line, before they are decoded
     (``VarSet``, ``Newexten``, ``CEL`` ... carry nothing a monitor needs on a ``read=all``
     connection). ``expect_banner`` is true for a fresh connection. ``keep_raw`` puts each
-    message's bytes in :attr:`AmiMessage.raw`.
+    message's bytes in :attr:`AmiMessage.raw`. ``crlf_only`` reads only CRLF as a line end.
     """
 
     expect_banner: bool = True
@@ -163,6 +182,9 @@ class AmiFramer:
     ignore_events: Collection[str] = ()
     event_filter: EventFilter | None = None
     keep_raw: bool = False
+    # Lone CR and LF left inside values (the demo PBX refuses such an action, rather than
+    # reading it as more lines than its client meant).
+    crlf_only: bool = False
     stats: FramerStats = field(default_factory=FramerStats)
     _buffer: bytearray = field(default_factory=bytearray)
     _scan_from: int = 0
@@ -186,6 +208,10 @@ class AmiFramer:
         if self.expect_banner and not self._take_banner(frames):
             return frames
         buf = self._buffer
+        # Messages framed with lone LF (or CR) line ends: their own blank line ends them.
+        # (Looked for in the new bytes and the one before them: a blank line split in two.)
+        recent = buf[-len(data) - 1 :]
+        bare = not self.crlf_only and (b"\n\n" in recent or b"\r\r" in recent)
         if buf.find(_TERMINATOR, self._scan_from) >= 0:
             # One copy and one split in C per chunk: a chunk holds ~100 messages.
             parts = bytes(buf).split(_TERMINATOR)
@@ -193,8 +219,13 @@ class AmiFramer:
             if self._skipping:
                 self._skipping = False
                 del parts[0]  # the end of the oversized message
-            self._frame_all(parts, frames)
+            self._frame_all(self._unbare(parts) if bare else parts, frames)
             buf[:] = rest
+        if bare and not self._skipping:
+            (*leading, rest) = self._unbare([bytes(buf)])
+            if leading:
+                self._frame_all(leading, frames)
+                buf[:] = rest
         # Resume the next search where a terminator could still begin.
         self._scan_from = max(0, len(buf) - 3)
         if len(buf) > self.max_message_bytes:
@@ -205,20 +236,40 @@ class AmiFramer:
             self._scan_from = 0
         return frames
 
+    def _unbare(self, parts: list[bytes]) -> list[bytes]:
+        """``parts`` with the messages framed by lone LF or CR line ends at the start of
+        each split off, their line ends made CRLF (counted as repairs). A message with CRLF
+        line ends keeps its lone LF and CR in its values: its first line (``Event: ...``)
+        ends in CRLF, so no caller name decides how it is read."""
+        out: list[bytes] = []
+        for part in parts:
+            rest = part
+            while (first := _FIRST_EOL.search(rest)) is not None and first[0] != _EOL:
+                eol = first[0]
+                end = rest.find(eol + eol)
+                if end < 0:
+                    break
+                if end:
+                    out.append(rest[:end].replace(eol, _EOL))
+                    self.stats.repaired += 1
+                rest = rest[end + 2 :]
+            out.append(rest)
+        return out
+
     @property
     def pending(self) -> bytes:
         """The bytes received after the last whole message: an unfinished one."""
         return bytes(self._buffer)
 
     def _take_banner(self, frames: list[Frame]) -> bool:
-        eol = self._buffer.find(_EOL, 0, _MAX_BANNER + 2)
+        eol = self._buffer.find(b"\n", 0, _MAX_BANNER + 2)  # CRLF, or a lone LF
         if eol < 0:
             if len(self._buffer) > _MAX_BANNER:
                 self.expect_banner = False
                 self._error(frames, "no AMI banner", len(self._buffer))
             return False
-        line = bytes(self._buffer[:eol]).decode("utf-8", errors="replace")
-        del self._buffer[: eol + 2]
+        line = bytes(self._buffer[:eol]).removesuffix(b"\r").decode("utf-8", errors="replace")
+        del self._buffer[: eol + 1]
         self.expect_banner = False
         if line.startswith(BANNER_PREFIX):
             frames.append(Banner(line[len(BANNER_PREFIX) :]))
@@ -236,7 +287,8 @@ class AmiFramer:
         parse = _parse_keeping_raw if self.keep_raw else parse_message
         append = frames.append
         dropped = messages = errors = 0
-        for raw in parts:
+        for part in parts:
+            raw = part
             if not raw:
                 continue  # stray empty line between messages: harmless
             if len(raw) > limit:
@@ -259,11 +311,22 @@ class AmiFramer:
                     if unwanted and _ACTION_ID not in raw:
                         dropped += 1
                         continue
+            if raw.startswith(_BANNER_BYTES):
+                # The banner again inside a connection (a proxy reconnected upstream, the
+                # PBX restarted behind it): said as a Banner, the message after it kept.
+                banner, _, raw = raw.partition(_EOL)
+                append(Banner(banner[len(_BANNER_BYTES) :].decode("utf-8", errors="replace")))
+                self.stats.repaired += 1
+                self.stats.banners_again += 1
+                if not raw:
+                    continue
             parsed = parse(raw)
-            if type(parsed) is FramingError:
+            if isinstance(parsed, FramingError):
                 errors += 1
             else:
                 messages += 1
+                if parsed.skipped_lines:
+                    self.stats.repaired += parsed.skipped_lines
             append(parsed)
         stats = self.stats
         stats.dropped += dropped
@@ -279,7 +342,9 @@ def _parse_keeping_raw(raw: bytes) -> AmiMessage | FramingError:
     parsed = parse_message(raw)
     if isinstance(parsed, FramingError):
         return parsed
-    return AmiMessage(parsed.headers, parsed.repeated, parsed.invalid_utf8, raw)
+    return AmiMessage(
+        parsed.headers, parsed.repeated, parsed.invalid_utf8, parsed.skipped_lines, raw
+    )
 
 
 class UnsafeHeaderError(ValueError):

@@ -41,7 +41,13 @@ class Resync:
     channels: tuple[AmiMessage, ...]
 
 
-StreamItem = AmiMessage | LinkUp | LinkDown | Resync
+@dataclass(frozen=True, slots=True)
+class PbxRestarted:
+    """The PBX restarted while the link was down (its uptime at the new login is shorter
+    than the gap): every call in flight was hung up by it."""
+
+
+StreamItem = AmiMessage | LinkUp | LinkDown | Resync | PbxRestarted
 
 
 def transcript_items(frames: Iterable[Frame]) -> Iterator[StreamItem | FramingError]:

@@ -25,9 +25,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from call_monitor.ami.framing import AmiMessage, EventFilter
-from call_monitor.ami.stream import Resync, StreamItem
+from call_monitor.ami.stream import PbxRestarted, Resync, StreamItem
 from call_monitor.calls.model import (
     CallAnswered,
     CallEnded,
@@ -41,16 +42,28 @@ from call_monitor.calls.model import (
 
 STATE_RINGING = "5"
 STATE_UP = "6"
+# SoftHangupRequest's Cause is Asterisk's soft hang-up flag: AST_SOFTHANGUP_SHUTDOWN.
+SOFTHANGUP_SHUTDOWN = "4"
 # A call with no event for this long (event time) is closed as incomplete: its end was lost.
 MAX_IDLE_SECONDS = 4 * 3600.0
 _SWEEP_EVERY_SECONDS = 60.0
+DEFAULT_MAX_CALLS = 10_000  # calls in progress (``ami.max_calls_in_progress``)
 # Ended calls and hung-up channels remembered so late events cannot resurrect them.
 _TOMBSTONES = 50_000
-# Event times outside this range (1970 to 9999-12-31 UTC) cannot be dates: rejected with the
-# event, as a missing Timestamp is (``nan``, ``inf`` or ``1e300`` parse as floats, and the
-# call's times then failed every consumer that turns them into a date).
-_EARLIEST_TS = 0.0
-_LATEST_TS = 253_402_214_400.0
+# Event times outside this range (2000 to 2100 UTC) cannot be dates of a call: rejected with
+# the event, as a missing Timestamp is (``nan``, ``inf`` or ``1e300`` parse as floats, and
+# the call's times then failed every consumer that turns them into a date).
+_EARLIEST_TS = 946_684_800.0
+_LATEST_TS = 4_102_444_800.0
+# Event times move forward by any amount (a quiet night), but a jump this far moves the
+# stream's clock (the stale-call sweep's) only once a second event confirms it: one event
+# stamped far ahead is an outlier, rejected when the next one comes back in range. Going
+# back this far is rejected at once, unless _REANCHOR_AFTER events in a row agree on it
+# (the PBX's clock was set back).
+MAX_TIME_JUMP_SECONDS = 3600.0
+_REANCHOR_AFTER = 3
+# Facts of a call out of order by more than this (a hang-up before the start) are broken.
+_ORDER_SLACK_SECONDS = 1.0
 # Key presses closer than this belong to one run (a feature code and the number after it).
 DTMF_RUN_GAP_SECONDS = 3.0
 # A run of key presses that ended this recently before a transfer started it.
@@ -151,6 +164,7 @@ class CallState:
     last_event_at: float = 0.0
     open_transfer: Transfer | None = None  # a transfer waiting for its target to answer
     consultation: set[str] = field(default_factory=set)  # channels of an attended transfer
+    ended_by_pbx: bool = False  # hung up by the PBX itself (restart, shutdown)
 
 
 @dataclass(slots=True)
@@ -161,13 +175,18 @@ class CorrelatorStats:
     calls_ended: int = 0
     incomplete_closed: int = 0
     handler_errors: int = 0  # events that raised a bug in a handler (their calls closed)
+    bad_times: int = 0  # of the rejected: a Timestamp that is no date or far from the others
+    broken_calls: int = 0  # calls closed incomplete because their facts contradict each other
+    capped: int = 0  # calls closed incomplete to keep within the cap on calls in progress
+    pbx_restarts: int = 0  # PBX shutdowns and restarts seen (Shutdown, or a short uptime)
 
 
 class Correlator:
     """Feed it stream items with :meth:`step`; it returns the facts each one produced."""
 
-    def __init__(self, topology: Topology) -> None:
+    def __init__(self, topology: Topology, max_calls: int = DEFAULT_MAX_CALLS) -> None:
         self.topology = topology
+        self.max_calls = max_calls
         self.stats = CorrelatorStats()
         self._calls: dict[str, CallState] = {}  # linkedid -> call
         self._channels: dict[str, Channel] = {}  # uniqueid -> channel
@@ -176,6 +195,11 @@ class Correlator:
         self._last_sweep = 0.0
         self._gone: dict[str, None] = {}  # ended linkedids and hung-up uniqueids, oldest first
         self._last_ts = 0.0  # the newest event time seen: the correlator's only clock
+        # A forward jump not yet confirmed (MAX_TIME_JUMP_SECONDS): its time and calls; the
+        # recent times far behind the clock (_REANCHOR_AFTER).
+        self._jump: tuple[float, list[CallState]] | None = None
+        self._behind: list[float] = []
+        self._went_down = False  # a Shutdown seen since the last PbxRestarted
         # Calls adopted at a resync before any event time was known (the first thing a new
         # connection sees): linkedid -> how long they had been up (the PBX's ``Duration``).
         # The first event time dates them; until then their start is unknown, never 1970.
@@ -192,7 +216,14 @@ class Correlator:
             return self._event(item)
         if isinstance(item, Resync):
             return self._resync(item.channels)
-        # LinkUp / LinkDown change nothing by themselves: the Resync after a reconnect
+        if isinstance(item, PbxRestarted):
+            out: list[Output] = []
+            if not self._went_down:  # no Shutdown seen before the link went: count it here
+                self.stats.pbx_restarts += 1
+            self._went_down = False
+            self._pbx_hung_up_all(self._last_ts, out)
+            return out
+        # LinkUp / LinkDown change no call by themselves: the Resync after a reconnect
         # tells which calls survived the gap.
         return []
 
@@ -211,12 +242,11 @@ class Correlator:
         if handler is None:
             return []
         self.stats.events += 1
-        out: list[Output] = []
         ts = _event_time(msg)
-        if ts is None:
-            self.stats.rejected += 1
-            return [EventRejected(name, "no valid Timestamp header")]
-        self._last_ts = max(self._last_ts, ts)
+        out: list[Output] = []
+        if ts is None or not self._time_accepted(ts, out):
+            return self._bad_time(msg, name, ts, out)
+        jumped = self._jump is not None
         if self._undated:
             self._date_adopted(ts)
         try:
@@ -231,8 +261,69 @@ class Correlator:
             out.append(
                 EventRejected(name, f"{type(exc).__name__}: {exc}", error=exc, linkedid=linkedid)
             )
-        if ts - self._last_sweep > _SWEEP_EVERY_SECONDS:
+        if jumped and self._jump is not None and not self._jump[1]:
+            self._jump[1].extend(self._calls_named_by(msg))  # kept from judgement if odd
+        # Not on an unconfirmed jump: one event alone never moves the sweep's clock.
+        if ts - self._last_sweep > _SWEEP_EVERY_SECONDS and not jumped:
             self._sweep(ts, out)
+        return out
+
+    def _time_accepted(self, ts: float, out: list[Output]) -> bool:
+        """Whether ``ts`` is a plausible time for the stream's next event; the clock
+        (``_last_ts``) moved as MAX_TIME_JUMP_SECONDS says."""
+        last = self._last_ts
+        if last and ts < last - MAX_TIME_JUMP_SECONDS:
+            return self._far_behind(ts)
+        self._behind.clear()
+        jump = self._jump
+        if jump is not None and abs(ts - jump[0]) <= MAX_TIME_JUMP_SECONDS:
+            self._jump = None  # confirmed: the stream's time is there
+        elif last and ts > last + MAX_TIME_JUMP_SECONDS:
+            if jump is not None:
+                self._outlier(*jump, out)
+            self._jump = (ts, [])  # its calls: see _event
+            return True  # taken, the clock left where it was until confirmed
+        elif jump is not None:
+            self._jump = None  # back in range: the jump was one odd event
+            self._outlier(*jump, out)
+        self._last_ts = max(last, ts)
+        return True
+
+    def _far_behind(self, ts: float) -> bool:
+        behind = self._behind
+        behind.append(ts)
+        del behind[:-_REANCHOR_AFTER]
+        if len(behind) < _REANCHOR_AFTER or max(behind) - min(behind) > MAX_TIME_JUMP_SECONDS:
+            return False
+        self._last_ts = self._last_sweep = ts  # set back: the sweep follows
+        behind.clear()
+        return True
+
+    def _outlier(self, ts: float, calls: list[CallState], out: list[Output]) -> None:
+        """An event taken at a forward jump that the next one did not confirm: counted, the
+        calls it touched kept from judgement, and a call it started closed (its clock is
+        the outlier's: the sweep would keep it that much longer)."""
+        self.stats.rejected += 1
+        self.stats.bad_times += 1
+        for call in calls:
+            call.record.incomplete = True
+            if call.record.started_at == ts and self._calls.get(call.record.linkedid) is call:
+                self._finish(call, out, incomplete=True)
+        out.append(EventRejected("(outlier)", "Timestamp far ahead of the events around it"))
+
+    def _bad_time(
+        self, msg: AmiMessage, name: str, ts: float | None, out: list[Output]
+    ) -> list[Output]:
+        """Reject an event whose time is no date or far behind; the calls it names lost a
+        fact, so they are closed incomplete when they end (never judged)."""
+        self.stats.rejected += 1
+        self.stats.bad_times += 1
+        for call in self._calls_named_by(msg):
+            call.record.incomplete = True
+        if ts is None:
+            out.append(EventRejected(name, "no valid Timestamp header"))
+        else:
+            out.append(EventRejected(name, "Timestamp far behind the stream's recent times"))
         return out
 
     def _channel(self, msg: AmiMessage, ts: float, out: list[Output]) -> Channel:
@@ -257,6 +348,8 @@ class Correlator:
         if call is None:
             record = CallRecord(linkedid=linkedid, started_at=ts, incomplete=not seen_start)
             call = CallState(record=record, originator=linkedid, last_event_at=ts)
+            if len(self._calls) >= self.max_calls:
+                self._evict_oldest(out)
             self._calls[linkedid] = call
             self.stats.calls_started += 1
             out.append(CallStarted(linkedid, ts))
@@ -493,6 +586,28 @@ class Correlator:
             call.record.ended_at = ts
             self._finish(call, out, incomplete=call.record.incomplete)
 
+    def on_soft_hangup_request(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        if msg.headers.get("Cause") != SOFTHANGUP_SHUTDOWN:
+            return
+        channel = self._channels.get(msg.headers["Uniqueid"])
+        if channel is not None:
+            channel.call.ended_by_pbx = True  # the PBX is going down: it hangs up itself
+
+    def on_shutdown(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        """The PBX is going down (``Restart: True`` for ``core restart``), having hung up
+        every channel: the calls still in flight end here, by the PBX. Channel names and
+        Uniqueid counters start again after it: nothing of these calls stays keyed."""
+        self.stats.pbx_restarts += 1
+        self._went_down = True
+        self._pbx_hung_up_all(ts, out)
+
+    def _pbx_hung_up_all(self, ts: float, out: list[Output]) -> None:
+        for call in list(self._calls.values()):
+            call.ended_by_pbx = True
+            if call.record.ended_at is None:
+                call.record.ended_at = ts
+            self._finish(call, out, incomplete=call.record.incomplete)
+
     def _bury(self, key: str) -> None:
         self._gone[key] = None
         if len(self._gone) > _TOMBSTONES:
@@ -656,6 +771,8 @@ class Correlator:
                 call.record.incomplete = True
             if not call.channels:
                 self._finish(call, out, incomplete=True)
+        tracked = [(self._channels[u], msg) for u, msg in up.items() if u in self._channels]
+        self._take_listed(tracked, out)
         for uniqueid, msg in up.items():
             if uniqueid in self._channels:
                 continue
@@ -670,6 +787,34 @@ class Correlator:
                 self._bridges.setdefault(channel.bridge, set()).add(uniqueid)
             self._estimate_start(channel.call, _duration(msg.headers.get("Duration")))
         return out
+
+    def _take_listed(self, tracked: list[tuple[Channel, AmiMessage]], out: list[Output]) -> None:
+        """Channels followed before the gap and still up: their bridge as listed, and a phone
+        now Up that was not answered before was answered during the gap (by the one in the
+        customer's bridge first). When is not known: the answer is dated at the resync and
+        the call's ring time left unknown, so P1 is not judged on it."""
+        for channel, msg in tracked:
+            bridge = msg.headers.get("BridgeId") or None
+            if bridge != channel.bridge:
+                if channel.bridge is not None:
+                    self._leave_bridge(channel)
+                if bridge is not None:
+                    channel.bridge = bridge
+                    self._bridges.setdefault(bridge, set()).add(channel.uniqueid)
+        answered = [
+            channel
+            for channel, msg in tracked
+            if msg.headers.get("ChannelState") == STATE_UP
+            and channel.answered_at is None
+            and not channel.local
+            and channel.uniqueid != channel.call.originator
+        ]
+        answered.sort(key=lambda c: c.uniqueid not in self._talking_with_customer(c.call))
+        for channel in answered:
+            record = channel.call.record
+            if record.answered_at is None:
+                record.ring_started_at = None  # rang, but for how long is not known
+            self._answered(channel, self._last_ts, out)
 
     def _estimate_start(self, call: CallState, up_seconds: float) -> None:
         """An adopted call started ``up_seconds`` before the resync (its oldest channel's
@@ -690,6 +835,13 @@ class Correlator:
                 call.record.started_at = ts - up_seconds
                 call.last_event_at = max(call.last_event_at, ts)
         self._undated.clear()
+
+    def _evict_oldest(self, out: list[Output]) -> None:
+        """The cap on calls in progress reached: the call that started first (the calls are
+        kept in the order they started) is closed incomplete, as the sweep would close it."""
+        oldest = next(iter(self._calls.values()))
+        self.stats.capped += 1
+        self._finish(oldest, out, incomplete=True)
 
     def _sweep(self, now: float, out: list[Output]) -> None:
         self._last_sweep = now
@@ -736,18 +888,38 @@ class Correlator:
         for channel in list(call.channels.values()):
             self._drop_channel(channel)
         record = call.record
+        if not incomplete and _out_of_order(record):
+            incomplete = True  # a hang-up before the start: judged on such facts, it lies
+            self.stats.broken_calls += 1
         record.incomplete = incomplete
-        unanswered = record.answered_at is None and record.direction in ("inbound", "internal")
-        if unanswered and call.dial_attempted and not incomplete:
-            record.missed = True
-            if call.caller_gave_up:
-                record.missed_reason = "caller_abandoned"
-            else:
-                record.missed_reason = call.dial_failure or "no_answer"
+        _settle(call, record, incomplete=incomplete)
         self.stats.calls_ended += 1
         if incomplete:
             self.stats.incomplete_closed += 1
         out.append(CallEnded(record))
+
+
+def _settle(call: CallState, record: CallRecord, *, incomplete: bool) -> None:
+    """A finished call's outcome: missed and why, and a hang-up by the PBX itself."""
+    unanswered = record.answered_at is None and record.direction in ("inbound", "internal")
+    if unanswered and call.dial_attempted and not incomplete:
+        record.missed = True
+        if call.caller_gave_up:
+            record.missed_reason = "caller_abandoned"
+        elif call.ended_by_pbx:
+            record.missed_reason = "pbx_restart"
+        else:
+            record.missed_reason = call.dial_failure or "no_answer"
+    answered = record.answered_at is not None
+    if call.ended_by_pbx and answered and record.hangup_first == "unknown":
+        record.hangup_first = "pbx"
+
+
+def _out_of_order(record: CallRecord) -> bool:
+    """The call's times contradict each other: start, first ring, answer, end out of order."""
+    times = [record.started_at, record.ring_started_at, record.answered_at, record.ended_at]
+    known = [t for t in times if t is not None]
+    return any(later < earlier - _ORDER_SLACK_SECONDS for earlier, later in pairwise(known))
 
 
 def _duration(text: str | None) -> float:
@@ -776,6 +948,8 @@ _HANDLERS: dict[str, _Handler] = {
     "DialBegin": Correlator.on_dialbegin,
     "DialEnd": Correlator.on_dialend,
     "HangupRequest": Correlator.on_hangup_request,
+    "SoftHangupRequest": Correlator.on_soft_hangup_request,
+    "Shutdown": Correlator.on_shutdown,
     "Hangup": Correlator.on_hangup,
     "BridgeEnter": Correlator.on_bridge_enter,
     "BridgeLeave": Correlator.on_bridge_leave,
@@ -791,4 +965,5 @@ _HANDLERS: dict[str, _Handler] = {
 
 # The events the correlator reads; a framer may drop every other one unparsed.
 EVENTS_USED: frozenset[str] = frozenset(_HANDLERS)
-EVENT_FILTER = EventFilter(EVENTS_USED, {"CEL": b"\r\nEventName: DTMF\r\n"})
+# FullyBooted too: the live client reads the PBX's uptime in it (PbxRestarted).
+EVENT_FILTER = EventFilter(EVENTS_USED | {"FullyBooted"}, {"CEL": b"\r\nEventName: DTMF\r\n"})

@@ -13,8 +13,12 @@ from typing import Literal
 from call_monitor.records import TIME, VALUE, Shape
 
 Direction = Literal["inbound", "outbound", "internal", "unknown"]
-HangupSide = Literal["caller", "staff", "unknown"]
-MissedReason = Literal["no_answer", "caller_abandoned", "busy", "unavailable", "failed"]
+# pbx: the PBX hung up every channel itself (a restart or shutdown): P7 not judged.
+HangupSide = Literal["caller", "staff", "unknown", "pbx"]
+# pbx_restart: still ringing when the PBX restarted (the caller is owed a callback).
+MissedReason = Literal[
+    "no_answer", "caller_abandoned", "busy", "unavailable", "failed", "pbx_restart"
+]
 TransferKind = Literal["blind", "attended"]
 Party = Literal["customer", "staff"]
 Outcome = Literal["answered", "missed", "incomplete"]

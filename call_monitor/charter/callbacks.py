@@ -72,7 +72,7 @@ from call_monitor.charter.working_hours import WorkingHours, to_seoul
 from call_monitor.config import CallbackSettings
 from call_monitor.directory import Directory
 
-OBLIGING_REASONS = frozenset({"no_answer", "caller_abandoned", "busy"})
+OBLIGING_REASONS = frozenset({"no_answer", "caller_abandoned", "busy", "pbx_restart"})
 
 
 # Earliest deadline first, then by id: the order of every listing (``(due_at, id)``).

@@ -43,6 +43,7 @@ _KO = {
     "busy": "통화 중",
     "unavailable": "전화기 연결 안 됨",
     "failed": "연결 실패",
+    "pbx_restart": "교환기 재시작으로 끊김",
     "ring": "벨 {rings}회({seconds:.1f}초)",
     "met": "충족",
     "breached": "미충족",
@@ -55,6 +56,7 @@ _KO = {
     "caller_first": "고객이 먼저 끊음",
     "staff_first": "직원이 먼저 끊음",
     "hangup_unknown": "끊은 쪽 미상",
+    "pbx_first": "교환기가 끊음(재시작)",
     "incomplete": "일부만 관찰됨(감시 중단): 판정 안 함",
     "unknown_time": "시각 미상",
     "created": "회신 필요: {owner}, 기한 {due}",
@@ -83,6 +85,7 @@ _EN = {
     "busy": "busy",
     "unavailable": "phone unreachable",
     "failed": "connection failed",
+    "pbx_restart": "cut off by a PBX restart",
     "ring": "{rings} {rings_word} ({seconds:.1f} s)",
     "met": "met",
     "breached": "breached",
@@ -95,6 +98,7 @@ _EN = {
     "caller_first": "caller hung up first",
     "staff_first": "staff hung up first",
     "hangup_unknown": "hang-up side unknown",
+    "pbx_first": "the PBX hung up (restart)",
     "incomplete": "partly seen (monitor gap): not judged",
     "unknown_time": "time unknown",
     "created": "callback owed: {owner}, due {due}",
@@ -173,7 +177,7 @@ def _hangup(record: CallRecord, t: dict[str, str]) -> str | None:
     if not record.answered:
         return None
     return t[
-        {"caller": "caller_first", "staff": "staff_first"}.get(
+        {"caller": "caller_first", "staff": "staff_first", "pbx": "pbx_first"}.get(
             record.hangup_first, "hangup_unknown"
         )
     ]

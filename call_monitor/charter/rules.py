@@ -140,7 +140,7 @@ def _rings(ring_seconds: float | None, charter: CharterSettings) -> int | None:
 
 
 def _p7_met(record: CallRecord) -> bool | None:
-    if record.hangup_first == "unknown" or not _staff_answers(record):
+    if record.hangup_first in ("unknown", "pbx") or not _staff_answers(record):
         return None
     return record.hangup_first == "caller"
 

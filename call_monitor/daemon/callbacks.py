@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
 
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from call_monitor.alerts.messages import OutboxMessage, messages_for
@@ -52,6 +51,7 @@ from call_monitor.charter.working_hours import WorkingHours
 from call_monitor.config import Settings
 from call_monitor.directory import Directory
 from call_monitor.metrics import CallMetrics
+from call_monitor.store.engine import STORE_DOWN
 from call_monitor.store.obligations import (
     list_obligations,
     load_applied_calls,
@@ -165,6 +165,22 @@ class CallbackService:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    def unwritten(self) -> list[tuple[list[ObligationChange], list[OutboxMessage]]]:
+        """The changes queued and not committed, with their alerts, in order (for the spool
+        file at a stop)."""
+        return [(batch.changes, batch.messages) for batch in self._pending]
+
+    async def write_spooled(
+        self, batches: Sequence[tuple[list[ObligationChange], list[OutboxMessage]]]
+    ) -> None:
+        """Commit what :meth:`unwritten` gave at the last stop, before :meth:`start` reads
+        the open obligations back (so they include it)."""
+        await save_changes(
+            self.engine,
+            [change for changes, _ in batches for change in changes],
+            [message for _, messages in batches for message in messages],
+        )
 
     def gauges(self) -> CallbackGauges:
         """Open obligations by department and whether each is past due now (scrape time)."""
@@ -298,7 +314,7 @@ class CallbackService:
         """
         try:
             earlier = await load_history(self.engine, change.obligation.id, change.position)
-        except SQLAlchemyError:
+        except STORE_DOWN:
             log.warning("callbacks: history of %r not read", change.obligation.id, exc_info=True)
             earlier = ObligationHistory()
         return ObligationHistory((*earlier.changes, change.change))

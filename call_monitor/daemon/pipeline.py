@@ -68,7 +68,8 @@ class Pipeline:
             Topology(
                 public_endpoints=frozenset(settings.directory.public_endpoints),
                 public_contexts=frozenset(settings.directory.public_contexts),
-            )
+            ),
+            max_calls=settings.ami.max_calls_in_progress,
         )
 
     def judge(self, record: CallRecord) -> JudgedCall:

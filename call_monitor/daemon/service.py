@@ -48,8 +48,9 @@ from call_monitor.daemon.pipeline import (
 from call_monitor.directory import Directory
 from call_monitor.metrics import CallMetrics
 from call_monitor.store.checklist_service import ChecklistService
+from call_monitor.store import spool
 from call_monitor.store.engine import create_engine
-from call_monitor.store.schema import upgrade
+from call_monitor.store.schema import is_new, upgrade
 from call_monitor.store.writer import StoreWriter
 from call_monitor.web.app import bind, create_app, serve
 from call_monitor.web.live import Live
@@ -150,10 +151,22 @@ class Daemon:
         except OSError as exc:
             raise StartupError(f"web.session_secret: cannot make one: {_reason(exc)}") from exc
         site = Site(self.engine, self.pipeline.directory, self.callbacks, web, secret, self.live)
-        self.app = create_app(self.metrics, ready=lambda: self.client.connected, site=site)
+        self.app = create_app(self.metrics, ready=self._not_ready, site=site)
 
     def stop(self) -> None:
         self.stop_event.set()
+
+    def _not_ready(self) -> str | None:
+        """Why ``/readyz`` says not ready: the AMI link down, or the store failing (its last
+        writes failed: calls and changes wait in memory)."""
+        if not self.client.connected:
+            return "AMI not connected"
+        failures = max(
+            self.writer.stats.consecutive_failures, self.callbacks.stats.consecutive_failures
+        )
+        if failures:
+            return f"store failing ({failures} writes in a row failed; kept queued)"
+        return None
 
     async def run(self, *extra: Coroutine[Any, Any, None]) -> None:
         """Run until stopped; ``extra`` coroutines run supervised alongside (the demo's)."""
@@ -221,13 +234,16 @@ class Daemon:
             )
 
     async def _shut_down(self, writers: Sequence[asyncio.Task[None]]) -> None:
-        """What was received reaches the pipeline, the store and the callback changes."""
+        """What was received reaches the pipeline, the store and the callback changes; what
+        the store does not take in time goes to the spool file."""
         try:
             self._drain()
-            try:
-                await self.writer.close()
-            finally:
-                await self.callbacks.close()
+            seconds = self.settings.store.shutdown_write_seconds
+            written = await _closed(self.writer.close(seconds))
+            # The store just failed for as long: the changes get one more try, not as long.
+            written &= await _closed(self.callbacks.close(seconds if written else 1.0))
+            if not written:
+                self._spool()
         finally:
             for writer in writers:
                 await _finish(writer)
@@ -252,11 +268,57 @@ class Daemon:
             f"store {store}; web {web}; AMI {ami}"
         )
 
+    async def _refuse_a_new_store(self) -> None:
+        if self.settings.store.create_if_missing:
+            return
+        if await is_new(self.settings.store.url, self.engine):
+            raise StartupError(
+                f"store.url: {self._store} holds no call-monitor database and "
+                "store.create_if_missing is false: was it deleted? Restore it, or set "
+                "store.create_if_missing = true to start a new one"
+            )
+
+    def _spool(self) -> None:
+        """The calls and changes the store did not take, kept for the next start."""
+        spooled = spool.Spooled(self.writer.unwritten(), self.callbacks.unwritten())
+        if not spooled:
+            return
+        path = self.settings.store.resolved_spool_file()
+        spool.save(path, spooled)
+        log.warning(
+            "store down at the stop: %d calls and %d callback changes kept in %s; written at "
+            "the next start",
+            len(spooled.calls),
+            sum(len(changes) for changes, _ in spooled.changes),
+            path,
+        )
+
+    async def _replay_spool(self) -> None:
+        """What the last stop could not write, written first (it raises if it cannot: the
+        file stays for the next try)."""
+        path = self.settings.store.resolved_spool_file()
+        spooled = spool.load(path)
+        if not spooled:
+            return
+        self.writer.requeue(spooled.calls)
+        await self.writer.flush()
+        await self.callbacks.write_spooled(spooled.changes)
+        spool.remove(path)
+        log.info(
+            "store: %d calls and %d callback change batches from %s written",
+            len(spooled.calls),
+            len(spooled.changes),
+            path,
+        )
+
     async def _start(self) -> None:
-        """The schema up to date, then the open obligations back from the store (and what
-        fell due while we were down), before the first call or API request can touch them."""
+        """The schema up to date, what the last stop spooled written, then the open
+        obligations back from the store (and what fell due while we were down), before the
+        first call or API request can touch them."""
         try:
+            await self._refuse_a_new_store()
             await upgrade(self.settings.store.url)
+            await self._replay_spool()
             await self.callbacks.start()
         except (OSError, SQLAlchemyError, sqlite3.Error) as exc:
             await self.engine.dispose()
@@ -347,6 +409,15 @@ async def _watch(task: asyncio.Task[None]) -> None:
     await asyncio.shield(task)
 
 
+async def _closed(closing: Coroutine[Any, Any, None]) -> bool:
+    """Whether a writer's close wrote everything (its failure is logged by it)."""
+    try:
+        await closing
+    except Exception:
+        return False
+    return True
+
+
 async def _finish(task: asyncio.Task[None]) -> None:
     """End the writer's loop after ``close()``: it returns at once unless a batch of its own
     is still being written, which is given a moment, then cancelled."""
@@ -374,6 +445,10 @@ class _LinkView:
     @property
     def framing_errors(self) -> int:
         return self.client.stats.framing_errors
+
+    @property
+    def framing_repairs(self) -> int:
+        return self.client.stats.framing_repairs
 
     @property
     def reconnects(self) -> int:

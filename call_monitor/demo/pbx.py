@@ -88,7 +88,9 @@ class _Connection:
     writer: asyncio.StreamWriter
     rng: random.Random | None
     max_chunk: int
-    framer: AmiFramer = field(default_factory=lambda: AmiFramer(expect_banner=False))
+    framer: AmiFramer = field(
+        default_factory=lambda: AmiFramer(expect_banner=False, crlf_only=True)
+    )
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     closing: bool = False
     resync_requests: asyncio.Queue[str] = field(default_factory=asyncio.Queue)

@@ -91,11 +91,12 @@ class Recording:
     def from_bytes(cls, data: bytes, name: str = "<bytes>") -> Recording:
         """Read a recording with the client's own framer (no message size limit).
 
-        A message the framer cannot parse makes the recording invalid (``ValueError``), as
-        does a missing banner. Empty lines between messages, which no client sees, are not
-        kept.
+        A message the framer cannot parse (no ``Key:`` line at all) makes the recording
+        invalid (``ValueError``), as does a missing banner. Empty lines between messages,
+        which no client sees, are not kept.
         """
-        framer = AmiFramer(keep_raw=True, max_message_bytes=max(1, len(data)))
+        # CRLF only: a lone CR or LF is replayed as it was recorded (a fault to play).
+        framer = AmiFramer(keep_raw=True, max_message_bytes=max(1, len(data)), crlf_only=True)
         frames = framer.feed(data)
         banner = frames[0] if frames else None
         if not isinstance(banner, Banner):

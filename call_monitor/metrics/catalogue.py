@@ -209,7 +209,15 @@ WATCHED: tuple[WatchedSpec, ...] = (
         "framing",
         CounterMetricFamily,
         "callmon_ami_framing_errors",
-        "AMI messages that could not be framed or decoded (oversized, bad headers).",
+        "AMI messages that could not be framed or decoded (oversized, no header).",
+    ),
+    WatchedSpec(
+        "link",
+        "repairs",
+        CounterMetricFamily,
+        "callmon_ami_framing_repairs",
+        "AMI input repaired so a message was kept: header lines without a colon skipped, "
+        "lone CR or LF line ends read as CRLF, a banner repeated inside a connection.",
     ),
     WatchedSpec(
         "link",
@@ -224,6 +232,21 @@ WATCHED: tuple[WatchedSpec, ...] = (
         CounterMetricFamily,
         "callmon_ami_malformed_events",
         "AMI events the correlator received but could not use (missing or bad fields).",
+    ),
+    WatchedSpec(
+        "correlator",
+        "capped",
+        CounterMetricFamily,
+        "callmon_calls_capped",
+        "Calls in progress closed incomplete by the cap on them (ami.max_calls_in_progress).",
+    ),
+    WatchedSpec(
+        "correlator",
+        "pbx_restarts",
+        CounterMetricFamily,
+        "callmon_pbx_restarts",
+        "PBX restarts and shutdowns seen (its Shutdown event, or a login to a PBX up for "
+        "less time than the link was down); the calls in flight were hung up by it.",
     ),
     WatchedSpec(
         "store",

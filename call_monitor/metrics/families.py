@@ -173,14 +173,24 @@ class LinkStatsView(Protocol):
     def framing_errors(self) -> int: ...
 
     @property
+    def framing_repairs(self) -> int: ...
+
+    @property
     def reconnects(self) -> int: ...
 
 
 class CorrelatorStatsView(Protocol):
-    """What the correlator counts (``CorrelatorStats``): events it could not use."""
+    """What the correlator counts (``CorrelatorStats``): events it could not use, calls the
+    cap on calls in progress closed."""
 
     @property
     def rejected(self) -> int: ...
+
+    @property
+    def capped(self) -> int: ...
+
+    @property
+    def pbx_restarts(self) -> int: ...
 
 
 class StoreStatsView(Protocol):
@@ -262,12 +272,17 @@ def _link_values(link: LinkStatsView) -> dict[str, float]:
         "connected": 1.0 if link.connected else 0.0,
         "events": float(link.events),
         "framing": float(link.framing_errors),
+        "repairs": float(link.framing_repairs),
         "reconnects": float(link.reconnects),
     }
 
 
 def _correlator_values(correlator: CorrelatorStatsView) -> dict[str, float]:
-    return {"malformed": float(correlator.rejected)}
+    return {
+        "malformed": float(correlator.rejected),
+        "capped": float(correlator.capped),
+        "pbx_restarts": float(correlator.pbx_restarts),
+    }
 
 
 def _store_values(store: StoreStatsView) -> dict[str, float]:

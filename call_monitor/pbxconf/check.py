@@ -40,7 +40,9 @@ EVENT_CLASS: Mapping[str, str] = {
     "DialBegin": "call",
     "DialEnd": "call",
     "HangupRequest": "call",
+    "SoftHangupRequest": "call",
     "Hangup": "call",
+    "Shutdown": "system",
     "BridgeEnter": "call",
     "BridgeLeave": "call",
     "Hold": "call",
@@ -52,7 +54,11 @@ EVENT_CLASS: Mapping[str, str] = {
     "DTMFBegin": "dtmf",
     "DTMFEnd": "dtmf",
 }
-READ_NEEDED = frozenset(EVENT_CLASS[event] for event in EVENTS_USED)
+# Welcome, not needed: without ``system`` a PBX restart is seen as a link gap (calls closed
+# incomplete) instead of as a restart.
+READ_OPTIONAL = frozenset({"Shutdown"})
+READ_NEEDED = frozenset(EVENT_CLASS[event] for event in EVENTS_USED - READ_OPTIONAL)
+READ_WELCOME = frozenset(EVENT_CLASS[event] for event in READ_OPTIONAL)
 # The actions the AMI client sends, and the write classes any one of which allows each
 # (Login, Logoff and Ping are registered with no class).
 ACTION_CLASSES: Mapping[str, frozenset[str]] = {
@@ -263,7 +269,7 @@ def _read(user: Section) -> Iterable[Problem]:
     setting, classes, problems = _classes(user, "read")
     yield from problems
     missing = READ_NEEDED - classes
-    extra = classes - READ_NEEDED
+    extra = classes - READ_NEEDED - READ_WELCOME
     where_user = {"user": user.name}
     if missing:
         events = sorted(e for e in EVENTS_USED if EVENT_CLASS[e] in missing)

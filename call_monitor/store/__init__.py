@@ -20,12 +20,13 @@ Importing the package puts every table on ``Base.metadata``.
 from __future__ import annotations
 
 from call_monitor.store import accounts, checklists, obligations, outbox
-from call_monitor.store.engine import create_engine
+from call_monitor.store.engine import STORE_DOWN, create_engine
 from call_monitor.store.reading import count_calls, load_call
 from call_monitor.store.schema import upgrade
 from call_monitor.store.writer import StoreWriter, WriterStats
 
 __all__ = [
+    "STORE_DOWN",
     "StoreWriter",
     "WriterStats",
     "accounts",

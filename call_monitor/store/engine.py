@@ -52,6 +52,7 @@ PostgreSQL keeps SQLAlchemy's default pool, its connections pinged before use.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
@@ -59,8 +60,13 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
+
+# What a store that is down or gone raises: SQLAlchemy's wrapping, or the driver's own
+# (asyncpg's refused connection is an OSError; a connect that hangs a TimeoutError).
+STORE_DOWN: tuple[type[Exception], ...] = (SQLAlchemyError, OSError, TimeoutError, sqlite3.Error)
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +115,47 @@ def _sqlite_on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> N
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS:d}")
     finally:
         cursor.close()
+
+
+class StoreFileGone(OSError):
+    """The SQLite database file was deleted or replaced while the store had it open."""
+
+
+class _FileIdentity:
+    """The SQLite file the store opened, checked before each transaction.
+
+    A connection keeps writing to its file after the file (or its directory) is deleted:
+    the writes "succeed" into a file no one can open again, and are gone at the stop. So the
+    file's identity (device, inode) is noted at the first connection and every transaction
+    first checks that the path still names it; if not, it fails (``StoreFileGone``), and the
+    writers keep their calls queued and count the failure (``/readyz`` says so) until the
+    file is back where it was or the monitor is restarted on a restored copy.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.identity: tuple[int, int] | None = None
+
+    def on_connect(self, _dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+        if self.identity is None:
+            stat = os.stat(self.path)
+            self.identity = (stat.st_dev, stat.st_ino)
+
+    def on_begin(self, _connection: Any) -> None:
+        if self.identity is None:
+            return
+        try:
+            stat = os.stat(self.path)
+        except FileNotFoundError:
+            raise StoreFileGone(
+                f"the SQLite store {self.path} was deleted while open: nothing written to it "
+                "(calls kept queued); put it back, or restart on a restored copy"
+            ) from None
+        if (stat.st_dev, stat.st_ino) != self.identity:
+            raise StoreFileGone(
+                f"the SQLite store {self.path} was replaced by another file while open: "
+                "nothing written (calls kept queued); restart to use the new one"
+            )
 
 
 def _sqlite_on_invalidate(
@@ -166,4 +213,9 @@ def create_engine(
     if sqlite:
         event.listen(engine.sync_engine, "connect", _sqlite_on_connect)
         event.listen(engine.sync_engine, "invalidate", _sqlite_on_invalidate)
+        path = sqlite_file(parsed)
+        if path is not None:
+            identity = _FileIdentity(path)
+            event.listen(engine.sync_engine, "connect", identity.on_connect)
+            event.listen(engine.sync_engine, "begin", identity.on_begin)
     return engine

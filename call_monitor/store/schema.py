@@ -11,8 +11,10 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from sqlalchemy import inspect
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from call_monitor.store.engine import check_sqlite_opens, ensure_sqlite_directory
+from call_monitor.store.engine import check_sqlite_opens, ensure_sqlite_directory, sqlite_file
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 ALEMBIC_INI = MIGRATIONS_DIR / "alembic.ini"
@@ -39,6 +41,16 @@ def head_revision() -> str:
     if head is None:  # pragma: no cover - the package always ships revisions
         raise RuntimeError("no migrations found")
     return head
+
+
+async def is_new(url: str, engine: AsyncEngine) -> bool:
+    """Whether ``url`` holds no call-monitor database yet: no SQLite file (not created by
+    asking), or no Alembic version table."""
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        return True
+    async with engine.connect() as conn:
+        return not await conn.run_sync(lambda sync: inspect(sync).has_table("alembic_version"))
 
 
 def upgrade_sync(

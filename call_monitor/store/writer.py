@@ -211,6 +211,16 @@ class StoreWriter:
     def closed(self) -> bool:
         return self._closed
 
+    def unwritten(self) -> list[_CallRows]:
+        """The rows of the calls queued and not written (for the spool file at a stop)."""
+        return list(self._pending.values())
+
+    def requeue(self, calls: Sequence[_CallRows]) -> None:
+        """Queue calls :meth:`unwritten` gave (a spool file's), unless a newer version of
+        one is queued already."""
+        for rows in calls:
+            self._pending.setdefault(rows.call["linkedid"], rows)
+
     def submit(self, record: CallRecord, verdict: CallVerdict) -> None:
         """Queue a finished call and its verdict. Never blocks, never awaits.
 

@@ -7,7 +7,7 @@ Routes:
   directly, not through ``make_asgi_app`` (mounted at ``/metrics`` it redirects to
   ``/metrics/``, and it would render with ``generate_latest``: 0.3-0.9 s for 1,300 staff);
 - ``GET /healthz``: the process answers;
-- ``GET /readyz``: 200 while the AMI link is up, else 503.
+- ``GET /readyz``: 200 while the AMI link is up and the store takes writes, else 503.
 
 With a :class:`~call_monitor.web.site.Site`, the pages, the callbacks API and their security
 (:mod:`.site`); ``/metrics`` then wants ``web.metrics_token`` when one is set.
@@ -42,13 +42,14 @@ MAX_BODY_BYTES = 64 * 1024
 
 def create_app(
     metrics: CallMetrics,
-    ready: Callable[[], bool],
+    ready: Callable[[], str | None],
     *,
     routers: Iterable[APIRouter] = (),
     site: Site | None = None,
 ) -> FastAPI:
-    """Build the app; ``ready`` says whether the AMI link is up (read on each request);
-    ``site``: the pages, the callbacks API and their security (:mod:`.site`)."""
+    """Build the app; ``ready`` says why the monitor is not ready (the AMI link down, the
+    store failing), None when it is (read on each request); ``site``: the pages, the
+    callbacks API and their security (:mod:`.site`)."""
     app = FastAPI(
         title="call-monitor",
         version=__version__,
@@ -83,9 +84,10 @@ def create_app(
 
     @app.get("/readyz")
     async def readyz() -> JSONResponse:
-        if ready():
+        reason = ready()
+        if reason is None:
             return JSONResponse({"status": "ready"})
-        return JSONResponse({"status": "not ready", "reason": "AMI not connected"}, status_code=503)
+        return JSONResponse({"status": "not ready", "reason": reason}, status_code=503)
 
     for router in routers:
         app.include_router(router)

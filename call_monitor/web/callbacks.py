@@ -29,13 +29,16 @@ Auditors get caller numbers masked. Memos and cancels are written to the audit l
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Sequence
 from typing import Annotated, Any, Protocol, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
+from limits import RateLimitItemPerMinute
+from limits.storage import MemoryStorage
+from limits.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, ConfigDict, Field, field_validator
-from sqlalchemy.exc import SQLAlchemyError
 
 from call_monitor.charter.obligations import (
     CHANGE,
@@ -51,6 +54,7 @@ from call_monitor.charter.obligations import (
 from call_monitor.records import Key, report
 from call_monitor.store.accounts import User
 from call_monitor.web.auth import Access, Rules, mask
+from call_monitor.store.engine import STORE_DOWN
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -171,15 +175,46 @@ async def _outcome(service: CallbackDesk, outcome: Outcome, done_status: int) ->
     return JSONResponse(body, status_code=done_status if outcome.stored else 202)
 
 
+# A store that cannot answer now will later: ask again after this (HTTP Retry-After).
+RETRY_AFTER_SECONDS = 5
+
+
+def unavailable(detail: str) -> HTTPException:
+    """503 with ``Retry-After``: what the store cannot do now, it will."""
+    return HTTPException(503, detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
 async def _from_store(answer: Awaitable[_T]) -> _T:
     """The desk's answer from the store; 503 when the store cannot answer."""
     try:
         return await answer
-    except SQLAlchemyError as exc:
-        raise HTTPException(503, f"store unavailable: {type(exc).__name__}") from exc
+    except STORE_DOWN as exc:
+        raise unavailable(f"store unavailable: {type(exc).__name__}") from exc
 
 
-def callbacks_router(service: CallbackDesk, access: Access) -> APIRouter:
+class WriteLimit:
+    """At most ``per_minute`` writes (memos, cancels) per client address in any minute:
+    2,000 memos in 9 s from one client were all taken (issue 14, item 12). Past it 429,
+    with ``Retry-After`` saying when the window lets one more through."""
+
+    def __init__(self, per_minute: int) -> None:
+        self._limiter = MovingWindowRateLimiter(MemoryStorage())
+        self._item = RateLimitItemPerMinute(per_minute)
+
+    def __call__(self, request: Request) -> None:
+        client = request.client.host if request.client is not None else "unknown"
+        if self._limiter.hit(self._item, "callbacks-write", client):
+            return
+        reset_at = self._limiter.get_window_stats(self._item, "callbacks-write", client)[0]
+        wait = max(1, round(reset_at - time.time()))
+        raise HTTPException(
+            429, "too many writes from this client", headers={"Retry-After": str(wait)}
+        )
+
+
+def callbacks_router(
+    service: CallbackDesk, access: Access, *, writes_per_minute: int = 60
+) -> APIRouter:
     routes = _CallbackRoutes(service, access)
     router = APIRouter(
         prefix="/api/callbacks",
@@ -187,10 +222,15 @@ def callbacks_router(service: CallbackDesk, access: Access) -> APIRouter:
         # Before the body is read: no credentials, no 422 telling what a body should be.
         dependencies=[Depends(access.authenticate)],
     )
+    limited = [Depends(WriteLimit(writes_per_minute))]
     router.add_api_route("", routes.list_callbacks, methods=["GET"])
     router.add_api_route("/{obligation_id}", routes.get_callback, methods=["GET"])
-    router.add_api_route("/memo", routes.create_memo, methods=["POST"], status_code=201)
-    router.add_api_route("/{obligation_id}/cancel", routes.cancel_callback, methods=["POST"])
+    router.add_api_route(
+        "/memo", routes.create_memo, methods=["POST"], status_code=201, dependencies=limited
+    )
+    router.add_api_route(
+        "/{obligation_id}/cancel", routes.cancel_callback, methods=["POST"], dependencies=limited
+    )
     return router
 
 
@@ -258,7 +298,7 @@ async def write_memo(service: CallbackDesk, access: Access, user: User, memo: Me
     except ValueError as exc:
         raise HTTPException(422, str(exc)) from exc
     except RuntimeError as exc:  # shutting down
-        raise HTTPException(503, str(exc)) from exc
+        raise unavailable(str(exc)) from exc
     if not outcome.repeated:
         await access.audit(
             "memo", user, outcome.obligation.id, owner=memo.owner, taken_by=memo.taken_by
@@ -281,7 +321,7 @@ async def cancel_obligation(
     except KeyError:
         raise await _not_cancelled(service, obligation_id) from None
     except RuntimeError as exc:
-        raise HTTPException(503, str(exc)) from exc
+        raise unavailable(str(exc)) from exc
     await access.audit("cancel", user, obligation_id, reason=reason)
     return outcome
 

@@ -82,7 +82,9 @@ def install(app: FastAPI, site: Site) -> None:
     settings = site.settings
     access = site.access
     app.state.live = site.live
-    app.include_router(callbacks_router(site.desk, access))
+    app.include_router(
+        callbacks_router(site.desk, access, writes_per_minute=settings.writes_per_minute)
+    )
     pages = Pages(site.engine, site.desk, access, site.live, site.limiter)
     app.include_router(pages_router(pages))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

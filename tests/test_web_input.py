@@ -97,7 +97,9 @@ async def test_writes_are_limited_per_client() -> None:
     """Issue 14, item 12: 2,000 memos in 9 s were all taken. Past the limit a client gets
     429 with Retry-After; reads are not limited."""
     metrics = CallMetrics(Directory(default_directory()))
-    router = callbacks_router(cast("CallbackDesk", _Untouchable()), access_as(), writes_per_minute=3)
+    router = callbacks_router(
+        cast("CallbackDesk", _Untouchable()), access_as(), writes_per_minute=3
+    )
     app = create_app(metrics, lambda: None, routers=[router])
     async with httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app), base_url="http://test"

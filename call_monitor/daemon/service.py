@@ -47,8 +47,8 @@ from call_monitor.daemon.pipeline import (
 )
 from call_monitor.directory import Directory
 from call_monitor.metrics import CallMetrics
-from call_monitor.store.checklist_service import ChecklistService
 from call_monitor.store import spool
+from call_monitor.store.checklist_service import ChecklistService
 from call_monitor.store.engine import create_engine
 from call_monitor.store.schema import is_new, upgrade
 from call_monitor.store.writer import StoreWriter

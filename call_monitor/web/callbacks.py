@@ -53,8 +53,8 @@ from call_monitor.charter.obligations import (
 )
 from call_monitor.records import Key, report
 from call_monitor.store.accounts import User
-from call_monitor.web.auth import Access, Rules, mask
 from call_monitor.store.engine import STORE_DOWN
+from call_monitor.web.auth import Access, Rules, mask
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")

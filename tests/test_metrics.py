@@ -79,6 +79,7 @@ def inbound(
         missed=answered_by is None,
         missed_reason=missed_reason,  # type: ignore[arg-type]
         hangup_first=hangup_first,  # type: ignore[arg-type]
+        talked=answered_at is not None,  # the answerer was bridged with the caller
         incomplete=incomplete,
         transfers=transfers or [],
     )
@@ -164,7 +165,7 @@ def test_series_exist_at_zero(metrics: CallMetrics) -> None:
     ):
         assert value(metrics, name) == 0.0
     assert (
-        value(metrics, "callmon_build_info", version="0.1.0", definitions_version="2026.1") == 1.0
+        value(metrics, "callmon_build_info", version="0.1.0", definitions_version="2026.2") == 1.0
     )
     assert value(metrics, "callmon_staff_info", staff="203", department=CHONGMU) == 1.0
 

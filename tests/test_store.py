@@ -127,6 +127,7 @@ def transferred_call() -> tuple[CallRecord, CallVerdict]:
         ],
         ended_at=E0 + 95.5,
         hangup_first="caller",
+        talked=True,
         transfers=[
             Transfer(
                 kind="attended",
@@ -216,6 +217,7 @@ EXPECTED_TRANSFERRED: dict[str, Any] = {
     "missed": False,
     "missed_reason": None,
     "hangup_first": "caller",
+    "talked": True,
     "incomplete": False,
     "ring_seconds": 5.876543,
     "definitions_version": "2026.1",

@@ -514,6 +514,17 @@ class Correlator:
             self._leave_bridge(channel)
         channel.bridge = bridge
         self._bridges.setdefault(bridge, set()).add(channel.uniqueid)
+        self._note_talk(channel.call)
+
+    def _note_talk(self, call: CallState) -> None:
+        """A staff phone in the customer's bridge (through Local pairs): they talked."""
+        if call.record.talked:
+            return
+        for uid in self._talking_with_customer(call):
+            peer = self._channels.get(uid)
+            if peer is not None and peer.extension is not None and uid != call.customer:
+                call.record.talked = True
+                return
 
     def on_bridge_leave(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
         channel = self._channel(msg, ts, out)
@@ -669,6 +680,8 @@ class Correlator:
                 channel.bridge = msg.headers["BridgeId"]
                 self._bridges.setdefault(channel.bridge, set()).add(uniqueid)
             self._estimate_start(channel.call, _duration(msg.headers.get("Duration")))
+        for call in list(self._calls.values()):
+            self._note_talk(call)
         return out
 
     def _estimate_start(self, call: CallState, up_seconds: float) -> None:

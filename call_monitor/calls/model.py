@@ -89,6 +89,9 @@ class CallRecord:
     missed: bool = False
     missed_reason: MissedReason | None = None
     hangup_first: HangupSide = "unknown"
+    # A staff phone was bridged with the customer: a conversation took place (P7 is judged
+    # only then: it is about how a conversation ends).
+    talked: bool = False
     incomplete: bool = False  # the monitor did not see the whole call
     transfers: list[Transfer] = field(default_factory=list)
 

@@ -53,6 +53,7 @@ CALL_REPORT: tuple[Key, ...] = (
     "missed_reason",
     "transfers",
     "hangup_first",
+    "talked",
     "p7_met",
     "judged",
     "incomplete",

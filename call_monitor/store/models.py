@@ -111,6 +111,7 @@ class Call(Base):
     missed: Mapped[bool] = mapped_column(Boolean)
     missed_reason: Mapped[str | None] = mapped_column(Text)
     hangup_first: Mapped[str] = mapped_column(Text)
+    talked: Mapped[bool] = mapped_column(Boolean)
     incomplete: Mapped[bool] = mapped_column(Boolean)
     ring_seconds: Mapped[float | None] = mapped_column(Double)
     # The call-level judgement (CallVerdict), under definitions_version.

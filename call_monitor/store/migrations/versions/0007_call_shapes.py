@@ -1,0 +1,44 @@
+"""Call shapes of a real office (issue 15): the facts the correlator now records.
+
+Revision ID: 0007
+Revises: 0004
+Create Date: 2026-12-04 00:00:00
+
+- ``calls.talked``: a staff phone was bridged with the customer (P7 is judged only then).
+
+Calls stored before this revision were never measured for these facts: the booleans are
+false there (a server default fills the existing rows), the other columns null.
+
+Kept by hand in step with call_monitor/store/models.py (the migration test compares the
+migrated database with the models on SQLite and PostgreSQL). On its branch this revision
+follows 0004; at merge it is chained after the accounts (0005) and checklist (0006) ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+# revision identifiers, used by Alembic.
+revision: str = "0007"
+down_revision: str | Sequence[str] | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+# (table, column) of every column this revision adds, in order: downgrade drops them back.
+_ADDED: tuple[tuple[str, sa.Column[object]], ...] = (
+    ("calls", sa.Column("talked", sa.Boolean(), nullable=False, server_default=sa.false())),
+)
+
+
+def upgrade() -> None:
+    for table, column in _ADDED:
+        op.add_column(table, column)
+
+
+def downgrade() -> None:
+    # In place (SQLite 3.35 or newer): a recreated ``calls`` would cascade-delete its children.
+    for table, column in reversed(_ADDED):
+        op.drop_column(table, column.name)

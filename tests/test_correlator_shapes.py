@@ -5,12 +5,19 @@ channels and headers of the shipped recordings, with the steps Asterisk takes fo
 from __future__ import annotations
 
 from call_monitor.ami.framing import AmiMessage
+from call_monitor.charter.callbacks import CallbackTracker
 from call_monitor.charter.rules import judge
-from call_monitor.config import CharterSettings, default_directory
+from call_monitor.charter.working_hours import WorkingHours
+from call_monitor.config import CharterSettings, Settings, default_directory
 from call_monitor.directory import Directory
 from tests.test_correlator_variants import by_channel, correlate, recorded
 
 DIRECTORY = Directory(default_directory())
+
+
+def tracker() -> CallbackTracker:
+    settings = Settings()
+    return CallbackTracker(settings.callbacks, WorkingHours(settings.working_hours), DIRECTORY)
 
 
 def clauses(events: list[AmiMessage]) -> list[tuple[str, bool]]:
@@ -55,3 +62,142 @@ def test_an_answer_without_a_bridge_is_no_conversation() -> None:
     record = correlate([*events[:cut], *tail])
     assert (record.answered, record.hangup_first, record.talked) == (True, "caller", False)
     assert judge(record, CharterSettings(), DIRECTORY).p7_met is None
+
+
+# -- item 1: voicemail or an announcement after an unanswered Dial -------------------------
+#
+# d_missed_then_callback's first call: Dial(PJSIP/201,20,tT) rings 201 for 20 s, DialEnd
+# NOANSWER, 201's channel hangs up (cause 0). There the dialplan hung up the caller; here it
+# goes on as `Dial(PJSIP/201,20,tT)` then `VoiceMail(201@default,u)`: app_voicemail answers
+# the caller's channel (ast_answer: Newstate Up, CEL ANSWER naming VoiceMail), records, and
+# when the caller hangs up publishes the mailbox state with the caller's channel
+# (queue_mwi_event(ast_channel_uniqueid(chan), ...): MessageWaiting with its snapshot).
+
+MISSED = "1795847313.56"
+
+
+def unanswered_dial() -> tuple[list[AmiMessage], float, AmiMessage, AmiMessage]:
+    """The first call of d_missed_then_callback up to 201's hang-up after the timeout; the
+    time of that hang-up, the caller's Newchannel and its CEL APP_START (Dial)."""
+    events = [
+        e
+        for e in recorded("d_missed_then_callback")
+        if MISSED in (e.get("Linkedid"), e.get("LinkedID"))
+    ]
+    stop = next(i for i, e in enumerate(events) if e.event == "Hangup")
+    caller = by_channel(events, "PJSIP/pstn")
+    cel = next(e for e in events if e.get("EventName") == "APP_START")
+    return events[: stop + 1], float(events[stop].get("Timestamp")), caller, cel
+
+
+def at(msg: AmiMessage, ts: float, **changes: str) -> AmiMessage:
+    return AmiMessage({**msg.headers, "Timestamp": f"{ts:.6f}", **changes})
+
+
+def caller_hangs_up(caller: AmiMessage, ts: float) -> list[AmiMessage]:
+    return [
+        at(caller, ts, Event="HangupRequest", ChannelState="6", Cause="16"),
+        at(caller, ts + 0.001, Event="Hangup", ChannelState="6", Cause="16"),
+    ]
+
+
+def voicemail_answers(cel: AmiMessage, ts: float) -> AmiMessage:
+    """CEL's ANSWER of the caller's channel, answered by VoiceMail."""
+    return at(cel, ts, EventName="ANSWER", Application="VoiceMail", AppData="201@default,u")
+
+
+def test_voicemail_after_the_dial_is_a_missed_call_with_its_ring_time() -> None:
+    head, stopped, caller, cel = unanswered_dial()
+    tail = [
+        at(caller, stopped + 0.002, Event="Newstate", ChannelState="6"),
+        voicemail_answers(cel, stopped + 0.002),
+        at(
+            caller,
+            stopped + 14.0,
+            Event="MessageWaiting",
+            ChannelState="6",
+            Mailbox="201@default",
+            Waiting="1",
+            New="1",
+            Old="0",
+        ),
+        *caller_hangs_up(caller, stopped + 14.0),
+    ]
+    record = correlate([*head, *tail])
+    ringing = float(next(e for e in head if e.get("ChannelState") == "5").get("Timestamp"))
+    assert record.ring_ended_at == stopped
+    assert record.ring_seconds == round(stopped - ringing, 6)  # 20 s, not 34 s
+    assert (record.missed, record.missed_reason) == (True, "no_answer")
+    assert (record.after_dial, record.voicemail_left) == ("voicemail", True)
+    assert (record.hangup_first, record.talked) == ("caller", False)
+    verdict = judge(record, CharterSettings(), DIRECTORY)
+    assert verdict.rings == 7
+    assert verdict.p7_met is None
+    assert verdict.checks == ()
+    [change] = tracker().on_call(record)
+    assert (change.obligation.owner, change.obligation.state) == ("201", "open")
+
+
+def test_the_application_may_be_named_before_the_answer_is_seen() -> None:
+    """CEL and the channel's Newstate come from two subscriptions: either may come first.
+    Without a message (the caller hung up at the greeting) no message was left."""
+    head, stopped, caller, cel = unanswered_dial()
+    tail = [
+        voicemail_answers(cel, stopped + 0.002),
+        at(caller, stopped + 0.003, Event="Newstate", ChannelState="6"),
+        *caller_hangs_up(caller, stopped + 3.0),
+    ]
+    record = correlate([*head, *tail])
+    assert (record.after_dial, record.voicemail_left, record.missed_reason) == (
+        "voicemail",
+        False,
+        "no_answer",
+    )
+    assert record.ring_ended_at == stopped
+
+
+def test_an_announcement_after_the_dial_then_the_dialplan_hangs_up() -> None:
+    """`Dial(...)`, `Playback(closed-message)`, `Hangup()`: Playback answers the caller; the
+    dialplan's Hangup is a soft hang-up request, so nobody hung up first."""
+    head, stopped, caller, cel = unanswered_dial()
+    tail = [
+        at(caller, stopped + 0.002, Event="Newstate", ChannelState="6"),
+        at(
+            cel,
+            stopped + 0.002,
+            EventName="APP_START",
+            Application="Playback",
+            AppData="closed-message",
+        ),
+        at(caller, stopped + 6.0, Event="SoftHangupRequest", ChannelState="6", Cause="16"),
+        at(caller, stopped + 6.001, Event="Hangup", ChannelState="6", Cause="16"),
+    ]
+    record = correlate([*head, *tail])
+    assert (record.after_dial, record.missed_reason, record.hangup_first) == (
+        "announcement",
+        "no_answer",
+        "unknown",
+    )
+    assert record.ring_seconds == round(stopped - record.ring_started_at, 6)  # type: ignore[operator]
+
+
+def test_another_application_answering_the_caller_is_other() -> None:
+    head, stopped, caller, _ = unanswered_dial()
+    tail = [
+        at(caller, stopped + 0.002, Event="Newstate", ChannelState="6"),
+        *caller_hangs_up(caller, stopped + 9.0),
+    ]
+    record = correlate([*head, *tail])
+    assert (record.after_dial, record.missed_reason) == ("other", "no_answer")
+
+
+def test_giving_up_while_it_rings_is_still_abandoned() -> None:
+    head, stopped, caller, _ = unanswered_dial()
+    ringing = [e for e in head if e.event != "Hangup" and e.get("DialStatus") != "NOANSWER"]
+    phone = at(head[-1], stopped - 10.0, Cause="127")  # 201's Hangup: the caller gave up
+    record = correlate([*ringing, *caller_hangs_up(caller, stopped - 10.0), phone])
+    assert (record.after_dial, record.missed_reason, record.ring_ended_at) == (
+        None,
+        "caller_abandoned",
+        None,
+    )

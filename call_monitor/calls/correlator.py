@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from call_monitor.ami.framing import AmiMessage, EventFilter
 from call_monitor.ami.stream import Resync, StreamItem
 from call_monitor.calls.model import (
+    AfterDial,
     CallAnswered,
     CallEnded,
     CallRecord,
@@ -62,6 +63,28 @@ _DIAL_FAILURES: dict[str, MissedReason] = {
     "CONGESTION": "unavailable",
     "NOANSWER": "no_answer",
 }
+
+# What a dialplan application that takes an unanswered caller is, by its name in lower case
+# (the ``Application`` of a CEL record on the caller's channel): ``VoiceMail(201@default,u)``
+# after a ``Dial`` that timed out, ``Playback(closed-message)`` ... Another application that
+# answers the caller (``Newstate`` Up, CEL ``ANSWER``) is ``other``.
+_AFTER_DIAL_APPS: dict[str, AfterDial] = {
+    "voicemail": "voicemail",
+    "playback": "announcement",
+    "background": "announcement",
+}
+# Applications that are steps of ringing staff or of the dialplan's flow, not a place the
+# caller was taken to (CEL ``ANSWER`` names ``Dial`` on a caller a staff phone answered).
+_NOT_AFTER_DIAL_APPS = frozenset(
+    {"", "dial", "appdial", "queue", "appqueue", "answer", "noop", "set", "goto", "gotoif"}
+    | {"gotoiftime", "execif", "gosub", "return", "hangup", "verbose", "log", "macro"}
+)
+# CEL records the correlator reads: the key presses, and the application of a channel.
+_CEL_USED = (
+    b"\r\nEventName: DTMF\r\n",
+    b"\r\nEventName: ANSWER\r\n",
+    b"\r\nEventName: APP_START\r\n",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +172,8 @@ class CallState:
     dial_failure: MissedReason | None = None
     caller_gave_up: bool = False
     last_event_at: float = 0.0
+    # The last hang-up of a staff phone that rang for the caller and did not answer.
+    ring_stopped_at: float | None = None
     open_transfer: Transfer | None = None  # a transfer waiting for its target to answer
     consultation: set[str] = field(default_factory=set)  # channels of an attended transfer
 
@@ -311,6 +336,8 @@ class Correlator:
     def on_newstate(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
         channel = self._channel(msg, ts, out)
         state = msg.headers.get("ChannelState")
+        if channel.uniqueid == channel.call.customer and state == STATE_UP:
+            self._after_dial(channel.call, ts, "other")  # the PBX answered the caller
         if channel.local or channel.uniqueid == channel.call.originator:
             return
         if state == STATE_RINGING:
@@ -439,7 +466,7 @@ class Correlator:
         if record.hangup_first != "unknown":
             return
         if channel.uniqueid == call.customer:
-            if record.answered_at is None:
+            if record.answered_at is None and record.after_dial is None:
                 call.caller_gave_up = True
             record.hangup_first = "caller"
         elif record.answered_at is not None and self._bridged_with_customer(channel):
@@ -486,6 +513,8 @@ class Correlator:
         if channel.leg is not None:
             channel.leg.ended_at = ts
             channel.leg.hangup_cause = msg.headers.get("Cause")
+        if self._rings_unanswered(channel):
+            call.ring_stopped_at = ts
         self._drop_channel(channel)
         if call.open_transfer is not None and channel.uniqueid in call.consultation:
             call.open_transfer = None  # consultation ended without a transfer
@@ -553,13 +582,63 @@ class Correlator:
         self._key_pressed(self._channel(msg, ts, out), ts)
 
     def on_cel(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
-        # CEL reaches a read=call user that gets no DTMF events: its DTMF record is the
-        # only sign of a transfer feature code on such a link.
-        if msg.headers.get("EventName") != "DTMF":
-            return
         channel = self._channels.get(msg.headers["UniqueID"])
-        if channel is not None:
+        if channel is None:
+            return
+        name = msg.headers.get("EventName")
+        if name == "DTMF":
+            # CEL reaches a read=call user that gets no DTMF events: its DTMF record is the
+            # only sign of a transfer feature code on such a link.
             self._key_pressed(channel, ts)
+        elif channel.uniqueid == channel.call.customer:
+            self._customer_app(channel.call, msg.headers.get("Application", ""), ts, name)
+
+    def on_message_waiting(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        """VoiceMail left a message: the event names the caller's channel (app_voicemail
+        publishes the mailbox state with the channel that left the message)."""
+        channel = self._channels.get(msg.headers.get("Uniqueid", ""))
+        if channel is None or channel.uniqueid != channel.call.customer:
+            return
+        record = channel.call.record
+        self._after_dial(channel.call, ts, "voicemail")
+        if record.after_dial == "voicemail":
+            record.voicemail_left = True
+
+    def _customer_app(self, call: CallState, app: str, ts: float, cel: str | None) -> None:
+        """An application on the caller's channel: after an unanswered dial, where the
+        dialplan took the caller (VoiceMail, an announcement; another one that answers)."""
+        app = app.lower()
+        if app in _NOT_AFTER_DIAL_APPS:
+            return
+        kind = _AFTER_DIAL_APPS.get(app)
+        if kind is not None:
+            self._after_dial(call, ts, kind)
+        elif cel == "ANSWER":
+            self._after_dial(call, ts, "other")
+
+    def _after_dial(self, call: CallState, ts: float, kind: AfterDial) -> None:
+        """The dialplan took an unanswered caller on after the staff phones stopped ringing:
+        the ring time ends with the last of them; the caller staying on is no giving up."""
+        record = call.record
+        if record.answered_at is not None or not call.dial_attempted:
+            return
+        if any(self._rings_unanswered(c) for c in call.channels.values()):
+            return  # a phone still rings: this is still the dial
+        if record.after_dial in (None, "other"):
+            record.after_dial = kind
+        if record.ring_ended_at is None:
+            record.ring_ended_at = call.ring_stopped_at if call.ring_stopped_at else ts
+
+    @staticmethod
+    def _rings_unanswered(channel: Channel) -> bool:
+        """A staff phone ringing for a caller nobody answered yet."""
+        return (
+            channel.extension is not None
+            and channel.rang_at is not None
+            and channel.answered_at is None
+            and channel.call.record.answered_at is None
+            and channel.uniqueid != channel.call.customer
+        )
 
     @staticmethod
     def _key_pressed(channel: Channel, ts: float) -> None:
@@ -800,8 +879,9 @@ _HANDLERS: dict[str, _Handler] = {
     "DTMFBegin": Correlator.on_dtmf,
     "DTMFEnd": Correlator.on_dtmf,
     "CEL": Correlator.on_cel,
+    "MessageWaiting": Correlator.on_message_waiting,
 }
 
 # The events the correlator reads; a framer may drop every other one unparsed.
 EVENTS_USED: frozenset[str] = frozenset(_HANDLERS)
-EVENT_FILTER = EventFilter(EVENTS_USED, {"CEL": b"\r\nEventName: DTMF\r\n"})
+EVENT_FILTER = EventFilter(EVENTS_USED, {"CEL": _CEL_USED})

@@ -15,6 +15,9 @@ from call_monitor.records import TIME, VALUE, Shape
 Direction = Literal["inbound", "outbound", "internal", "unknown"]
 HangupSide = Literal["caller", "staff", "unknown"]
 MissedReason = Literal["no_answer", "caller_abandoned", "busy", "unavailable", "failed"]
+# Where the dialplan took a caller nobody answered, after the Dial gave up: VoiceMail, an
+# announcement (Playback, Background), or another application that answered the caller.
+AfterDial = Literal["voicemail", "announcement", "other"]
 TransferKind = Literal["blind", "attended"]
 Party = Literal["customer", "staff"]
 Outcome = Literal["answered", "missed", "incomplete"]
@@ -81,6 +84,9 @@ class CallRecord:
     staff: str | None = None  # outbound/internal: the staff extension that placed the call
     # The first staff phone (or the customer) rang.
     ring_started_at: float | None = field(default=None, metadata=TIME)
+    # Unanswered, the caller stayed on (voicemail, an announcement): the last staff phone
+    # stopped ringing then, and the ring time ends there, not at the caller's hang-up.
+    ring_ended_at: float | None = field(default=None, metadata=TIME)
     answered_at: float | None = field(default=None, metadata=TIME)
     answered_by: str | None = None  # extension; the customer's number for outbound calls
     picked_up: bool = False  # answered by a colleague through call pickup
@@ -88,6 +94,8 @@ class CallRecord:
     ended_at: float | None = field(default=None, metadata=TIME)
     missed: bool = False
     missed_reason: MissedReason | None = None
+    after_dial: AfterDial | None = None  # unanswered: where the dialplan took the caller next
+    voicemail_left: bool = False  # the caller left a voicemail message (MessageWaiting)
     hangup_first: HangupSide = "unknown"
     # A staff phone was bridged with the customer: a conversation took place (P7 is judged
     # only then: it is about how a conversation ends).
@@ -97,10 +105,14 @@ class CallRecord:
 
     @property
     def ring_seconds(self) -> float | None:
-        """Seconds from the first ring to the answer (or to the end, if never answered)."""
+        """Seconds from the first ring to the answer; if never answered, to the moment the
+        last staff phone stopped ringing when the caller stayed on (:attr:`ring_ended_at`),
+        else to the end."""
         if self.ring_started_at is None:
             return None
-        stop = self.answered_at if self.answered_at is not None else self.ended_at
+        stop = self.answered_at
+        if stop is None:
+            stop = self.ring_ended_at if self.ring_ended_at is not None else self.ended_at
         if stop is None:
             return None
         return round(max(0.0, stop - self.ring_started_at), 6)

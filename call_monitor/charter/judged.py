@@ -51,6 +51,8 @@ CALL_REPORT: tuple[Key, ...] = (
     "apology_expected",
     "missed",
     "missed_reason",
+    "after_dial",
+    "voicemail_left",
     "transfers",
     "hangup_first",
     "talked",

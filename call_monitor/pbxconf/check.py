@@ -49,6 +49,7 @@ EVENT_CLASS: Mapping[str, str] = {
     "AttendedTransfer": "call",
     "Pickup": "call",
     "CEL": "call",
+    "MessageWaiting": "call",
     "DTMFBegin": "dtmf",
     "DTMFEnd": "dtmf",
 }

@@ -5,6 +5,9 @@ Revises: 0004
 Create Date: 2026-12-04 00:00:00
 
 - ``calls.talked``: a staff phone was bridged with the customer (P7 is judged only then).
+- ``calls.ring_ended_at``, ``calls.after_dial``, ``calls.voicemail_left``: an unanswered
+  caller the dialplan took on after the Dial (voicemail, an announcement): when the last
+  staff phone stopped ringing, where the caller went, whether a message was left.
 
 Calls stored before this revision were never measured for these facts: the booleans are
 false there (a server default fills the existing rows), the other columns null.
@@ -30,6 +33,12 @@ depends_on: str | Sequence[str] | None = None
 # (table, column) of every column this revision adds, in order: downgrade drops them back.
 _ADDED: tuple[tuple[str, sa.Column[object]], ...] = (
     ("calls", sa.Column("talked", sa.Boolean(), nullable=False, server_default=sa.false())),
+    ("calls", sa.Column("ring_ended_at", sa.DateTime(timezone=True), nullable=True)),
+    ("calls", sa.Column("after_dial", sa.Text(), nullable=True)),
+    (
+        "calls",
+        sa.Column("voicemail_left", sa.Boolean(), nullable=False, server_default=sa.false()),
+    ),
 )
 
 

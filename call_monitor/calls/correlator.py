@@ -423,6 +423,8 @@ class Correlator:
             from_ext=transferer.extension if transferer else None,
             to_ext=dest.extension,
         )
+        # Its Ringing may have come before the DialBegin (the order of events is not fixed).
+        transfer.target_rang_at = dest.rang_at
         call.record.transfers.append(transfer)
         call.open_transfer = transfer
         call.consultation.add(dest.uniqueid)
@@ -682,9 +684,9 @@ class Correlator:
             # The phone made its own consultation call (SIP REFER/Replaces): merge it.
             self._absorb(call, second.call)
         transfer = call.open_transfer
+        target = self._by_channel_name(h.get("TransferTargetChannel", ""))
         if transfer is None or transfer.kind != "attended":
             transferer = first or second
-            target = self._by_channel_name(h.get("TransferTargetChannel", ""))
             transfer = Transfer(
                 kind="attended",
                 started_at=transferer.transfer_started(ts) if transferer else ts,
@@ -692,6 +694,11 @@ class Correlator:
                 to_ext=target.extension if target else None,
             )
             call.record.transfers.append(transfer)
+        if target is not None:
+            # The phone's own consultation call (REFER) rang and answered the colleague in a
+            # call of its own: the target channel kept when (issue 15: a long-ringing one).
+            transfer.target_rang_at = transfer.target_rang_at or target.rang_at
+            transfer.target_answered_at = transfer.target_answered_at or target.answered_at
         transfer.completed = True
         transfer.connected_at = ts
         call.open_transfer = None
@@ -721,6 +728,12 @@ class Correlator:
             channel.call = into
             into.channels[channel.uniqueid] = channel
         other.channels.clear()
+        answered = into.record.answered_at
+        for leg in other.record.legs:
+            # A phone that rang in the other call after this one was answered (the colleague
+            # of a consultation call) rang for a transfer, not for the caller.
+            if answered is not None and leg.rang_at is not None and leg.rang_at >= answered:
+                leg.after_answer = True
         into.record.legs.extend(other.record.legs)
         self._calls.pop(other.record.linkedid, None)
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from call_monitor.ami.framing import AmiMessage
 from call_monitor.charter.callbacks import CallbackTracker
+from call_monitor.charter.judged import JudgedCall
+from call_monitor.charter.lines import describe
 from call_monitor.charter.rules import judge
 from call_monitor.charter.working_hours import WorkingHours
 from call_monitor.config import CharterSettings, Settings, default_directory
 from call_monitor.directory import Directory
+from call_monitor.metrics.families import CallMetrics
 from tests.test_correlator_variants import by_channel, correlate, recorded
 
 DIRECTORY = Directory(default_directory())
@@ -18,6 +21,10 @@ DIRECTORY = Directory(default_directory())
 def tracker() -> CallbackTracker:
     settings = Settings()
     return CallbackTracker(settings.callbacks, WorkingHours(settings.working_hours), DIRECTORY)
+
+
+def sample(metrics: CallMetrics, name: str, department: str) -> float | None:
+    return metrics.registry.get_sample_value(name, {"department": department})
 
 
 def clauses(events: list[AmiMessage]) -> list[tuple[str, bool]]:
@@ -136,6 +143,8 @@ def test_voicemail_after_the_dial_is_a_missed_call_with_its_ring_time() -> None:
     assert verdict.checks == ()
     [change] = tracker().on_call(record)
     assert (change.obligation.owner, change.obligation.state) == ("201", "open")
+    line = describe(JudgedCall(record, verdict), "en")
+    assert "missed: nobody answered, left a voicemail message" in line
 
 
 def test_the_application_may_be_named_before_the_answer_is_seen() -> None:
@@ -316,4 +325,87 @@ def phone(template: AmiMessage, channel: str, uniqueid: str, **changes: str) -> 
         Linkedid=CONSULT,
         Context="staff",
         **changes,
+    )
+
+
+# -- item 3: waiting in a queue is not ringing ----------------------------------------------
+#
+# h2_queue_ringall: QueueCallerJoin, then at once AgentCalled/DialBegin for 201 and 202, both
+# ring, 202 answers after 5 s. With every member busy, app_queue calls nobody and nothing at
+# all comes on AMI until a member is free: the same events, the calling 30 s later.
+
+
+def queue_events() -> tuple[list[AmiMessage], int]:
+    events = recorded("h2_queue_ringall")
+    join = next(i for i, e in enumerate(events) if e.event == "QueueCallerJoin")
+    return events, join
+
+
+def later(events: list[AmiMessage], seconds: float) -> list[AmiMessage]:
+    return [at(e, float(e.get("Timestamp")) + seconds) for e in events if e.get("Timestamp")]
+
+
+def test_the_wait_in_a_queue_is_not_ringing_and_is_measured() -> None:
+    events, join = queue_events()
+    record = correlate([*events[: join + 1], *later(events[join + 1 :], 30.0)])
+    joined = float(events[join].get("Timestamp"))
+    assert record.queue_joined_at == joined
+    assert record.answered_by == "202"
+    first_ring = min(float(e.get("Timestamp")) for e in events if e.get("ChannelState") == "5")
+    assert record.ring_started_at == first_ring + 30.0
+    assert record.queue_wait_seconds == round(first_ring + 30.0 - joined, 6)  # ~30 s
+    assert record.ring_seconds is not None
+    assert record.ring_seconds < 6.0  # answered on ring 2: the wait is no ringing
+    metrics = CallMetrics(DIRECTORY)
+    metrics.observe_call(record, judge(record, CharterSettings(), DIRECTORY))
+    assert sample(metrics, "callmon_queue_wait_seconds_count", "민원여권과") == 1.0
+    assert (
+        sample(metrics, "callmon_queue_wait_seconds_sum", "민원여권과") == record.queue_wait_seconds
+    )
+
+
+def test_a_caller_leaving_the_queue_before_any_phone_rang_is_abandoned_in_the_queue() -> None:
+    """app_queue: the caller hangs up while waiting: QueueCallerAbandon (Position,
+    OriginalPosition, HoldTime), then the channel's hang-up."""
+    events, join = queue_events()
+    joined = events[join]
+    caller = by_channel(events, "PJSIP/pstn")
+    t = float(joined.get("Timestamp")) + 25.0
+    abandon = at(joined, t + 0.001, Event="QueueCallerAbandon", OriginalPosition="1", HoldTime="25")
+    record = correlate(
+        [
+            *events[: join + 1],
+            *caller_hangs_up(caller, t)[:1],
+            abandon,
+            caller_hangs_up(caller, t)[1],
+        ]
+    )
+    assert (record.missed, record.missed_reason) == (True, "abandoned_in_queue")
+    assert record.ring_seconds is None
+    assert record.queue_wait_seconds == 25.001
+    assert (record.hangup_first, judge(record, CharterSettings(), DIRECTORY).p7_met) == (
+        "caller",
+        None,
+    )
+    [change] = tracker().on_call(record)
+    assert (change.obligation.owner, change.obligation.owner_kind) == ("민원여권과", "department")
+    line = describe(JudgedCall(record, judge(record, CharterSettings(), DIRECTORY)))
+    assert "부재중: 대기열에서 기다리다 끊음(벨 울리기 전)" in line
+
+
+def test_a_caller_leaving_after_the_phones_rang_abandoned_the_call() -> None:
+    events, _ = queue_events()
+    answer = next(i for i, e in enumerate(events) if e.get("ChannelState") == "6")
+    caller = by_channel(events, "PJSIP/pstn")
+    t = float(events[answer].get("Timestamp"))
+    phones = [
+        at(by_channel(events, p), t, Event="Hangup", Cause="127")
+        for p in ("PJSIP/201", "PJSIP/202")
+    ]
+    record = correlate(
+        [*events[:answer], caller_hangs_up(caller, t)[0], *phones, caller_hangs_up(caller, t)[1]]
+    )
+    assert (record.missed_reason, record.queue_wait_seconds is not None) == (
+        "caller_abandoned",
+        True,
     )

@@ -544,7 +544,15 @@ def test_labels_stay_bounded_over_many_callers(metrics: CallMetrics) -> None:
         "outcome": {"answered", "missed", "incomplete"},
         "side": {"caller", "staff", "unknown"},
         "kind": {"blind", "attended"},
-        "reason": {"no_answer", "caller_abandoned", "busy", "unavailable", "failed", "unknown"},
+        "reason": {
+            "no_answer",
+            "caller_abandoned",
+            "busy",
+            "unavailable",
+            "failed",
+            "abandoned_in_queue",
+        }
+        | {"unknown"},
         "stage": set(PIPELINE_STAGES),
     }
     for family in metrics.registry.collect():

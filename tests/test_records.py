@@ -142,6 +142,7 @@ def test_a_compiled_mapping_refuses_what_it_cannot_write() -> None:
 def test_the_model_marks_its_times() -> None:
     assert CALL.times == {
         "started_at",
+        "queue_joined_at",
         "ring_started_at",
         "ring_ended_at",
         "answered_at",

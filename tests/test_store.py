@@ -221,6 +221,8 @@ EXPECTED_TRANSFERRED: dict[str, Any] = {
     "ring_ended_at": None,
     "after_dial": None,
     "voicemail_left": False,
+    "queue_joined_at": None,
+    "queue_wait_seconds": None,
     "incomplete": False,
     "ring_seconds": 5.876543,
     "definitions_version": "2026.1",

@@ -171,6 +171,7 @@ class CallState:
     dial_attempted: bool = False
     dial_failure: MissedReason | None = None
     caller_gave_up: bool = False
+    in_queue: bool = False  # between QueueCallerJoin and leaving the queue
     last_event_at: float = 0.0
     # The last hang-up of a staff phone that rang for the caller and did not answer.
     ring_stopped_at: float | None = None
@@ -606,6 +607,24 @@ class Correlator:
         if record.after_dial == "voicemail":
             record.voicemail_left = True
 
+    def on_queue_caller_join(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        """The caller waits in a queue (every member busy: music, no phone ringing)."""
+        call = self._channel(msg, ts, out).call
+        call.in_queue = True
+        if call.record.queue_joined_at is None:
+            call.record.queue_joined_at = ts
+
+    def on_queue_caller_leave(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        """Out of the queue: to a member who answered, or on at the queue's timeout."""
+        self._channel(msg, ts, out).call.in_queue = False
+
+    def on_queue_caller_abandon(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        """The caller hung up while waiting in the queue (app_queue: after the hang-up)."""
+        call = self._channel(msg, ts, out).call
+        call.in_queue = False
+        if call.record.answered_at is None:
+            call.caller_gave_up = True
+
     def _customer_app(self, call: CallState, app: str, ts: float, cel: str | None) -> None:
         """An application on the caller's channel: after an unanswered dial, where the
         dialplan took the caller (VoiceMail, an announcement; another one that answers)."""
@@ -622,8 +641,9 @@ class Correlator:
         """The dialplan took an unanswered caller on after the staff phones stopped ringing:
         the ring time ends with the last of them; the caller staying on is no giving up."""
         record = call.record
-        if record.answered_at is not None or not call.dial_attempted:
-            return
+        dialled = call.dial_attempted or record.queue_joined_at is not None
+        if record.answered_at is not None or not dialled or call.in_queue:
+            return  # a queue may answer its caller between rounds of ringing: still waiting
         if any(self._rings_unanswered(c) for c in call.channels.values()):
             return  # a phone still rings: this is still the dial
         if record.after_dial in (None, "other"):
@@ -843,9 +863,12 @@ class Correlator:
         record = call.record
         record.incomplete = incomplete
         unanswered = record.answered_at is None and record.direction in ("inbound", "internal")
-        if unanswered and call.dial_attempted and not incomplete:
+        queued = record.queue_joined_at is not None
+        if unanswered and (call.dial_attempted or queued) and not incomplete:
             record.missed = True
-            if call.caller_gave_up:
+            if call.caller_gave_up and queued and record.ring_started_at is None:
+                record.missed_reason = "abandoned_in_queue"
+            elif call.caller_gave_up:
                 record.missed_reason = "caller_abandoned"
             else:
                 record.missed_reason = call.dial_failure or "no_answer"
@@ -893,6 +916,9 @@ _HANDLERS: dict[str, _Handler] = {
     "DTMFEnd": Correlator.on_dtmf,
     "CEL": Correlator.on_cel,
     "MessageWaiting": Correlator.on_message_waiting,
+    "QueueCallerJoin": Correlator.on_queue_caller_join,
+    "QueueCallerLeave": Correlator.on_queue_caller_leave,
+    "QueueCallerAbandon": Correlator.on_queue_caller_abandon,
 }
 
 # The events the correlator reads; a framer may drop every other one unparsed.

@@ -14,7 +14,10 @@ from call_monitor.records import TIME, VALUE, Shape
 
 Direction = Literal["inbound", "outbound", "internal", "unknown"]
 HangupSide = Literal["caller", "staff", "unknown"]
-MissedReason = Literal["no_answer", "caller_abandoned", "busy", "unavailable", "failed"]
+# abandoned_in_queue: the caller left a queue before any phone rang for them.
+MissedReason = Literal[
+    "no_answer", "caller_abandoned", "busy", "unavailable", "failed", "abandoned_in_queue"
+]
 # Where the dialplan took a caller nobody answered, after the Dial gave up: VoiceMail, an
 # announcement (Playback, Background), or another application that answered the caller.
 AfterDial = Literal["voicemail", "announcement", "other"]
@@ -82,6 +85,8 @@ class CallRecord:
     caller_name: str = ""
     dialed: str = ""  # what was dialled: an extension, group, queue or external number
     staff: str | None = None  # outbound/internal: the staff extension that placed the call
+    # The caller joined a queue (QueueCallerJoin): waiting there, no phone ringing yet.
+    queue_joined_at: float | None = field(default=None, metadata=TIME)
     # The first staff phone (or the customer) rang.
     ring_started_at: float | None = field(default=None, metadata=TIME)
     # Unanswered, the caller stayed on (voicemail, an announcement): the last staff phone
@@ -118,6 +123,17 @@ class CallRecord:
         return round(max(0.0, stop - self.ring_started_at), 6)
 
     @property
+    def queue_wait_seconds(self) -> float | None:
+        """A queue's caller: seconds waited in the queue before the first phone rang (to
+        the end, if none rang): the wait that wallboards call waiting time, not ringing."""
+        if self.queue_joined_at is None:
+            return None
+        stop = self.ring_started_at if self.ring_started_at is not None else self.ended_at
+        if stop is None:
+            return None
+        return round(max(0.0, stop - self.queue_joined_at), 6)
+
+    @property
     def answered(self) -> bool:
         return self.answered_at is not None
 
@@ -142,7 +158,9 @@ class CallRecord:
         return list(dict.fromkeys(extension for _, extension in ringing))
 
 
-CALL: Shape[CallRecord] = Shape(CallRecord, {"ring_seconds": VALUE, "rang": VALUE})
+CALL: Shape[CallRecord] = Shape(
+    CallRecord, {"ring_seconds": VALUE, "queue_wait_seconds": VALUE, "rang": VALUE}
+)
 
 
 @dataclass(frozen=True, slots=True)

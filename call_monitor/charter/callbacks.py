@@ -11,8 +11,10 @@ costs O(obligations of its number + log n) and a timer tick O(due ones · log n)
 
 Rules (where the charter is silent, the choice is marked *chosen*):
 - Created by a complete inbound customer call that was missed (``no_answer``,
-  ``caller_abandoned`` or ``busy``), from a caller number we can call back, that rang at least
-  ``min_ring_seconds_for_obligation`` (busy calls never ring and are not subject to it).
+  ``caller_abandoned``, ``busy`` or ``abandoned_in_queue``), from a caller number we can call
+  back, that rang at least ``min_ring_seconds_for_obligation`` (busy calls never ring and are
+  not subject to it; a caller who left a queue before any phone rang must have waited that
+  long in it).
   Internal calls only if ``count_internal_calls``. A call picked up by a colleague is answered,
   not missed: the colleague's memo (``memo``) creates the obligation instead. *Chosen*: calls
   the monitor did not see whole (``incomplete``) and ``unavailable``/``failed`` ones (a PBX or
@@ -72,7 +74,7 @@ from call_monitor.charter.working_hours import WorkingHours, to_seoul
 from call_monitor.config import CallbackSettings
 from call_monitor.directory import Directory
 
-OBLIGING_REASONS = frozenset({"no_answer", "caller_abandoned", "busy"})
+OBLIGING_REASONS = frozenset({"no_answer", "caller_abandoned", "busy", "abandoned_in_queue"})
 
 
 # Earliest deadline first, then by id: the order of every listing (``(due_at, id)``).
@@ -356,8 +358,9 @@ class CallbackTracker:
         if not number:
             return None  # anonymous caller: nobody to call back
         if record.missed_reason != "busy":
-            rang = record.ring_seconds or 0.0
-            if rang < self.settings.min_ring_seconds_for_obligation:
+            # A caller who left a queue before any phone rang waited there instead.
+            waited = record.ring_seconds or record.queue_wait_seconds or 0.0
+            if waited < self.settings.min_ring_seconds_for_obligation:
                 return None
         owner = self._owner_of_missed(record)
         if owner is None:

@@ -46,6 +46,7 @@ CALL_REPORT: tuple[Key, ...] = (
     "answered_by",
     "picked_up",
     "ring_seconds",
+    "queue_wait_seconds",
     "rings",
     "p1_met",
     "apology_expected",

@@ -50,6 +50,9 @@ EVENT_CLASS: Mapping[str, str] = {
     "Pickup": "call",
     "CEL": "call",
     "MessageWaiting": "call",
+    "QueueCallerJoin": "agent",
+    "QueueCallerLeave": "agent",
+    "QueueCallerAbandon": "agent",
     "DTMFBegin": "dtmf",
     "DTMFEnd": "dtmf",
 }

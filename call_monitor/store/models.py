@@ -117,6 +117,8 @@ class Call(Base):
     talked: Mapped[bool] = mapped_column(Boolean)
     incomplete: Mapped[bool] = mapped_column(Boolean)
     ring_seconds: Mapped[float | None] = mapped_column(Double)
+    queue_joined_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    queue_wait_seconds: Mapped[float | None] = mapped_column(Double)
     # The call-level judgement (CallVerdict), under definitions_version.
     definitions_version: Mapped[str] = mapped_column(Text)
     judged: Mapped[bool] = mapped_column(Boolean)

@@ -8,6 +8,8 @@ Create Date: 2026-12-04 00:00:00
 - ``calls.ring_ended_at``, ``calls.after_dial``, ``calls.voicemail_left``: an unanswered
   caller the dialplan took on after the Dial (voicemail, an announcement): when the last
   staff phone stopped ringing, where the caller went, whether a message was left.
+- ``calls.queue_joined_at``, ``calls.queue_wait_seconds``: a queue's caller, when they
+  joined it and how long they waited there before the first phone rang.
 
 Calls stored before this revision were never measured for these facts: the booleans are
 false there (a server default fills the existing rows), the other columns null.
@@ -39,6 +41,8 @@ _ADDED: tuple[tuple[str, sa.Column[object]], ...] = (
         "calls",
         sa.Column("voicemail_left", sa.Boolean(), nullable=False, server_default=sa.false()),
     ),
+    ("calls", sa.Column("queue_joined_at", sa.DateTime(timezone=True), nullable=True)),
+    ("calls", sa.Column("queue_wait_seconds", sa.Double(), nullable=True)),
 )
 
 

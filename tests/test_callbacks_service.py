@@ -102,6 +102,7 @@ CALLBACK_FIELDS = {
     "state",
     "attempts",
     "closed_at",
+    "closed_by",
 }
 
 

@@ -30,10 +30,13 @@ Rules (where the charter is silent, the choice is marked *chosen*):
   joins it and keeps the first due time, since the customer has been waiting since the first
   call and a second call must not buy the owner more time.
 - Fulfilled by an answered call placed after the obligation began, to that number, by the
-  owner, or by any member of the owning department when a department owns it: on time if the
-  customer answered at or before ``due_at``, late otherwise (whatever ``due_events`` said
-  yet). Unanswered attempts are recorded and do not fulfil. *Chosen*: a colleague's
-  callback does not fulfil a staff member's obligation (P6 names the responsible person).
+  owner or by any colleague in the owner's department (any member of the owning department
+  when a department owns it): on time if the customer answered at or before ``due_at``, late
+  otherwise (whatever ``due_events`` said yet); ``closed_by`` says who called back. The
+  charter promises the caller a call back: when 201 is away and 202 of the same department
+  calls the customer back, the customer was called back. A call from another department
+  does not fulfil it. Unanswered attempts (by the same people) are recorded and do not
+  fulfil.
 - Resolved (``resolved_by_inbound``) by an answered inbound call from that number, after the
   obligation began, answered in the owner's department (or by the owner, when the owner's
   department is unknown): the customer got through, so nobody needs to call.
@@ -421,11 +424,11 @@ class CallbackTracker:
         for obligation in self._for_number(number):
             if placed < obligation.created_at:
                 continue
-            if obligation.owner_kind == "staff":
-                allowed = caller == obligation.owner
-            else:
-                allowed = caller_department == obligation.owner
-            if not allowed:
+            # The owner, or a colleague of the owner's department (of the owning one).
+            colleague = caller_department is not None and (
+                caller_department == obligation.owner_department
+            )
+            if caller != obligation.owner and not colleague:
                 continue
             if record.answered_at is None:
                 attempt = self._change(

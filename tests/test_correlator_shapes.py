@@ -260,14 +260,9 @@ def test_a_phone_consultation_that_rings_twelve_seconds_reports_its_ring_time() 
     transfer_event = next(e for e in events if e.event == "AttendedTransfer")
     second = phone(staff, "PJSIP/201-00000040", "1795847383.70", Exten="202", ChannelState="4")
     colleague = phone(staff, "PJSIP/202-00000041", "1795847383.71", CallerIDNum="202")
-    dial = {"DestChannel": colleague.get("Channel"), "DestUniqueid": colleague.get("Uniqueid")}
     consultation = [
         at(second, t + 0.2, Event="Newchannel"),
-        at(colleague, t + 0.21, Event="Newchannel", ChannelState="0"),
-        at(second, t + 0.21, Event="DialBegin", **dial),
-        at(colleague, t + 0.3, Event="Newstate", ChannelState="5"),
-        at(colleague, t + 12.3, Event="Newstate", ChannelState="6"),
-        at(second, t + 12.3, Event="DialEnd", DialStatus="ANSWER", **dial),
+        *dials(second, colleague, t + 0.21, rings=t + 0.3, answers=t + 12.3),
         at(second, t + 12.31, Event="Newstate", ChannelState="6"),
         at(second, t + 12.32, Event="BridgeEnter", BridgeUniqueid="consult"),
         at(colleague, t + 12.32, Event="BridgeEnter", BridgeUniqueid="consult"),
@@ -300,12 +295,8 @@ def test_a_phone_consultation_that_rings_twelve_seconds_reports_its_ring_time() 
     ]
     record = correlate([*head, *consultation, *tail])
     [moved] = record.transfers
-    assert (moved.kind, moved.completed, moved.from_ext, moved.to_ext) == (
-        "attended",
-        True,
-        "201",
-        "202",
-    )
+    assert (moved.kind, moved.completed) == ("attended", True)
+    assert (moved.from_ext, moved.to_ext) == ("201", "202")
     assert moved.target_ring_seconds == 12.0
     assert moved.wait_seconds == 17.0  # from the hold to the transfer
     assert record.rang == ["201"]  # 202 rang for the transfer, not for the caller
@@ -313,6 +304,21 @@ def test_a_phone_consultation_that_rings_twelve_seconds_reports_its_ring_time() 
     verdict = judge(record, CharterSettings(), DIRECTORY)
     assert verdict.transfers[0].target_ring_seconds == 12.0
     assert verdict.transfers[0].p4_met is False
+
+
+def dials(
+    caller: AmiMessage, callee: AmiMessage, ts: float, *, rings: float, answers: float
+) -> list[AmiMessage]:
+    """``caller`` dials ``callee``, whose phone rings at ``rings`` and answers at ``answers``,
+    as app_dial reports it (the callee's channel, DialBegin, Ringing, Up, DialEnd)."""
+    dial = {"DestChannel": callee.get("Channel"), "DestUniqueid": callee.get("Uniqueid")}
+    return [
+        at(callee, ts, Event="Newchannel", ChannelState="0"),
+        at(caller, ts, Event="DialBegin", **dial),
+        at(callee, rings, Event="Newstate", ChannelState="5"),
+        at(callee, answers, Event="Newstate", ChannelState="6"),
+        at(caller, answers, Event="DialEnd", DialStatus="ANSWER", **dial),
+    ]
 
 
 def phone(template: AmiMessage, channel: str, uniqueid: str, **changes: str) -> AmiMessage:
@@ -409,3 +415,100 @@ def test_a_caller_leaving_after_the_phones_rang_abandoned_the_call() -> None:
         "caller_abandoned",
         True,
     )
+
+
+# -- item 7: call parking ---------------------------------------------------------------------
+#
+# e_blind_transfer: 201 answers, then blind-transfers the customer, here to the parking
+# extension 70 instead of 202. res_parking's events carry the parked channel as ``Parkee*``
+# and the colleague taking it up as ``Retriever*`` (ast_manager_build_channel_state_string_
+# prefix), with no ``Channel`` header; the retriever's channel begins with a Linkedid of its
+# own, is answered by ParkedCall, and UnParkedCall comes about 0.5 s after that.
+
+SNAPSHOT = (
+    "Channel", "ChannelState", "ChannelStateDesc", "CallerIDNum", "CallerIDName",
+    "ConnectedLineNum", "ConnectedLineName", "Language", "AccountCode", "Context", "Exten",
+    "Priority", "Uniqueid", "Linkedid",
+)  # fmt: skip
+RETRIEVER = "1795847376.70"
+
+
+def prefixed(msg: AmiMessage, prefix: str) -> dict[str, str]:
+    return {prefix + key: msg.get(key, "") for key in SNAPSHOT}
+
+
+def parked() -> tuple[list[AmiMessage], float, AmiMessage, AmiMessage]:
+    """e_blind_transfer to 201's hang-up after the transfer, the transfer going to 70, and
+    the park: its time, the customer's channel, the ParkedCall event."""
+    events = recorded("e_blind_transfer")
+    gone = next(i for i, e in enumerate(events) if e.event == "Hangup")
+    head = [
+        at(e, float(e.get("Timestamp")), Extension="70") if e.event == "BlindTransfer" else e
+        for e in events[: gone + 1]
+    ]
+    t = float(head[-1].get("Timestamp"))
+    customer = by_channel(head, "PJSIP/pstn")
+    park = AmiMessage(
+        {
+            "Event": "ParkedCall",
+            "Privilege": "call,all",
+            "Timestamp": f"{t + 0.01:.6f}",
+            **prefixed(at(customer, t, ChannelState="6", ChannelStateDesc="Up"), "Parkee"),
+            "ParkerDialString": "PJSIP/201",
+            "Parkinglot": "default",
+            "ParkingSpace": "701",
+            "ParkingTimeout": "45",
+            "ParkingDuration": "0",
+        }
+    )
+    steps = [park, at(customer, t + 0.011, Event="BridgeEnter", BridgeUniqueid="lot")]
+    return [*head, *steps], t, customer, park
+
+
+def test_a_park_taken_up_by_a_colleague_is_one_call_and_a_transfer() -> None:
+    events, t, customer, park = parked()
+    staff = by_channel(events, "PJSIP/201")
+    retriever = at(staff, 0.0, Channel="PJSIP/202-00000040", CallerIDNum="202", Exten="701")
+    retriever = at(retriever, 0.0, Uniqueid=RETRIEVER, Linkedid=RETRIEVER)
+    unpark = at(park, t + 15.6, Event="UnParkedCall", **prefixed(retriever, "Retriever"))
+    taken = [
+        at(retriever, t + 15.0, Event="Newchannel", ChannelState="4"),
+        at(retriever, t + 15.1, Event="Newstate", ChannelState="6"),
+        unpark,
+        at(customer, t + 15.61, Event="BridgeLeave", BridgeUniqueid="lot"),
+        at(customer, t + 15.62, Event="BridgeEnter", BridgeUniqueid="talk"),
+        at(retriever, t + 15.62, Event="BridgeEnter", BridgeUniqueid="talk"),
+        *caller_hangs_up(customer, t + 40.0),
+        at(retriever, t + 40.01, Event="Hangup", Cause="16"),
+    ]
+    record = correlate([*events, *taken])  # one call: the retriever's was merged into it
+    [transfer] = record.transfers
+    assert (transfer.kind, transfer.completed) == ("park", True)
+    assert (transfer.from_ext, transfer.to_ext) == ("201", "202")
+    blind = float(next(e for e in events if e.event == "BlindTransfer").get("Timestamp"))
+    assert transfer.wait_seconds == round(t + 15.6 - blind, 6)  # the park to the retrieval
+    assert transfer.target_ring_seconds is None  # nothing rang
+    assert record.rang == ["201"]
+    assert [leg.extension for leg in record.legs if leg.party == "staff"] == ["201", "202"]
+    assert (record.talked, record.hangup_first) == (True, "caller")
+    verdict = judge(record, CharterSettings(), DIRECTORY)
+    assert verdict.transfers[0].p4_met is False  # 15 s parked: over 10 s
+    assert verdict.transfers[0].other_department is False
+
+
+def test_a_park_that_times_out_and_rings_the_parker_back_is_not_connected() -> None:
+    events, t, customer, park = parked()
+    staff = by_channel(events, "PJSIP/201")
+    again = at(staff, 0.0, Channel="PJSIP/201-00000041", Uniqueid="1795847356.71")
+    back = [
+        at(park, t + 45.0, Event="ParkedCallTimeOut"),
+        at(customer, t + 45.01, Event="BridgeLeave", BridgeUniqueid="lot"),
+        *dials(customer, again, t + 45.02, rings=t + 45.03, answers=t + 48.0),
+        *caller_hangs_up(customer, t + 60.0),
+        at(again, t + 60.01, Event="Hangup", Cause="16"),
+    ]
+    record = correlate([*events, *back])
+    [transfer] = record.transfers
+    assert (transfer.kind, transfer.completed, transfer.to_ext) == ("park", False, "70")
+    assert (transfer.wait_seconds, transfer.target_ring_seconds) == (None, None)
+    assert judge(record, CharterSettings(), DIRECTORY).transfers[0].p4_met is False

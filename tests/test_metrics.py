@@ -543,7 +543,7 @@ def test_labels_stay_bounded_over_many_callers(metrics: CallMetrics) -> None:
         "direction": {"inbound", "outbound", "internal", "unknown"},
         "outcome": {"answered", "missed", "incomplete"},
         "side": {"caller", "staff", "unknown"},
-        "kind": {"blind", "attended"},
+        "kind": {"blind", "attended", "park"},
         "reason": {
             "no_answer",
             "caller_abandoned",

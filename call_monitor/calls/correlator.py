@@ -365,7 +365,11 @@ class Correlator:
             call.dial_attempted = True
             if record.ring_started_at is None or ts < record.ring_started_at:
                 record.ring_started_at = ts
-        elif call.open_transfer is not None and call.open_transfer.target_rang_at is None:
+        elif (
+            call.open_transfer is not None
+            and call.open_transfer.target_rang_at is None
+            and call.open_transfer.kind != "park"  # nobody rings for a parked call
+        ):
             call.open_transfer.target_rang_at = ts
             call.open_transfer.to_ext = call.open_transfer.to_ext or channel.extension
 
@@ -383,7 +387,7 @@ class Correlator:
             out.append(CallAnswered.of(record, ts))
             return
         transfer = call.open_transfer
-        if transfer is not None and transfer.target_answered_at is None:
+        if transfer is not None and transfer.target_answered_at is None and transfer.kind != "park":
             transfer.target_answered_at = ts
             transfer.to_ext = channel.extension or transfer.to_ext
             if transfer.kind == "blind":
@@ -724,6 +728,57 @@ class Correlator:
         call.open_transfer = None
         call.consultation.clear()
 
+    def on_parked_call(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        """The customer was parked: the blind transfer to the parking extension just seen
+        becomes a park (or a park of its own, by the Park application); it waits for a
+        colleague to retrieve the customer. ``Parkee*`` headers, no ``Channel``."""
+        parkee = self._parkee(msg)
+        call = parkee.call
+        call.last_event_at = ts
+        transfer = call.open_transfer
+        if transfer is None or transfer.kind != "blind" or transfer.completed:
+            parker = endpoint_of(msg.headers.get("ParkerDialString", ""))
+            transfer = Transfer(
+                kind="park",
+                started_at=ts,
+                from_ext=parker or None,
+                to_ext=msg.headers.get("ParkingSpace") or None,
+            )
+            call.record.transfers.append(transfer)
+        transfer.kind = "park"
+        call.open_transfer = transfer
+
+    def on_unparked_call(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        """A colleague retrieved the parked customer: the park is connected to them. The
+        retriever's channel began a call of its own (as a pickup's does): merged here."""
+        parkee = self._parkee(msg)
+        call = parkee.call
+        call.last_event_at = ts
+        retriever = self._channels.get(msg.headers.get("RetrieverUniqueid", ""))
+        if retriever is not None and retriever.call is not call:
+            self._absorb(call, retriever.call)
+        transfer = call.open_transfer
+        if transfer is None or transfer.kind != "park":
+            return
+        transfer.completed = True
+        transfer.connected_at = ts
+        if retriever is not None and retriever.extension is not None:
+            transfer.to_ext = retriever.extension
+        call.open_transfer = None
+
+    def on_parked_call_timeout(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        """Nobody retrieved it: the parking lot rings the parker back, not a connection."""
+        call = self._parkee(msg).call
+        call.last_event_at = ts
+        if call.open_transfer is not None and call.open_transfer.kind == "park":
+            call.open_transfer = None
+
+    def _parkee(self, msg: AmiMessage) -> Channel:
+        parkee = self._channels.get(msg.headers["ParkeeUniqueid"])
+        if parkee is None:
+            raise ValueError("parking event for a channel never seen")
+        return parkee
+
     def on_pickup(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
         picker = self._channel(msg, ts, out)
         target = self._by_channel_name(msg.headers.get("TargetChannel", ""))
@@ -919,6 +974,9 @@ _HANDLERS: dict[str, _Handler] = {
     "QueueCallerJoin": Correlator.on_queue_caller_join,
     "QueueCallerLeave": Correlator.on_queue_caller_leave,
     "QueueCallerAbandon": Correlator.on_queue_caller_abandon,
+    "ParkedCall": Correlator.on_parked_call,
+    "UnParkedCall": Correlator.on_unparked_call,
+    "ParkedCallTimeOut": Correlator.on_parked_call_timeout,
 }
 
 # The events the correlator reads; a framer may drop every other one unparsed.

@@ -21,7 +21,9 @@ MissedReason = Literal[
 # Where the dialplan took a caller nobody answered, after the Dial gave up: VoiceMail, an
 # announcement (Playback, Background), or another application that answered the caller.
 AfterDial = Literal["voicemail", "announcement", "other"]
-TransferKind = Literal["blind", "attended"]
+# park: the customer parked (a blind transfer to the parking extension, or Park) and
+# retrieved by a colleague from the parking space.
+TransferKind = Literal["blind", "attended", "park"]
 Party = Literal["customer", "staff"]
 Outcome = Literal["answered", "missed", "incomplete"]
 
@@ -44,17 +46,18 @@ LEG: Shape[Leg] = Shape(Leg)
 
 @dataclass(slots=True)
 class Transfer:
-    """One transfer of the customer by a staff member to a colleague."""
+    """One transfer of the customer by a staff member to a colleague (or a park: the
+    colleague is who retrieved the customer from the parking space)."""
 
     kind: TransferKind
-    # Hold, BlindTransfer or the transfer feature, whichever came first
+    # Hold, BlindTransfer or the transfer feature, whichever came first (a park: the same)
     started_at: float = field(metadata=TIME)
     from_ext: str | None
     to_ext: str | None = None
     completed: bool = False
     target_rang_at: float | None = field(default=None, metadata=TIME)
     target_answered_at: float | None = field(default=None, metadata=TIME)
-    # The customer is talking with the colleague.
+    # The customer is talking with the colleague (a park: retrieved, UnParkedCall).
     connected_at: float | None = field(default=None, metadata=TIME)
 
     @property

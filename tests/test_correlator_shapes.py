@@ -4,7 +4,8 @@ channels and headers of the shipped recordings, with the steps Asterisk takes fo
 
 from __future__ import annotations
 
-from call_monitor.ami.framing import AmiMessage
+from call_monitor.ami.framing import AmiFramer, AmiMessage
+from call_monitor.calls.model import CallRecord, Transfer
 from call_monitor.charter.callbacks import CallbackTracker
 from call_monitor.charter.judged import JudgedCall
 from call_monitor.charter.lines import describe
@@ -13,6 +14,7 @@ from call_monitor.charter.working_hours import WorkingHours
 from call_monitor.config import CharterSettings, Settings, default_directory
 from call_monitor.directory import Directory
 from call_monitor.metrics.families import CallMetrics
+from tests.recordings import RECORDINGS
 from tests.test_correlator_variants import by_channel, correlate, recorded
 
 DIRECTORY = Directory(default_directory())
@@ -248,9 +250,27 @@ CONSULT = "1795847383.70"  # the phone's own consultation call: a Linkedid of it
 def test_a_phone_consultation_that_rings_twelve_seconds_reports_its_ring_time() -> None:
     """An attended transfer made by the phone (SIP REFER with Replaces): 201 holds the
     customer and calls 202 itself, a new call with its own Linkedid; 202 rings 12 s and
-    answers; 201 completes the transfer 17 s after the hold. The consultation call's
-    channels and headers are f1_attended_transfer_2s's phones'; AttendedTransfer's fields
-    are f1's, with the second transferer and the target in the consultation call."""
+    answers; 201 completes the transfer 17 s after the hold."""
+    record = correlate(phone_transfer("PJSIP/202-00000041", CallerIDNum="202"))
+    [moved] = record.transfers
+    assert (moved.kind, moved.completed, moved.external) == ("attended", True, False)
+    assert (moved.from_ext, moved.to_ext) == ("201", "202")
+    assert moved.target_ring_seconds == 12.0
+    assert moved.wait_seconds == 17.0  # from the hold to the transfer
+    assert record.rang == ["201"]  # 202 rang for the transfer, not for the caller
+    assert (record.hangup_first, record.talked) == ("caller", True)
+    verdict = judge(record, CharterSettings(), DIRECTORY)
+    assert verdict.transfers[0].target_ring_seconds == 12.0
+    assert verdict.transfers[0].p4_met is False
+
+
+def phone_transfer(target: str, *, first: str = "customer", **headers: str) -> list[AmiMessage]:
+    """201's phone transfers the customer of f1_attended_transfer_2s to ``target`` (its
+    channel name; ``headers``: its other headers), after a consultation call of its own
+    (REFER): the target rings 12 s, the transfer completes 17 s after the hold, ``first``
+    (the customer or the target) hangs up 23 s later. The consultation call's channels and
+    headers are f1's phones'; AttendedTransfer's fields are f1's, with the second transferer
+    and the target in the consultation call."""
     events = recorded("f1_attended_transfer_2s")
     hold = next(i for i, e in enumerate(events) if e.event == "Hold")
     head = events[: hold + 1]
@@ -259,7 +279,7 @@ def test_a_phone_consultation_that_rings_twelve_seconds_reports_its_ring_time() 
     [answered_bridge] = {e.get("BridgeUniqueid") for e in head if e.event == "BridgeEnter"}
     transfer_event = next(e for e in events if e.event == "AttendedTransfer")
     second = phone(staff, "PJSIP/201-00000040", "1795847383.70", Exten="202", ChannelState="4")
-    colleague = phone(staff, "PJSIP/202-00000041", "1795847383.71", CallerIDNum="202")
+    colleague = phone(staff, target, "1795847383.71", **headers)
     consultation = [
         at(second, t + 0.2, Event="Newchannel"),
         *dials(second, colleague, t + 0.21, rings=t + 0.3, answers=t + 12.3),
@@ -279,6 +299,7 @@ def test_a_phone_consultation_that_rings_twelve_seconds_reports_its_ring_time() 
         TransferTargetLinkedid=CONSULT,
     )
     end = t + 40.0
+    hangs_up, other = (customer, colleague) if first == "customer" else (colleague, customer)
     tail = [
         transfer,
         at(staff, t + 17.01, Event="BridgeLeave", BridgeUniqueid=answered_bridge),
@@ -287,23 +308,13 @@ def test_a_phone_consultation_that_rings_twelve_seconds_reports_its_ring_time() 
         at(second, t + 17.02, Event="Hangup", Cause="16"),
         at(colleague, t + 17.02, Event="BridgeLeave", BridgeUniqueid="consult"),
         at(colleague, t + 17.03, Event="BridgeEnter", BridgeUniqueid=answered_bridge),
-        at(customer, end, Event="HangupRequest", Cause="16"),
-        at(customer, end, Event="BridgeLeave", BridgeUniqueid=answered_bridge),
-        at(customer, end + 0.01, Event="Hangup", Cause="16"),
-        at(colleague, end + 0.01, Event="BridgeLeave", BridgeUniqueid=answered_bridge),
-        at(colleague, end + 0.02, Event="Hangup", Cause="16"),
+        at(hangs_up, end, Event="HangupRequest", Cause="16"),
+        at(hangs_up, end, Event="BridgeLeave", BridgeUniqueid=answered_bridge),
+        at(hangs_up, end + 0.01, Event="Hangup", Cause="16"),
+        at(other, end + 0.01, Event="BridgeLeave", BridgeUniqueid=answered_bridge),
+        at(other, end + 0.02, Event="Hangup", Cause="16"),
     ]
-    record = correlate([*head, *consultation, *tail])
-    [moved] = record.transfers
-    assert (moved.kind, moved.completed) == ("attended", True)
-    assert (moved.from_ext, moved.to_ext) == ("201", "202")
-    assert moved.target_ring_seconds == 12.0
-    assert moved.wait_seconds == 17.0  # from the hold to the transfer
-    assert record.rang == ["201"]  # 202 rang for the transfer, not for the caller
-    assert (record.hangup_first, record.talked) == ("caller", True)
-    verdict = judge(record, CharterSettings(), DIRECTORY)
-    assert verdict.transfers[0].target_ring_seconds == 12.0
-    assert verdict.transfers[0].p4_met is False
+    return [*head, *consultation, *tail]
 
 
 def dials(
@@ -326,11 +337,10 @@ def phone(template: AmiMessage, channel: str, uniqueid: str, **changes: str) -> 
     return at(
         template,
         0.0,
+        **{"Context": "staff", **changes},
         Channel=channel,
         Uniqueid=uniqueid,
         Linkedid=CONSULT,
-        Context="staff",
-        **changes,
     )
 
 
@@ -512,3 +522,44 @@ def test_a_park_that_times_out_and_rings_the_parker_back_is_not_connected() -> N
     assert (transfer.kind, transfer.completed, transfer.to_ext) == ("park", False, "70")
     assert (transfer.wait_seconds, transfer.target_ring_seconds) == (None, None)
     assert judge(record, CharterSettings(), DIRECTORY).transfers[0].p4_met is False
+
+
+# -- item 8: a transfer that leaves the office -----------------------------------------------
+
+OUTSIDE = "01099998888"  # a staff member's mobile, another agency
+
+
+def external_transfer(record: CallRecord, kind: str) -> Transfer:
+    """The call's one transfer, a completed one of ``kind`` that left the office."""
+    [moved] = record.transfers
+    assert (moved.kind, moved.completed) == (kind, True)
+    assert (moved.external, moved.to_ext) == (True, OUTSIDE)
+    return moved
+
+
+def test_an_attended_transfer_to_an_outside_number_is_external() -> None:
+    """The same phone transfer, to a number on the trunk: the outside party hangs up first."""
+    events = phone_transfer(
+        "PJSIP/pstn-00000041", first="target", CallerIDNum=OUTSIDE, Context="from-pstn"
+    )
+    record = correlate(events)
+    moved = external_transfer(record, "attended")
+    assert moved.wait_seconds == 17.0  # counts for P4 all the same
+    parties = [leg.party for leg in record.legs]
+    assert parties.count("customer") == 1  # the outside party is no second customer
+    assert parties.count("outside") == 1
+    assert record.hangup_first == "unknown"  # not "staff": the outside party is none
+    verdict = judge(record, CharterSettings(), DIRECTORY)
+    assert (verdict.transfers[0].p4_met, verdict.transfers[0].other_department) == (False, None)
+
+
+def test_a_blind_transfer_to_an_outside_number_is_external() -> None:
+    """e_blind_transfer with 202 replaced by the trunk dialling 010-9999-8888."""
+    raw = (RECORDINGS / "e_blind_transfer.ami").read_bytes()
+    raw = raw.replace(b"Extension: 202\r\n", f"Extension: {OUTSIDE}\r\n".encode())
+    raw = raw.replace(b"PJSIP/202-00000036", b"PJSIP/pstn-00000036")
+    events = [f for f in AmiFramer().feed(raw) if isinstance(f, AmiMessage) and f.event]
+    record = correlate(list(events))
+    moved = external_transfer(record, "blind")
+    assert moved.wait_seconds is not None
+    assert [leg.party for leg in record.legs] == ["customer", "staff", "outside"]

@@ -37,6 +37,7 @@ from call_monitor.calls.model import (
     Fact,
     Leg,
     MissedReason,
+    Party,
     Transfer,
 )
 
@@ -294,7 +295,7 @@ class Correlator:
         local = name.startswith("Local/")
         leg = None
         if not local:
-            leg = Leg("customer", None) if public else Leg("staff", endpoint)
+            leg = Leg(self._party(call, public), None if public else endpoint)
             call.record.legs.append(leg)
         channel = Channel(
             uniqueid=uniqueid,
@@ -315,6 +316,15 @@ class Correlator:
                 call, channel, h.get(prefix + "Exten", ""), h.get(prefix + "CallerIDName", "")
             )
         return channel
+
+    @staticmethod
+    def _party(call: CallState, public: bool) -> Party:
+        """A public channel is the customer's, unless the call already has its customer on
+        the public side (an inbound call's caller, an outbound call's callee): then it is
+        an outside party the call was transferred to."""
+        if not public:
+            return "staff"
+        return "outside" if call.record.direction in ("inbound", "outbound") else "customer"
 
     def _set_originator(self, call: CallState, channel: Channel, exten: str, name: str) -> None:
         record = call.record
@@ -372,6 +382,7 @@ class Correlator:
         ):
             call.open_transfer.target_rang_at = ts
             call.open_transfer.to_ext = call.open_transfer.to_ext or channel.extension
+            call.open_transfer.external = call.open_transfer.external or channel.public
 
     def _answered(self, channel: Channel, ts: float, out: list[Output]) -> None:
         if channel.answered_at is not None:
@@ -390,6 +401,7 @@ class Correlator:
         if transfer is not None and transfer.target_answered_at is None and transfer.kind != "park":
             transfer.target_answered_at = ts
             transfer.to_ext = channel.extension or transfer.to_ext
+            transfer.external = transfer.external or channel.public
             if transfer.kind == "blind":
                 transfer.connected_at = ts
                 transfer.completed = True
@@ -413,12 +425,16 @@ class Correlator:
         if call.record.answered_at is None:
             call.dial_attempted = True
             return
-        if caller.uniqueid != call.customer and dest.extension is not None:
-            # After the answer, someone other than the customer dials a colleague: the
-            # consultation leg of an attended transfer (Atxfer/*2 dial through Local).
-            self._start_attended(call, dest, ts)
+        if caller.uniqueid != call.customer and (dest.extension is not None or dest.public):
+            # After the answer, someone other than the customer dials a colleague (or an
+            # outside number): the consultation leg of an attended transfer (Atxfer/*2 dial
+            # through Local).
+            number = msg.headers.get("DestCallerIDNum") or msg.headers.get("DestExten")
+            self._start_attended(call, dest, ts, number)
 
-    def _start_attended(self, call: CallState, dest: Channel, ts: float) -> None:
+    def _start_attended(
+        self, call: CallState, dest: Channel, ts: float, number: str | None
+    ) -> None:
         if call.open_transfer is not None:
             return
         transferer = self._current_staff_channel(call)
@@ -426,7 +442,8 @@ class Correlator:
             kind="attended",
             started_at=transferer.transfer_started(ts) if transferer else ts,
             from_ext=transferer.extension if transferer else None,
-            to_ext=dest.extension,
+            to_ext=dest.extension or (number if dest.public else None),
+            external=dest.public,
         )
         # Its Ringing may have come before the DialBegin (the order of events is not fixed).
         transfer.target_rang_at = dest.rang_at
@@ -476,7 +493,11 @@ class Correlator:
             if record.answered_at is None and record.after_dial is None:
                 call.caller_gave_up = True
             record.hangup_first = "caller"
-        elif record.answered_at is not None and self._bridged_with_customer(channel):
+        elif (
+            record.answered_at is not None
+            and not channel.public  # an outside party the call went to is no staff member
+            and self._bridged_with_customer(channel)
+        ):
             record.hangup_first = "staff"
 
     def _bridged_with_customer(self, channel: Channel) -> bool:
@@ -718,6 +739,9 @@ class Correlator:
                 to_ext=target.extension if target else None,
             )
             call.record.transfers.append(transfer)
+        if target is not None and target.public:
+            transfer.external = True
+            transfer.to_ext = transfer.to_ext or target.caller_num or None
         if target is not None:
             # The phone's own consultation call (REFER) rang and answered the colleague in a
             # call of its own: the target channel kept when (issue 15: a long-ringing one).
@@ -805,6 +829,8 @@ class Correlator:
         other.channels.clear()
         answered = into.record.answered_at
         for leg in other.record.legs:
+            if leg.party == "customer" and into.customer is not None:
+                leg.party = "outside"  # the other call's callee: not this call's customer
             # A phone that rang in the other call after this one was answered (the colleague
             # of a consultation call) rang for a transfer, not for the caller.
             if answered is not None and leg.rang_at is not None and leg.rang_at >= answered:

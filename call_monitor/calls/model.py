@@ -24,13 +24,15 @@ AfterDial = Literal["voicemail", "announcement", "other"]
 # park: the customer parked (a blind transfer to the parking extension, or Park) and
 # retrieved by a colleague from the parking space.
 TransferKind = Literal["blind", "attended", "park"]
-Party = Literal["customer", "staff"]
+# outside: a party on the public side who is not the customer (a transfer out of the office).
+Party = Literal["customer", "staff", "outside"]
 Outcome = Literal["answered", "missed", "incomplete"]
 
 
 @dataclass(slots=True)
 class Leg:
-    """One phone's part in a call: the customer's line or a staff phone (not Local channels)."""
+    """One phone's part in a call: the customer's line, a staff phone, or an outside party the
+    call was transferred to (not Local channels)."""
 
     party: Party
     extension: str | None  # staff extension; None for the public side
@@ -53,12 +55,15 @@ class Transfer:
     # Hold, BlindTransfer or the transfer feature, whichever came first (a park: the same)
     started_at: float = field(metadata=TIME)
     from_ext: str | None
-    to_ext: str | None = None
+    to_ext: str | None = None  # the colleague's extension; the number, if external
     completed: bool = False
     target_rang_at: float | None = field(default=None, metadata=TIME)
     target_answered_at: float | None = field(default=None, metadata=TIME)
     # The customer is talking with the colleague (a park: retrieved, UnParkedCall).
     connected_at: float | None = field(default=None, metadata=TIME)
+    # The target is outside the office (a staff member's mobile, another agency): the call
+    # left the office. Its wait counts for P4 all the same.
+    external: bool = False
 
     @property
     def wait_seconds(self) -> float | None:

@@ -65,6 +65,7 @@ CALL_REPORT: tuple[Key, ...] = (
 LEG_REPORT: tuple[Key, ...] = LEG.names
 TRANSFER_REPORT: tuple[Key, ...] = (
     "kind",
+    "external",
     "completed",
     ("from", "from_ext"),
     ("to", "to_ext"),

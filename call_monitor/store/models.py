@@ -159,6 +159,7 @@ class TransferRow(Base):
     kind: Mapped[str] = mapped_column(Text)
     from_ext: Mapped[str | None] = mapped_column(Text)
     to_ext: Mapped[str | None] = mapped_column(Text)
+    external: Mapped[bool] = mapped_column(Boolean)
     completed: Mapped[bool] = mapped_column(Boolean)
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     target_rang_at: Mapped[datetime | None] = mapped_column(UtcDateTime)

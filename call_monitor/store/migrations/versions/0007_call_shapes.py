@@ -10,6 +10,7 @@ Create Date: 2026-12-04 00:00:00
   staff phone stopped ringing, where the caller went, whether a message was left.
 - ``calls.queue_joined_at``, ``calls.queue_wait_seconds``: a queue's caller, when they
   joined it and how long they waited there before the first phone rang.
+- ``transfers.external``: the transfer took the call out of the office.
 
 Calls stored before this revision were never measured for these facts: the booleans are
 false there (a server default fills the existing rows), the other columns null.
@@ -43,6 +44,10 @@ _ADDED: tuple[tuple[str, sa.Column[object]], ...] = (
     ),
     ("calls", sa.Column("queue_joined_at", sa.DateTime(timezone=True), nullable=True)),
     ("calls", sa.Column("queue_wait_seconds", sa.Double(), nullable=True)),
+    (
+        "transfers",
+        sa.Column("external", sa.Boolean(), nullable=False, server_default=sa.false()),
+    ),
 )
 
 

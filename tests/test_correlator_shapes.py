@@ -563,3 +563,77 @@ def test_a_blind_transfer_to_an_outside_number_is_external() -> None:
     moved = external_transfer(record, "blind")
     assert moved.wait_seconds is not None
     assert [leg.party for leg in record.legs] == ["customer", "staff", "outside"]
+
+
+# -- item 9: a three-way conference (ConfBridge) ----------------------------------------------
+#
+# a_answer_1ring: 201 answers the customer. Here 201 then takes the customer into a
+# conference, ConfBridge(room-201) (the dialplan redirects both channels there), and 202
+# dials into it from a call of its own (a Linkedid of its own, answered by ConfBridge).
+# app_confbridge's events: Conference, the bridge's state (BridgeUniqueid ...) and the
+# channel's snapshot (confbridge_publish_manager_event).
+
+CONF = {"Conference": "room-201", "BridgeUniqueid": "conf-bridge", "BridgeType": "base"}
+JOINER = "1795847280.60"
+
+
+def conference(first: str) -> CallRecord:
+    """The conference; then ``first`` (201 or 202) hangs up, the customer leaves 10 s
+    later, and the one left hangs up after."""
+    events = recorded("a_answer_1ring")
+    talk = next(i for i, e in enumerate(events) if e.event == "HangupRequest")
+    head = events[:talk]
+    [bridge] = {e.get("BridgeUniqueid") for e in head if e.event == "BridgeEnter"}
+    customer, staff = by_channel(head, "PJSIP/pstn"), by_channel(head, "PJSIP/201")
+    t = float(head[-1].get("Timestamp")) + 2.0
+    colleague = at(staff, 0.0, Channel="PJSIP/202-00000050", CallerIDNum="202", Exten="8201")
+    colleague = at(colleague, 0.0, Uniqueid=JOINER, Linkedid=JOINER)
+    moved = [
+        step
+        for who in (customer, staff)
+        for step in (
+            at(who, t, Event="BridgeLeave", BridgeUniqueid=bridge),
+            at(who, t + 0.01, Event="BridgeEnter", **CONF),
+            at(who, t + 0.01, Event="ConfbridgeJoin", **CONF, Admin="No", Muted="No"),
+        )
+    ]
+    joined = [
+        at(colleague, t + 5.0, Event="Newchannel", ChannelState="4"),
+        at(colleague, t + 5.1, Event="Newstate", ChannelState="6"),
+        at(colleague, t + 5.2, Event="BridgeEnter", **CONF),
+        at(colleague, t + 5.2, Event="ConfbridgeJoin", **CONF, Admin="No", Muted="No"),
+    ]
+    leaving = {"201": staff, "202": colleague}
+    gone, left = leaving.pop(first), next(iter(leaving.values()))
+    ends = [
+        *leaves(gone, t + 30.0),
+        *leaves(customer, t + 40.0),
+        *leaves(left, t + 41.0),
+        at(left, t + 41.1, Event="ConfbridgeEnd", **CONF),
+    ]
+    return correlate([*head, *moved, *joined, *ends])  # one call
+
+
+def leaves(who: AmiMessage, ts: float) -> list[AmiMessage]:
+    return [
+        at(who, ts, Event="HangupRequest", Cause="16"),
+        at(who, ts + 0.01, Event="ConfbridgeLeave", **CONF),
+        at(who, ts + 0.01, Event="BridgeLeave", **CONF),
+        at(who, ts + 0.02, Event="Hangup", Cause="16"),
+    ]
+
+
+def test_a_conference_stays_one_call_and_says_who_joined() -> None:
+    record = conference(first="201")
+    assert record.conference == ["201", "202"]
+    assert record.conference_at is not None
+    assert record.answered_by == "201"
+    assert record.rang == ["201"]
+    # 201 left while 202 stayed with the caller: the conversation went on; the caller ended it.
+    assert (record.hangup_first, record.talked) == ("caller", True)
+    assert judge(record, CharterSettings(), DIRECTORY).p7_met is True
+
+
+def test_the_colleague_leaving_a_conference_first_is_no_staff_hang_up() -> None:
+    record = conference(first="202")
+    assert (record.conference, record.hangup_first) == (["201", "202"], "caller")

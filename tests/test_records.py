@@ -146,6 +146,7 @@ def test_the_model_marks_its_times() -> None:
         "ring_started_at",
         "ring_ended_at",
         "answered_at",
+        "conference_at",
         "ended_at",
     }
     assert LEG.times == {"rang_at", "answered_at", "ended_at"}

@@ -212,6 +212,7 @@ EXPECTED_TRANSFERRED: dict[str, Any] = {
     "ring_started_at": at(0.123456),
     "answered_at": at(5.999999),
     "answered_by": "201",
+    "conference_at": None,
     "picked_up": False,
     "ended_at": at(95.5),
     "missed": False,
@@ -241,6 +242,7 @@ EXPECTED_TRANSFERRED: dict[str, Any] = {
             "ended_at": at(95.5),
             "hangup_cause": "16",
             "after_answer": False,
+            "conference": False,
         },
         {
             "position": 1,
@@ -251,6 +253,7 @@ EXPECTED_TRANSFERRED: dict[str, Any] = {
             "ended_at": at(4.75),
             "hangup_cause": "19",
             "after_answer": False,
+            "conference": False,
         },
         {
             "position": 2,
@@ -261,6 +264,7 @@ EXPECTED_TRANSFERRED: dict[str, Any] = {
             "ended_at": at(2.5),
             "hangup_cause": "19",
             "after_answer": False,
+            "conference": False,
         },
         {
             "position": 3,
@@ -271,6 +275,7 @@ EXPECTED_TRANSFERRED: dict[str, Any] = {
             "ended_at": at(36.5),
             "hangup_cause": "16",
             "after_answer": False,
+            "conference": False,
         },
         {
             "position": 4,
@@ -281,6 +286,7 @@ EXPECTED_TRANSFERRED: dict[str, Any] = {
             "ended_at": at(60.0),
             "hangup_cause": "16",
             "after_answer": True,
+            "conference": False,
         },
         {
             "position": 5,
@@ -291,9 +297,11 @@ EXPECTED_TRANSFERRED: dict[str, Any] = {
             "ended_at": at(95.5),
             "hangup_cause": None,
             "after_answer": True,
+            "conference": False,
         },
     ],
     "rang": ["201", "202"],  # CallRecord.rang: before the answer, by ring time, each once
+    "conference": [],
     "transfers": [
         {
             "position": 0,
@@ -459,6 +467,7 @@ async def test_round_trip_is_exact(engine: AsyncEngine) -> None:
                 "ended_at": at(i + 31),
                 "hangup_cause": "16",
                 "after_answer": False,
+                "conference": False,
             },
             {
                 "position": 1,
@@ -469,6 +478,7 @@ async def test_round_trip_is_exact(engine: AsyncEngine) -> None:
                 "ended_at": at(i + 31),
                 "hangup_cause": None,
                 "after_answer": False,
+                "conference": False,
             },
         ]
         assert stored["transfers"] == []
@@ -540,6 +550,7 @@ async def test_a_rewritten_call_replaces_the_old_one(engine: AsyncEngine) -> Non
             "ended_at": None,
             "hangup_cause": None,
             "after_answer": False,
+            "conference": False,
         }
     ]
     assert stored["transfers"] == []

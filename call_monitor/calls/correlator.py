@@ -200,6 +200,7 @@ class Correlator:
         self._channels: dict[str, Channel] = {}  # uniqueid -> channel
         self._by_name: dict[str, str] = {}  # channel name -> uniqueid
         self._bridges: dict[str, set[str]] = {}  # bridge id -> uniqueids
+        self._conferences: dict[str, CallState] = {}  # ConfBridge name -> the customer's call
         self._last_sweep = 0.0
         self._gone: dict[str, None] = {}  # ended linkedids and hung-up uniqueids, oldest first
         self._last_ts = 0.0  # the newest event time seen: the correlator's only clock
@@ -497,11 +498,25 @@ class Correlator:
             record.answered_at is not None
             and not channel.public  # an outside party the call went to is no staff member
             and self._bridged_with_customer(channel)
+            and not self._other_staff_with_customer(channel)  # a conference goes on
         ):
             record.hangup_first = "staff"
 
     def _bridged_with_customer(self, channel: Channel) -> bool:
         return channel.uniqueid in self._talking_with_customer(channel.call)
+
+    def _other_staff_with_customer(self, channel: Channel) -> bool:
+        """Another staff phone than ``channel`` is with the customer (a conference)."""
+        for uid in self._talking_with_customer(channel.call):
+            peer = self._channels.get(uid)
+            if (
+                peer is None
+                or peer.extension is None
+                or uid in (channel.uniqueid, peer.call.customer)
+            ):
+                continue
+            return True
+        return False
 
     def _talking_with_customer(self, call: CallState) -> list[str]:
         """Channels in the customer's bridge, following Local channel pairs (``;1`` in one
@@ -797,6 +812,30 @@ class Correlator:
         if call.open_transfer is not None and call.open_transfer.kind == "park":
             call.open_transfer = None
 
+    def on_confbridge_join(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        """A channel joined a conference (ConfBridge). A colleague dialling in comes with a
+        call of its own: it becomes part of the customer's, which stays one call until the
+        caller leaves; each leg that joined says so."""
+        channel = self._channel(msg, ts, out)
+        name = msg.headers["Conference"]
+        host = self._conferences.get(name)
+        if host is None or self._calls.get(host.record.linkedid) is not host:
+            host = channel.call  # the first to join (or the conference outlived its call)
+        elif host is not channel.call:
+            if _has_customer(channel.call) and not _has_customer(host):
+                host, guest = channel.call, host  # the customer's call hosts it
+            else:
+                guest = channel.call
+            self._absorb(host, guest)
+        self._conferences[name] = host
+        if channel.leg is not None:
+            channel.leg.conference = True
+        if host.record.conference_at is None:
+            host.record.conference_at = ts
+
+    def on_confbridge_end(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        self._conferences.pop(msg.headers.get("Conference", ""), None)
+
     def _parkee(self, msg: AmiMessage) -> Channel:
         parkee = self._channels.get(msg.headers["ParkeeUniqueid"])
         if parkee is None:
@@ -959,6 +998,11 @@ class Correlator:
         out.append(CallEnded(record))
 
 
+def _has_customer(call: CallState) -> bool:
+    """A call with a customer on the public side (an inbound or outbound call)."""
+    return call.record.direction in ("inbound", "outbound")
+
+
 def _duration(text: str | None) -> float:
     """A ``CoreShowChannel`` ``Duration`` (``HH:MM:SS``) in seconds; 0 when absent or odd."""
     try:
@@ -1003,6 +1047,8 @@ _HANDLERS: dict[str, _Handler] = {
     "ParkedCall": Correlator.on_parked_call,
     "UnParkedCall": Correlator.on_unparked_call,
     "ParkedCallTimeOut": Correlator.on_parked_call_timeout,
+    "ConfbridgeJoin": Correlator.on_confbridge_join,
+    "ConfbridgeEnd": Correlator.on_confbridge_end,
 }
 
 # The events the correlator reads; a framer may drop every other one unparsed.

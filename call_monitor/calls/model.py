@@ -41,6 +41,7 @@ class Leg:
     ended_at: float | None = field(default=None, metadata=TIME)
     hangup_cause: str | None = None
     after_answer: bool = False  # rang after the call was answered: a transfer target
+    conference: bool = False  # joined a conference (ConfBridge) with the customer
 
 
 LEG: Shape[Leg] = Shape(Leg)
@@ -97,6 +98,8 @@ class CallRecord:
     queue_joined_at: float | None = field(default=None, metadata=TIME)
     # The first staff phone (or the customer) rang.
     ring_started_at: float | None = field(default=None, metadata=TIME)
+    # The customer's call became a conference (ConfBridge): its legs say who joined.
+    conference_at: float | None = field(default=None, metadata=TIME)
     # Unanswered, the caller stayed on (voicemail, an announcement): the last staff phone
     # stopped ringing then, and the ring time ends there, not at the caller's hang-up.
     ring_ended_at: float | None = field(default=None, metadata=TIME)
@@ -165,9 +168,21 @@ class CallRecord:
         )
         return list(dict.fromkeys(extension for _, extension in ringing))
 
+    @property
+    def conference(self) -> list[str]:
+        """The staff extensions that joined the customer's conference, in order of joining."""
+        return list(
+            dict.fromkeys(
+                leg.extension
+                for leg in self.legs
+                if leg.conference and leg.party == "staff" and leg.extension is not None
+            )
+        )
+
 
 CALL: Shape[CallRecord] = Shape(
-    CallRecord, {"ring_seconds": VALUE, "queue_wait_seconds": VALUE, "rang": VALUE}
+    CallRecord,
+    {"ring_seconds": VALUE, "queue_wait_seconds": VALUE, "rang": VALUE, "conference": VALUE},
 )
 
 

@@ -42,6 +42,7 @@ CALL_REPORT: tuple[Key, ...] = (
     "answered_at",
     "ended_at",
     "rang",
+    "conference",
     "legs",
     "answered_by",
     "picked_up",

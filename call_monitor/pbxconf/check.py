@@ -53,6 +53,8 @@ EVENT_CLASS: Mapping[str, str] = {
     "ParkedCall": "call",
     "UnParkedCall": "call",
     "ParkedCallTimeOut": "call",
+    "ConfbridgeJoin": "call",
+    "ConfbridgeEnd": "call",
     "QueueCallerJoin": "agent",
     "QueueCallerLeave": "agent",
     "QueueCallerAbandon": "agent",

@@ -107,6 +107,7 @@ class Call(Base):
     ring_ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     answered_by: Mapped[str | None] = mapped_column(Text)
+    conference_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     picked_up: Mapped[bool] = mapped_column(Boolean)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     missed: Mapped[bool] = mapped_column(Boolean)
@@ -147,6 +148,7 @@ class LegRow(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     hangup_cause: Mapped[str | None] = mapped_column(Text)
     after_answer: Mapped[bool] = mapped_column(Boolean)
+    conference: Mapped[bool] = mapped_column(Boolean)
 
 
 class TransferRow(Base):
@@ -204,6 +206,7 @@ CALLS = TableMap(
         "transfers": "rows of transfers",
         "checks": "rows of verdicts",
         "rang": "derived from the call_legs rows when read (load_call)",
+        "conference": "derived from the call_legs rows (their conference flag)",
     },
 )
 LEGS = TableMap(call_legs_table, context=("linkedid", "position"))

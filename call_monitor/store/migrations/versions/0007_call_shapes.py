@@ -11,6 +11,8 @@ Create Date: 2026-12-04 00:00:00
 - ``calls.queue_joined_at``, ``calls.queue_wait_seconds``: a queue's caller, when they
   joined it and how long they waited there before the first phone rang.
 - ``transfers.external``: the transfer took the call out of the office.
+- ``calls.conference_at``, ``call_legs.conference``: the customer's call became a
+  conference (ConfBridge), and which legs joined it.
 
 Calls stored before this revision were never measured for these facts: the booleans are
 false there (a server default fills the existing rows), the other columns null.
@@ -47,6 +49,11 @@ _ADDED: tuple[tuple[str, sa.Column[object]], ...] = (
     (
         "transfers",
         sa.Column("external", sa.Boolean(), nullable=False, server_default=sa.false()),
+    ),
+    ("calls", sa.Column("conference_at", sa.DateTime(timezone=True), nullable=True)),
+    (
+        "call_legs",
+        sa.Column("conference", sa.Boolean(), nullable=False, server_default=sa.false()),
     ),
 )
 

@@ -115,7 +115,9 @@ def voicemail_answers(cel: AmiMessage, ts: float) -> AmiMessage:
     return at(cel, ts, EventName="ANSWER", Application="VoiceMail", AppData="201@default,u")
 
 
-def test_voicemail_after_the_dial_is_a_missed_call_with_its_ring_time() -> None:
+def voicemail_call() -> tuple[list[AmiMessage], float]:
+    """The unanswered dial, then VoiceMail answers the caller, who leaves a message and
+    hangs up 14 s later; the time 201 stopped ringing."""
     head, stopped, caller, cel = unanswered_dial()
     tail = [
         at(caller, stopped + 0.002, Event="Newstate", ChannelState="6"),
@@ -132,8 +134,13 @@ def test_voicemail_after_the_dial_is_a_missed_call_with_its_ring_time() -> None:
         ),
         *caller_hangs_up(caller, stopped + 14.0),
     ]
-    record = correlate([*head, *tail])
-    ringing = float(next(e for e in head if e.get("ChannelState") == "5").get("Timestamp"))
+    return [*head, *tail], stopped
+
+
+def test_voicemail_after_the_dial_is_a_missed_call_with_its_ring_time() -> None:
+    events, stopped = voicemail_call()
+    record = correlate(events)
+    ringing = float(next(e for e in events if e.get("ChannelState") == "5").get("Timestamp"))
     assert record.ring_ended_at == stopped
     assert record.ring_seconds == round(stopped - ringing, 6)  # 20 s, not 34 s
     assert (record.missed, record.missed_reason) == (True, "no_answer")
@@ -380,22 +387,24 @@ def test_the_wait_in_a_queue_is_not_ringing_and_is_measured() -> None:
     )
 
 
-def test_a_caller_leaving_the_queue_before_any_phone_rang_is_abandoned_in_the_queue() -> None:
-    """app_queue: the caller hangs up while waiting: QueueCallerAbandon (Position,
-    OriginalPosition, HoldTime), then the channel's hang-up."""
+def queue_abandon_call() -> list[AmiMessage]:
+    """app_queue: the caller hangs up while waiting, 25 s after joining: QueueCallerAbandon
+    (Position, OriginalPosition, HoldTime), then the channel's hang-up."""
     events, join = queue_events()
     joined = events[join]
     caller = by_channel(events, "PJSIP/pstn")
     t = float(joined.get("Timestamp")) + 25.0
     abandon = at(joined, t + 0.001, Event="QueueCallerAbandon", OriginalPosition="1", HoldTime="25")
-    record = correlate(
-        [
-            *events[: join + 1],
-            *caller_hangs_up(caller, t)[:1],
-            abandon,
-            caller_hangs_up(caller, t)[1],
-        ]
-    )
+    return [
+        *events[: join + 1],
+        *caller_hangs_up(caller, t)[:1],
+        abandon,
+        caller_hangs_up(caller, t)[1],
+    ]
+
+
+def test_a_caller_leaving_the_queue_before_any_phone_rang_is_abandoned_in_the_queue() -> None:
+    record = correlate(queue_abandon_call())
     assert (record.missed, record.missed_reason) == (True, "abandoned_in_queue")
     assert record.ring_seconds is None
     assert record.queue_wait_seconds == 25.001
@@ -475,7 +484,8 @@ def parked() -> tuple[list[AmiMessage], float, AmiMessage, AmiMessage]:
     return [*head, *steps], t, customer, park
 
 
-def test_a_park_taken_up_by_a_colleague_is_one_call_and_a_transfer() -> None:
+def park_taken_call() -> tuple[list[AmiMessage], float]:
+    """The park, taken up by 202 15.6 s after it began; the customer hangs up after 40 s."""
     events, t, customer, park = parked()
     staff = by_channel(events, "PJSIP/201")
     retriever = at(staff, 0.0, Channel="PJSIP/202-00000040", CallerIDNum="202", Exten="701")
@@ -491,7 +501,12 @@ def test_a_park_taken_up_by_a_colleague_is_one_call_and_a_transfer() -> None:
         *caller_hangs_up(customer, t + 40.0),
         at(retriever, t + 40.01, Event="Hangup", Cause="16"),
     ]
-    record = correlate([*events, *taken])  # one call: the retriever's was merged into it
+    return [*events, *taken], t
+
+
+def test_a_park_taken_up_by_a_colleague_is_one_call_and_a_transfer() -> None:
+    events, t = park_taken_call()
+    record = correlate(events)  # one call: the retriever's was merged into it
     [transfer] = record.transfers
     assert (transfer.kind, transfer.completed) == ("park", True)
     assert (transfer.from_ext, transfer.to_ext) == ("201", "202")
@@ -578,6 +593,10 @@ JOINER = "1795847280.60"
 
 
 def conference(first: str) -> CallRecord:
+    return correlate(conference_call(first))  # one call
+
+
+def conference_call(first: str) -> list[AmiMessage]:
     """The conference; then ``first`` (201 or 202) hangs up, the customer leaves 10 s
     later, and the one left hangs up after."""
     events = recorded("a_answer_1ring")
@@ -611,7 +630,7 @@ def conference(first: str) -> CallRecord:
         *leaves(left, t + 41.0),
         at(left, t + 41.1, Event="ConfbridgeEnd", **CONF),
     ]
-    return correlate([*head, *moved, *joined, *ends])  # one call
+    return [*head, *moved, *joined, *ends]
 
 
 def leaves(who: AmiMessage, ts: float) -> list[AmiMessage]:

@@ -109,7 +109,7 @@ class AmiSettings(_Section):
 class CharterSettings(_Section):
     """Thresholds of the charter clauses; the defaults are the charter's own."""
 
-    definitions_version: str = "2026.1"
+    definitions_version: str = "2026.2"
     # Korean ring cadence: 1 s on, 2 s off. Rings are counted by the period (a zero one
     # divides by zero); a minute-long ring is no cadence.
     ring_on_seconds: float = Field(default=1.0, gt=0, le=60)

@@ -293,11 +293,36 @@ def test_several_phones_rang_without_a_known_group() -> None:
     assert created.obligation.owner == DEPARTMENT
 
 
-def test_staff_obligation_is_not_fulfilled_by_a_colleague() -> None:
+def test_a_colleagues_callback_fulfils_a_staff_members_obligation() -> None:
+    """201 is away; 202, of the same department, calls the customer back: the customer was
+    called back (issue 15). The obligation says who did."""
     callbacks = tracker()
     only(callbacks.on_call(missed("c1", dialed="201")))
-    assert callbacks.on_call(outbound("o1", MON_10 + 300, staff="202")) == []
-    assert len(callbacks.open_obligations()) == 1
+    attempt = only(callbacks.on_call(outbound("o1", MON_10 + 60, staff="202", answered=False)))
+    assert (attempt.kind, attempt.obligation.state) == ("attempt", "open")
+    done = only(callbacks.on_call(outbound("o2", MON_10 + 300, staff="202")))
+    assert (done.kind, done.obligation.owner, done.obligation.closed_by) == (
+        "fulfilled_on_time",
+        "201",
+        "202",
+    )
+    assert callbacks.open_obligations() == []
+
+
+def test_another_departments_callback_does_not_fulfil_it() -> None:
+    callbacks = tracker()
+    only(callbacks.on_call(missed("c1", dialed="201")))
+    assert callbacks.on_call(outbound("o1", MON_10 + 300, staff="203")) == []  # 총무과
+    [still] = callbacks.open_obligations()
+    assert (still.owner, still.state, still.closed_by) == ("201", "open", None)
+
+
+def test_a_departments_obligation_is_not_fulfilled_from_another_department() -> None:
+    callbacks = tracker()
+    only(callbacks.on_call(missed("g1", dialed="600", rang=["201", "202"])))
+    assert callbacks.on_call(outbound("o1", MON_10 + 300, staff="203")) == []
+    done = only(callbacks.on_call(outbound("o2", MON_10 + 400, staff="202")))
+    assert (done.kind, done.obligation.closed_by) == ("fulfilled_on_time", "202")
 
 
 def test_unattributable_miss_creates_nothing() -> None:

@@ -103,6 +103,7 @@ CALLBACK_FIELDS = {
     "state",
     "attempts",
     "closed_at",
+    "closed_by",
 }
 
 

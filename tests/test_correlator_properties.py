@@ -15,6 +15,14 @@ from call_monitor.calls import correlator as correlator_module
 from call_monitor.calls.correlator import Correlator, EventRejected, Output, Topology
 from call_monitor.calls.model import CallEnded, CallStarted
 from tests.recordings import RECORDINGS
+from tests.test_correlator_shapes import (
+    OUTSIDE,
+    conference_call,
+    park_taken_call,
+    phone_transfer,
+    queue_abandon_call,
+    voicemail_call,
+)
 
 TOPOLOGY = Topology(frozenset({"pstn"}), frozenset({"from-pstn"}))
 SOURCES = ["e_blind_transfer", "f1_attended_transfer_2s", "i1_group_pickup", "h2_queue_ringall"]
@@ -24,6 +32,27 @@ SOURCES = ["e_blind_transfer", "f1_attended_transfer_2s", "i1_group_pickup", "h2
 def events(name: str) -> tuple[AmiMessage, ...]:
     frames = AmiFramer().feed((RECORDINGS / f"{name}.full.ami").read_bytes())
     return tuple(f for f in frames if isinstance(f, AmiMessage) and f.event)
+
+
+# The call shapes of issue 15, as event tables (tests/test_correlator_shapes.py): voicemail
+# after the dial (CEL ANSWER, MessageWaiting), a queue left before any phone rang
+# (QueueCallerJoin/Abandon), a park taken up (ParkedCall/UnParkedCall, a merged call), a
+# phone's transfer out of the office (a merged consultation call), a conference a
+# colleague dialled into (ConfbridgeJoin, a merged call).
+SHAPES = {
+    "voicemail": lambda: voicemail_call()[0],
+    "queue_abandon": queue_abandon_call,
+    "park": lambda: park_taken_call()[0],
+    "external": lambda: phone_transfer(
+        "PJSIP/pstn-00000041", first="target", CallerIDNum=OUTSIDE, Context="from-pstn"
+    ),
+    "conference": lambda: conference_call("201"),
+}
+
+
+@cache
+def shape(name: str) -> tuple[AmiMessage, ...]:
+    return tuple(SHAPES[name]())
 
 
 def run(items: list[StreamItem]) -> tuple[Correlator, list[object]]:
@@ -36,9 +65,14 @@ def run(items: list[StreamItem]) -> tuple[Correlator, list[object]]:
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.data())
-def test_shuffled_truncated_duplicated_streams_never_crash(data: st.DataObject) -> None:
-    source = list(events(data.draw(st.sampled_from(SOURCES))))
+@given(st.data(), st.booleans())
+def test_shuffled_truncated_duplicated_streams_never_crash(
+    data: st.DataObject, new_shapes: bool
+) -> None:
+    if new_shapes:
+        source = list(shape(data.draw(st.sampled_from(sorted(SHAPES)))))
+    else:
+        source = list(events(data.draw(st.sampled_from(SOURCES))))
     start = data.draw(st.integers(0, len(source) - 1))
     stop = data.draw(st.integers(start, len(source)))
     items: list[StreamItem] = list(source[start:stop])
@@ -346,3 +380,29 @@ def test_a_restart_seen_at_the_next_login_ends_the_calls_in_flight() -> None:
     [ended] = [o for o in out if isinstance(o, CallEnded)]
     assert ended.record.missed_reason == "pbx_restart"
     assert correlator.stats.pbx_restarts == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.data())
+def test_new_call_shapes_interleaved_are_each_the_call_they_are_alone(
+    data: st.DataObject,
+) -> None:
+    """Calls of the new shapes going on at once (their events interleaved in any way, each
+    call's in its order) come out as each does alone: the merges of a park's retriever, a
+    phone's consultation call and a conference's guest take no other call's channels."""
+    names = data.draw(
+        st.lists(st.sampled_from(sorted(SHAPES)), min_size=2, max_size=5, unique=True)
+    )
+    alone: dict[str, object] = {}
+    for name in names:
+        [ended] = [o for o in run(list(shape(name)))[1] if isinstance(o, CallEnded)]
+        alone[ended.record.linkedid] = ended.record
+    queues = [list(shape(name)) for name in names]
+    merged: list[StreamItem] = []
+    while any(queues):
+        queue = data.draw(st.sampled_from([q for q in queues if q]))
+        merged.append(queue.pop(0))
+    _, out = run(merged)
+    together = {o.record.linkedid: o.record for o in out if isinstance(o, CallEnded)}
+    assert together == alone
+    assert not [o for o in out if isinstance(o, EventRejected)]

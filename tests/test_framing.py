@@ -348,7 +348,10 @@ def test_event_filter_drops_only_what_the_correlator_never_reads(data: st.DataOb
         if not isinstance(f, AmiMessage)
         or f.event is None
         or f.action_id is not None
-        or (f.event in EVENT_FILTER.keep and (f.event != "CEL" or f.get("EventName") == "DTMF"))
+        or (
+            f.event in EVENT_FILTER.keep
+            and (f.event != "CEL" or f.get("EventName") in ("DTMF", "ANSWER", "APP_START"))
+        )
     ]
     assert filtered == wanted
     assert len(filtered) < len(everything)

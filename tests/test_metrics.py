@@ -79,6 +79,7 @@ def inbound(
         missed=answered_by is None,
         missed_reason=missed_reason,  # type: ignore[arg-type]
         hangup_first=hangup_first,  # type: ignore[arg-type]
+        talked=answered_at is not None,  # the answerer was bridged with the caller
         incomplete=incomplete,
         transfers=transfers or [],
     )
@@ -167,7 +168,7 @@ def test_series_exist_at_zero(metrics: CallMetrics) -> None:
     ):
         assert value(metrics, name) == 0.0
     assert (
-        value(metrics, "callmon_build_info", version="0.1.0", definitions_version="2026.1") == 1.0
+        value(metrics, "callmon_build_info", version="0.1.0", definitions_version="2026.2") == 1.0
     )
     assert value(metrics, "callmon_staff_info", staff="203", department=CHONGMU) == 1.0
 
@@ -545,7 +546,7 @@ def test_labels_stay_bounded_over_many_callers(metrics: CallMetrics) -> None:
         "direction": {"inbound", "outbound", "internal", "unknown"},
         "outcome": {"answered", "missed", "incomplete"},
         "side": {"caller", "staff", "unknown", "pbx"},
-        "kind": {"blind", "attended"},
+        "kind": {"blind", "attended", "park"},
         "reason": {
             "no_answer",
             "caller_abandoned",
@@ -553,6 +554,7 @@ def test_labels_stay_bounded_over_many_callers(metrics: CallMetrics) -> None:
             "unavailable",
             "failed",
             "pbx_restart",
+            "abandoned_in_queue",
             "unknown",
         },
         "stage": set(PIPELINE_STAGES),

@@ -62,10 +62,13 @@ def test_the_shipped_configuration_passes() -> None:
     [
         ("manager.conf", "timestampevents = yes", "timestampevents = no", "timestampevents"),
         ("manager.conf", "write = reporting", "write = all", "originate, system, config, command"),
-        ("manager.conf", "read = call,dtmf", "read = call", "lacks dtmf: the monitor would miss "
-         "DTMFBegin, DTMFEnd"),
-        ("manager.conf", "read = call,dtmf", "read = call,dtmf,dialplan,reporting",
-         "more than the monitor needs: reporting,dialplan (it needs call,dtmf)"),
+        ("manager.conf", "read = call,agent,dtmf", "read = call,agent", "lacks dtmf: the monitor "
+         "would miss DTMFBegin, DTMFEnd"),
+        ("manager.conf", "read = call,agent,dtmf", "read = call,agent", "lacks dtmf"),
+        ("manager.conf", "read = call,agent,dtmf", "read = call,dtmf", "lacks agent: the monitor "
+         "would miss QueueCallerAbandon, QueueCallerJoin, QueueCallerLeave"),
+        ("manager.conf", "read = call,agent,dtmf", "read = call,agent,dtmf,dialplan,reporting",
+         "more than the monitor needs: reporting,dialplan (it needs call,agent,dtmf)"),
         ("manager.conf", "write = reporting", "write = none",
          "does not allow CoreShowChannels (needs one of system,reporting)"),
         ("indications.conf", "ringcadence = 1000,2000", "ringcadence = 2000,4000",
@@ -123,7 +126,7 @@ def test_a_world_open_ami_is_reported_at_bindaddr(tmp_path: Path) -> None:
 
 def test_a_spaced_class_list_is_read_as_asterisk_reads_it(tmp_path: Path) -> None:
     directory, number = broken_copy(
-        tmp_path, "manager.conf", "read = call,dtmf", "read = call, dtmf"
+        tmp_path, "manager.conf", "read = call,agent,dtmf", "read = call,agent, dtmf"
     )
     problems = reported(check(directory, "--lang", "en"))
     assert [p.split(": ", 1)[0] for p in problems] == [f"manager.conf:{number}"] * 2

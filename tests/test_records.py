@@ -140,7 +140,15 @@ def test_a_compiled_mapping_refuses_what_it_cannot_write() -> None:
 
 
 def test_the_model_marks_its_times() -> None:
-    assert CALL.times == {"started_at", "ring_started_at", "answered_at", "ended_at"}
+    assert CALL.times == {
+        "started_at",
+        "queue_joined_at",
+        "ring_started_at",
+        "ring_ended_at",
+        "answered_at",
+        "conference_at",
+        "ended_at",
+    }
     assert LEG.times == {"rang_at", "answered_at", "ended_at"}
     assert TRANSFER.times == {
         "started_at",

@@ -43,6 +43,7 @@ def answered(ring: float, *, direction: str = "inbound", hangup: str = "caller")
         answered_by="201",
         ended_at=200.0,
         hangup_first=hangup,  # type: ignore[arg-type]
+        talked=True,
     )
 
 

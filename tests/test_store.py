@@ -128,6 +128,7 @@ def transferred_call() -> tuple[CallRecord, CallVerdict]:
         ],
         ended_at=E0 + 95.5,
         hangup_first="caller",
+        talked=True,
         transfers=[
             Transfer(
                 kind="attended",
@@ -212,11 +213,18 @@ EXPECTED_TRANSFERRED: dict[str, Any] = {
     "ring_started_at": at(0.123456),
     "answered_at": at(5.999999),
     "answered_by": "201",
+    "conference_at": None,
     "picked_up": False,
     "ended_at": at(95.5),
     "missed": False,
     "missed_reason": None,
     "hangup_first": "caller",
+    "talked": True,
+    "ring_ended_at": None,
+    "after_dial": None,
+    "voicemail_left": False,
+    "queue_joined_at": None,
+    "queue_wait_seconds": None,
     "incomplete": False,
     "ring_seconds": 5.876543,
     "definitions_version": "2026.1",
@@ -235,6 +243,7 @@ EXPECTED_TRANSFERRED: dict[str, Any] = {
             "ended_at": at(95.5),
             "hangup_cause": "16",
             "after_answer": False,
+            "conference": False,
         },
         {
             "position": 1,
@@ -245,6 +254,7 @@ EXPECTED_TRANSFERRED: dict[str, Any] = {
             "ended_at": at(4.75),
             "hangup_cause": "19",
             "after_answer": False,
+            "conference": False,
         },
         {
             "position": 2,
@@ -255,6 +265,7 @@ EXPECTED_TRANSFERRED: dict[str, Any] = {
             "ended_at": at(2.5),
             "hangup_cause": "19",
             "after_answer": False,
+            "conference": False,
         },
         {
             "position": 3,
@@ -265,6 +276,7 @@ EXPECTED_TRANSFERRED: dict[str, Any] = {
             "ended_at": at(36.5),
             "hangup_cause": "16",
             "after_answer": False,
+            "conference": False,
         },
         {
             "position": 4,
@@ -275,6 +287,7 @@ EXPECTED_TRANSFERRED: dict[str, Any] = {
             "ended_at": at(60.0),
             "hangup_cause": "16",
             "after_answer": True,
+            "conference": False,
         },
         {
             "position": 5,
@@ -285,15 +298,18 @@ EXPECTED_TRANSFERRED: dict[str, Any] = {
             "ended_at": at(95.5),
             "hangup_cause": None,
             "after_answer": True,
+            "conference": False,
         },
     ],
     "rang": ["201", "202"],  # CallRecord.rang: before the answer, by ring time, each once
+    "conference": [],
     "transfers": [
         {
             "position": 0,
             "kind": "attended",
             "from_ext": "201",
             "to_ext": "203",
+            "external": False,
             "completed": True,
             "started_at": at(30.25),
             "target_rang_at": at(31.0),
@@ -309,6 +325,7 @@ EXPECTED_TRANSFERRED: dict[str, Any] = {
             "kind": "blind",
             "from_ext": "203",
             "to_ext": "204",
+            "external": False,
             "completed": False,
             "started_at": at(60.0),
             "target_rang_at": None,
@@ -451,6 +468,7 @@ async def test_round_trip_is_exact(engine: AsyncEngine) -> None:
                 "ended_at": at(i + 31),
                 "hangup_cause": "16",
                 "after_answer": False,
+                "conference": False,
             },
             {
                 "position": 1,
@@ -461,6 +479,7 @@ async def test_round_trip_is_exact(engine: AsyncEngine) -> None:
                 "ended_at": at(i + 31),
                 "hangup_cause": None,
                 "after_answer": False,
+                "conference": False,
             },
         ]
         assert stored["transfers"] == []
@@ -532,6 +551,7 @@ async def test_a_rewritten_call_replaces_the_old_one(engine: AsyncEngine) -> Non
             "ended_at": None,
             "hangup_cause": None,
             "after_answer": False,
+            "conference": False,
         }
     ]
     assert stored["transfers"] == []

@@ -97,12 +97,12 @@ Frame = Banner | AmiMessage | FramingError
 @dataclass(frozen=True, slots=True)
 class EventFilter:
     """The events a consumer reads; the framer drops every other one by its first line,
-    before decoding it. ``markers`` keeps an event only if its bytes hold the marker (a
-    ``CEL`` record only when it is a ``DTMF`` one). Responses and the events of an action's
-    reply (they carry an ``ActionID``) are always kept."""
+    before decoding it. ``markers`` keeps an event only if its bytes hold one of its markers
+    (a ``CEL`` record only when it is a ``DTMF`` one, say). Responses and the events of an
+    action's reply (they carry an ``ActionID``) are always kept."""
 
     keep: frozenset[str]
-    markers: Mapping[str, bytes] = field(default_factory=dict)
+    markers: Mapping[str, tuple[bytes, ...]] = field(default_factory=dict)
 
 
 def parse_message(raw: bytes) -> AmiMessage | FramingError:
@@ -191,7 +191,7 @@ class AmiFramer:
     _skipping: bool = False
     _ignored_lines: frozenset[bytes] = frozenset()
     _kept_lines: frozenset[bytes] | None = None
-    _markers: dict[bytes, bytes] = field(default_factory=dict)
+    _markers: dict[bytes, tuple[bytes, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._ignored_lines = frozenset(_event_line(name) for name in self.ignore_events)
@@ -304,7 +304,7 @@ class AmiFramer:
                 if kept is not None:
                     if first in kept:
                         marker = markers.get(first)
-                        unwanted = marker is not None and marker not in raw
+                        unwanted = marker is not None and not any(m in raw for m in marker)
                     else:
                         unwanted = first.startswith(b"Event: ")
                     # The events of an action's reply carry its ActionID: always kept.

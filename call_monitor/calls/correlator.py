@@ -30,6 +30,7 @@ from itertools import pairwise
 from call_monitor.ami.framing import AmiMessage, EventFilter
 from call_monitor.ami.stream import PbxRestarted, Resync, StreamItem
 from call_monitor.calls.model import (
+    AfterDial,
     CallAnswered,
     CallEnded,
     CallRecord,
@@ -37,6 +38,7 @@ from call_monitor.calls.model import (
     Fact,
     Leg,
     MissedReason,
+    Party,
     Transfer,
 )
 
@@ -75,6 +77,28 @@ _DIAL_FAILURES: dict[str, MissedReason] = {
     "CONGESTION": "unavailable",
     "NOANSWER": "no_answer",
 }
+
+# What a dialplan application that takes an unanswered caller is, by its name in lower case
+# (the ``Application`` of a CEL record on the caller's channel): ``VoiceMail(201@default,u)``
+# after a ``Dial`` that timed out, ``Playback(closed-message)`` ... Another application that
+# answers the caller (``Newstate`` Up, CEL ``ANSWER``) is ``other``.
+_AFTER_DIAL_APPS: dict[str, AfterDial] = {
+    "voicemail": "voicemail",
+    "playback": "announcement",
+    "background": "announcement",
+}
+# Applications that are steps of ringing staff or of the dialplan's flow, not a place the
+# caller was taken to (CEL ``ANSWER`` names ``Dial`` on a caller a staff phone answered).
+_NOT_AFTER_DIAL_APPS = frozenset(
+    {"", "dial", "appdial", "queue", "appqueue", "answer", "noop", "set", "goto", "gotoif"}
+    | {"gotoiftime", "execif", "gosub", "return", "hangup", "verbose", "log", "macro"}
+)
+# CEL records the correlator reads: the key presses, and the application of a channel.
+_CEL_USED = (
+    b"\r\nEventName: DTMF\r\n",
+    b"\r\nEventName: ANSWER\r\n",
+    b"\r\nEventName: APP_START\r\n",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +185,10 @@ class CallState:
     dial_attempted: bool = False
     dial_failure: MissedReason | None = None
     caller_gave_up: bool = False
+    in_queue: bool = False  # between QueueCallerJoin and leaving the queue
     last_event_at: float = 0.0
+    # The last hang-up of a staff phone that rang for the caller and did not answer.
+    ring_stopped_at: float | None = None
     open_transfer: Transfer | None = None  # a transfer waiting for its target to answer
     consultation: set[str] = field(default_factory=set)  # channels of an attended transfer
     ended_by_pbx: bool = False  # hung up by the PBX itself (restart, shutdown)
@@ -192,6 +219,7 @@ class Correlator:
         self._channels: dict[str, Channel] = {}  # uniqueid -> channel
         self._by_name: dict[str, str] = {}  # channel name -> uniqueid
         self._bridges: dict[str, set[str]] = {}  # bridge id -> uniqueids
+        self._conferences: dict[str, CallState] = {}  # ConfBridge name -> the customer's call
         self._last_sweep = 0.0
         self._gone: dict[str, None] = {}  # ended linkedids and hung-up uniqueids, oldest first
         self._last_ts = 0.0  # the newest event time seen: the correlator's only clock
@@ -361,7 +389,7 @@ class Correlator:
         local = name.startswith("Local/")
         leg = None
         if not local:
-            leg = Leg("customer", None) if public else Leg("staff", endpoint)
+            leg = Leg(self._party(call, public), None if public else endpoint)
             call.record.legs.append(leg)
         channel = Channel(
             uniqueid=uniqueid,
@@ -382,6 +410,15 @@ class Correlator:
                 call, channel, h.get(prefix + "Exten", ""), h.get(prefix + "CallerIDName", "")
             )
         return channel
+
+    @staticmethod
+    def _party(call: CallState, public: bool) -> Party:
+        """A public channel is the customer's, unless the call already has its customer on
+        the public side (an inbound call's caller, an outbound call's callee): then it is
+        an outside party the call was transferred to."""
+        if not public:
+            return "staff"
+        return "outside" if call.record.direction in ("inbound", "outbound") else "customer"
 
     def _set_originator(self, call: CallState, channel: Channel, exten: str, name: str) -> None:
         record = call.record
@@ -404,6 +441,8 @@ class Correlator:
     def on_newstate(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
         channel = self._channel(msg, ts, out)
         state = msg.headers.get("ChannelState")
+        if channel.uniqueid == channel.call.customer and state == STATE_UP:
+            self._after_dial(channel.call, ts, "other")  # the PBX answered the caller
         if channel.local or channel.uniqueid == channel.call.originator:
             return
         if state == STATE_RINGING:
@@ -430,9 +469,14 @@ class Correlator:
             call.dial_attempted = True
             if record.ring_started_at is None or ts < record.ring_started_at:
                 record.ring_started_at = ts
-        elif call.open_transfer is not None and call.open_transfer.target_rang_at is None:
+        elif (
+            call.open_transfer is not None
+            and call.open_transfer.target_rang_at is None
+            and call.open_transfer.kind != "park"  # nobody rings for a parked call
+        ):
             call.open_transfer.target_rang_at = ts
             call.open_transfer.to_ext = call.open_transfer.to_ext or channel.extension
+            call.open_transfer.external = call.open_transfer.external or channel.public
 
     def _answered(self, channel: Channel, ts: float, out: list[Output]) -> None:
         if channel.answered_at is not None:
@@ -448,9 +492,10 @@ class Correlator:
             out.append(CallAnswered.of(record, ts))
             return
         transfer = call.open_transfer
-        if transfer is not None and transfer.target_answered_at is None:
+        if transfer is not None and transfer.target_answered_at is None and transfer.kind != "park":
             transfer.target_answered_at = ts
             transfer.to_ext = channel.extension or transfer.to_ext
+            transfer.external = transfer.external or channel.public
             if transfer.kind == "blind":
                 transfer.connected_at = ts
                 transfer.completed = True
@@ -474,12 +519,16 @@ class Correlator:
         if call.record.answered_at is None:
             call.dial_attempted = True
             return
-        if caller.uniqueid != call.customer and dest.extension is not None:
-            # After the answer, someone other than the customer dials a colleague: the
-            # consultation leg of an attended transfer (Atxfer/*2 dial through Local).
-            self._start_attended(call, dest, ts)
+        if caller.uniqueid != call.customer and (dest.extension is not None or dest.public):
+            # After the answer, someone other than the customer dials a colleague (or an
+            # outside number): the consultation leg of an attended transfer (Atxfer/*2 dial
+            # through Local).
+            number = msg.headers.get("DestCallerIDNum") or msg.headers.get("DestExten")
+            self._start_attended(call, dest, ts, number)
 
-    def _start_attended(self, call: CallState, dest: Channel, ts: float) -> None:
+    def _start_attended(
+        self, call: CallState, dest: Channel, ts: float, number: str | None
+    ) -> None:
         if call.open_transfer is not None:
             return
         transferer = self._current_staff_channel(call)
@@ -487,8 +536,11 @@ class Correlator:
             kind="attended",
             started_at=transferer.transfer_started(ts) if transferer else ts,
             from_ext=transferer.extension if transferer else None,
-            to_ext=dest.extension,
+            to_ext=dest.extension or (number if dest.public else None),
+            external=dest.public,
         )
+        # Its Ringing may have come before the DialBegin (the order of events is not fixed).
+        transfer.target_rang_at = dest.rang_at
         call.record.transfers.append(transfer)
         call.open_transfer = transfer
         call.consultation.add(dest.uniqueid)
@@ -532,14 +584,32 @@ class Correlator:
         if record.hangup_first != "unknown":
             return
         if channel.uniqueid == call.customer:
-            if record.answered_at is None:
+            if record.answered_at is None and record.after_dial is None:
                 call.caller_gave_up = True
             record.hangup_first = "caller"
-        elif record.answered_at is not None and self._bridged_with_customer(channel):
+        elif (
+            record.answered_at is not None
+            and not channel.public  # an outside party the call went to is no staff member
+            and self._bridged_with_customer(channel)
+            and not self._other_staff_with_customer(channel)  # a conference goes on
+        ):
             record.hangup_first = "staff"
 
     def _bridged_with_customer(self, channel: Channel) -> bool:
         return channel.uniqueid in self._talking_with_customer(channel.call)
+
+    def _other_staff_with_customer(self, channel: Channel) -> bool:
+        """Another staff phone than ``channel`` is with the customer (a conference)."""
+        for uid in self._talking_with_customer(channel.call):
+            peer = self._channels.get(uid)
+            if (
+                peer is None
+                or peer.extension is None
+                or uid in (channel.uniqueid, peer.call.customer)
+            ):
+                continue
+            return True
+        return False
 
     def _talking_with_customer(self, call: CallState) -> list[str]:
         """Channels in the customer's bridge, following Local channel pairs (``;1`` in one
@@ -579,6 +649,8 @@ class Correlator:
         if channel.leg is not None:
             channel.leg.ended_at = ts
             channel.leg.hangup_cause = msg.headers.get("Cause")
+        if self._rings_unanswered(channel):
+            call.ring_stopped_at = ts
         self._drop_channel(channel)
         if call.open_transfer is not None and channel.uniqueid in call.consultation:
             call.open_transfer = None  # consultation ended without a transfer
@@ -629,6 +701,17 @@ class Correlator:
             self._leave_bridge(channel)
         channel.bridge = bridge
         self._bridges.setdefault(bridge, set()).add(channel.uniqueid)
+        self._note_talk(channel.call)
+
+    def _note_talk(self, call: CallState) -> None:
+        """A staff phone in the customer's bridge (through Local pairs): they talked."""
+        if call.record.talked:
+            return
+        for uid in self._talking_with_customer(call):
+            peer = self._channels.get(uid)
+            if peer is not None and peer.extension is not None and uid != call.customer:
+                call.record.talked = True
+                return
 
     def on_bridge_leave(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
         channel = self._channel(msg, ts, out)
@@ -657,13 +740,82 @@ class Correlator:
         self._key_pressed(self._channel(msg, ts, out), ts)
 
     def on_cel(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
-        # CEL reaches a read=call user that gets no DTMF events: its DTMF record is the
-        # only sign of a transfer feature code on such a link.
-        if msg.headers.get("EventName") != "DTMF":
-            return
         channel = self._channels.get(msg.headers["UniqueID"])
-        if channel is not None:
+        if channel is None:
+            return
+        name = msg.headers.get("EventName")
+        if name == "DTMF":
+            # CEL reaches a read=call user that gets no DTMF events: its DTMF record is the
+            # only sign of a transfer feature code on such a link.
             self._key_pressed(channel, ts)
+        elif channel.uniqueid == channel.call.customer:
+            self._customer_app(channel.call, msg.headers.get("Application", ""), ts, name)
+
+    def on_message_waiting(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        """VoiceMail left a message: the event names the caller's channel (app_voicemail
+        publishes the mailbox state with the channel that left the message)."""
+        channel = self._channels.get(msg.headers.get("Uniqueid", ""))
+        if channel is None or channel.uniqueid != channel.call.customer:
+            return
+        record = channel.call.record
+        self._after_dial(channel.call, ts, "voicemail")
+        if record.after_dial == "voicemail":
+            record.voicemail_left = True
+
+    def on_queue_caller_join(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        """The caller waits in a queue (every member busy: music, no phone ringing)."""
+        call = self._channel(msg, ts, out).call
+        call.in_queue = True
+        if call.record.queue_joined_at is None:
+            call.record.queue_joined_at = ts
+
+    def on_queue_caller_leave(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        """Out of the queue: to a member who answered, or on at the queue's timeout."""
+        self._channel(msg, ts, out).call.in_queue = False
+
+    def on_queue_caller_abandon(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        """The caller hung up while waiting in the queue (app_queue: after the hang-up)."""
+        call = self._channel(msg, ts, out).call
+        call.in_queue = False
+        if call.record.answered_at is None:
+            call.caller_gave_up = True
+
+    def _customer_app(self, call: CallState, app: str, ts: float, cel: str | None) -> None:
+        """An application on the caller's channel: after an unanswered dial, where the
+        dialplan took the caller (VoiceMail, an announcement; another one that answers)."""
+        app = app.lower()
+        if app in _NOT_AFTER_DIAL_APPS:
+            return
+        kind = _AFTER_DIAL_APPS.get(app)
+        if kind is not None:
+            self._after_dial(call, ts, kind)
+        elif cel == "ANSWER":
+            self._after_dial(call, ts, "other")
+
+    def _after_dial(self, call: CallState, ts: float, kind: AfterDial) -> None:
+        """The dialplan took an unanswered caller on after the staff phones stopped ringing:
+        the ring time ends with the last of them; the caller staying on is no giving up."""
+        record = call.record
+        dialled = call.dial_attempted or record.queue_joined_at is not None
+        if record.answered_at is not None or not dialled or call.in_queue:
+            return  # a queue may answer its caller between rounds of ringing: still waiting
+        if any(self._rings_unanswered(c) for c in call.channels.values()):
+            return  # a phone still rings: this is still the dial
+        if record.after_dial in (None, "other"):
+            record.after_dial = kind
+        if record.ring_ended_at is None:
+            record.ring_ended_at = call.ring_stopped_at if call.ring_stopped_at else ts
+
+    @staticmethod
+    def _rings_unanswered(channel: Channel) -> bool:
+        """A staff phone ringing for a caller nobody answered yet."""
+        return (
+            channel.extension is not None
+            and channel.rang_at is not None
+            and channel.answered_at is None
+            and channel.call.record.answered_at is None
+            and channel.uniqueid != channel.call.customer
+        )
 
     @staticmethod
     def _key_pressed(channel: Channel, ts: float) -> None:
@@ -707,9 +859,9 @@ class Correlator:
             # The phone made its own consultation call (SIP REFER/Replaces): merge it.
             self._absorb(call, second.call)
         transfer = call.open_transfer
+        target = self._by_channel_name(h.get("TransferTargetChannel", ""))
         if transfer is None or transfer.kind != "attended":
             transferer = first or second
-            target = self._by_channel_name(h.get("TransferTargetChannel", ""))
             transfer = Transfer(
                 kind="attended",
                 started_at=transferer.transfer_started(ts) if transferer else ts,
@@ -717,10 +869,93 @@ class Correlator:
                 to_ext=target.extension if target else None,
             )
             call.record.transfers.append(transfer)
+        if target is not None and target.public:
+            transfer.external = True
+            transfer.to_ext = transfer.to_ext or target.caller_num or None
+        if target is not None:
+            # The phone's own consultation call (REFER) rang and answered the colleague in a
+            # call of its own: the target channel kept when (issue 15: a long-ringing one).
+            transfer.target_rang_at = transfer.target_rang_at or target.rang_at
+            transfer.target_answered_at = transfer.target_answered_at or target.answered_at
         transfer.completed = True
         transfer.connected_at = ts
         call.open_transfer = None
         call.consultation.clear()
+
+    def on_parked_call(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        """The customer was parked: the blind transfer to the parking extension just seen
+        becomes a park (or a park of its own, by the Park application); it waits for a
+        colleague to retrieve the customer. ``Parkee*`` headers, no ``Channel``."""
+        parkee = self._parkee(msg)
+        call = parkee.call
+        call.last_event_at = ts
+        transfer = call.open_transfer
+        if transfer is None or transfer.kind != "blind" or transfer.completed:
+            parker = endpoint_of(msg.headers.get("ParkerDialString", ""))
+            transfer = Transfer(
+                kind="park",
+                started_at=ts,
+                from_ext=parker or None,
+                to_ext=msg.headers.get("ParkingSpace") or None,
+            )
+            call.record.transfers.append(transfer)
+        transfer.kind = "park"
+        call.open_transfer = transfer
+
+    def on_unparked_call(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        """A colleague retrieved the parked customer: the park is connected to them. The
+        retriever's channel began a call of its own (as a pickup's does): merged here."""
+        parkee = self._parkee(msg)
+        call = parkee.call
+        call.last_event_at = ts
+        retriever = self._channels.get(msg.headers.get("RetrieverUniqueid", ""))
+        if retriever is not None and retriever.call is not call:
+            self._absorb(call, retriever.call)
+        transfer = call.open_transfer
+        if transfer is None or transfer.kind != "park":
+            return
+        transfer.completed = True
+        transfer.connected_at = ts
+        if retriever is not None and retriever.extension is not None:
+            transfer.to_ext = retriever.extension
+        call.open_transfer = None
+
+    def on_parked_call_timeout(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        """Nobody retrieved it: the parking lot rings the parker back, not a connection."""
+        call = self._parkee(msg).call
+        call.last_event_at = ts
+        if call.open_transfer is not None and call.open_transfer.kind == "park":
+            call.open_transfer = None
+
+    def on_confbridge_join(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        """A channel joined a conference (ConfBridge). A colleague dialling in comes with a
+        call of its own: it becomes part of the customer's, which stays one call until the
+        caller leaves; each leg that joined says so."""
+        channel = self._channel(msg, ts, out)
+        name = msg.headers["Conference"]
+        host = self._conferences.get(name)
+        if host is None or self._calls.get(host.record.linkedid) is not host:
+            host = channel.call  # the first to join (or the conference outlived its call)
+        elif host is not channel.call:
+            if _has_customer(channel.call) and not _has_customer(host):
+                host, guest = channel.call, host  # the customer's call hosts it
+            else:
+                guest = channel.call
+            self._absorb(host, guest)
+        self._conferences[name] = host
+        if channel.leg is not None:
+            channel.leg.conference = True
+        if host.record.conference_at is None:
+            host.record.conference_at = ts
+
+    def on_confbridge_end(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
+        self._conferences.pop(msg.headers.get("Conference", ""), None)
+
+    def _parkee(self, msg: AmiMessage) -> Channel:
+        parkee = self._channels.get(msg.headers["ParkeeUniqueid"])
+        if parkee is None:
+            raise ValueError("parking event for a channel never seen")
+        return parkee
 
     def on_pickup(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
         picker = self._channel(msg, ts, out)
@@ -746,6 +981,14 @@ class Correlator:
             channel.call = into
             into.channels[channel.uniqueid] = channel
         other.channels.clear()
+        answered = into.record.answered_at
+        for leg in other.record.legs:
+            if leg.party == "customer" and into.customer is not None:
+                leg.party = "outside"  # the other call's callee: not this call's customer
+            # A phone that rang in the other call after this one was answered (the colleague
+            # of a consultation call) rang for a transfer, not for the caller.
+            if answered is not None and leg.rang_at is not None and leg.rang_at >= answered:
+                leg.after_answer = True
         into.record.legs.extend(other.record.legs)
         self._calls.pop(other.record.linkedid, None)
 
@@ -786,6 +1029,8 @@ class Correlator:
                 channel.bridge = msg.headers["BridgeId"]
                 self._bridges.setdefault(channel.bridge, set()).add(uniqueid)
             self._estimate_start(channel.call, _duration(msg.headers.get("Duration")))
+        for call in list(self._calls.values()):
+            self._note_talk(call)
         return out
 
     def _take_listed(self, tracked: list[tuple[Channel, AmiMessage]], out: list[Output]) -> None:
@@ -902,9 +1147,12 @@ class Correlator:
 def _settle(call: CallState, record: CallRecord, *, incomplete: bool) -> None:
     """A finished call's outcome: missed and why, and a hang-up by the PBX itself."""
     unanswered = record.answered_at is None and record.direction in ("inbound", "internal")
-    if unanswered and call.dial_attempted and not incomplete:
+    queued = record.queue_joined_at is not None
+    if unanswered and (call.dial_attempted or queued) and not incomplete:
         record.missed = True
-        if call.caller_gave_up:
+        if call.caller_gave_up and queued and record.ring_started_at is None:
+            record.missed_reason = "abandoned_in_queue"
+        elif call.caller_gave_up:
             record.missed_reason = "caller_abandoned"
         elif call.ended_by_pbx:
             record.missed_reason = "pbx_restart"
@@ -920,6 +1168,11 @@ def _out_of_order(record: CallRecord) -> bool:
     times = [record.started_at, record.ring_started_at, record.answered_at, record.ended_at]
     known = [t for t in times if t is not None]
     return any(later < earlier - _ORDER_SLACK_SECONDS for earlier, later in pairwise(known))
+
+
+def _has_customer(call: CallState) -> bool:
+    """A call with a customer on the public side (an inbound or outbound call)."""
+    return call.record.direction in ("inbound", "outbound")
 
 
 def _duration(text: str | None) -> float:
@@ -961,9 +1214,18 @@ _HANDLERS: dict[str, _Handler] = {
     "DTMFBegin": Correlator.on_dtmf,
     "DTMFEnd": Correlator.on_dtmf,
     "CEL": Correlator.on_cel,
+    "MessageWaiting": Correlator.on_message_waiting,
+    "QueueCallerJoin": Correlator.on_queue_caller_join,
+    "QueueCallerLeave": Correlator.on_queue_caller_leave,
+    "QueueCallerAbandon": Correlator.on_queue_caller_abandon,
+    "ParkedCall": Correlator.on_parked_call,
+    "UnParkedCall": Correlator.on_unparked_call,
+    "ParkedCallTimeOut": Correlator.on_parked_call_timeout,
+    "ConfbridgeJoin": Correlator.on_confbridge_join,
+    "ConfbridgeEnd": Correlator.on_confbridge_end,
 }
 
 # The events the correlator reads; a framer may drop every other one unparsed.
 EVENTS_USED: frozenset[str] = frozenset(_HANDLERS)
 # FullyBooted too: the live client reads the PBX's uptime in it (PbxRestarted).
-EVENT_FILTER = EventFilter(EVENTS_USED | {"FullyBooted"}, {"CEL": b"\r\nEventName: DTMF\r\n"})
+EVENT_FILTER = EventFilter(EVENTS_USED | {"FullyBooted"}, {"CEL": _CEL_USED})

@@ -15,18 +15,32 @@ from call_monitor.records import TIME, VALUE, Shape
 Direction = Literal["inbound", "outbound", "internal", "unknown"]
 # pbx: the PBX hung up every channel itself (a restart or shutdown): P7 not judged.
 HangupSide = Literal["caller", "staff", "unknown", "pbx"]
-# pbx_restart: still ringing when the PBX restarted (the caller is owed a callback).
+# pbx_restart: still ringing when the PBX restarted (the caller is owed a callback);
+# abandoned_in_queue: the caller left a queue before any phone rang for them.
 MissedReason = Literal[
-    "no_answer", "caller_abandoned", "busy", "unavailable", "failed", "pbx_restart"
+    "no_answer",
+    "caller_abandoned",
+    "busy",
+    "unavailable",
+    "failed",
+    "pbx_restart",
+    "abandoned_in_queue",
 ]
-TransferKind = Literal["blind", "attended"]
-Party = Literal["customer", "staff"]
+# Where the dialplan took a caller nobody answered, after the Dial gave up: VoiceMail, an
+# announcement (Playback, Background), or another application that answered the caller.
+AfterDial = Literal["voicemail", "announcement", "other"]
+# park: the customer parked (a blind transfer to the parking extension, or Park) and
+# retrieved by a colleague from the parking space.
+TransferKind = Literal["blind", "attended", "park"]
+# outside: a party on the public side who is not the customer (a transfer out of the office).
+Party = Literal["customer", "staff", "outside"]
 Outcome = Literal["answered", "missed", "incomplete"]
 
 
 @dataclass(slots=True)
 class Leg:
-    """One phone's part in a call: the customer's line or a staff phone (not Local channels)."""
+    """One phone's part in a call: the customer's line, a staff phone, or an outside party the
+    call was transferred to (not Local channels)."""
 
     party: Party
     extension: str | None  # staff extension; None for the public side
@@ -35,6 +49,7 @@ class Leg:
     ended_at: float | None = field(default=None, metadata=TIME)
     hangup_cause: str | None = None
     after_answer: bool = False  # rang after the call was answered: a transfer target
+    conference: bool = False  # joined a conference (ConfBridge) with the customer
 
 
 LEG: Shape[Leg] = Shape(Leg)
@@ -42,18 +57,22 @@ LEG: Shape[Leg] = Shape(Leg)
 
 @dataclass(slots=True)
 class Transfer:
-    """One transfer of the customer by a staff member to a colleague."""
+    """One transfer of the customer by a staff member to a colleague (or a park: the
+    colleague is who retrieved the customer from the parking space)."""
 
     kind: TransferKind
-    # Hold, BlindTransfer or the transfer feature, whichever came first
+    # Hold, BlindTransfer or the transfer feature, whichever came first (a park: the same)
     started_at: float = field(metadata=TIME)
     from_ext: str | None
-    to_ext: str | None = None
+    to_ext: str | None = None  # the colleague's extension; the number, if external
     completed: bool = False
     target_rang_at: float | None = field(default=None, metadata=TIME)
     target_answered_at: float | None = field(default=None, metadata=TIME)
-    # The customer is talking with the colleague.
+    # The customer is talking with the colleague (a park: retrieved, UnParkedCall).
     connected_at: float | None = field(default=None, metadata=TIME)
+    # The target is outside the office (a staff member's mobile, another agency): the call
+    # left the office. Its wait counts for P4 all the same.
+    external: bool = False
 
     @property
     def wait_seconds(self) -> float | None:
@@ -83,8 +102,15 @@ class CallRecord:
     caller_name: str = ""
     dialed: str = ""  # what was dialled: an extension, group, queue or external number
     staff: str | None = None  # outbound/internal: the staff extension that placed the call
+    # The caller joined a queue (QueueCallerJoin): waiting there, no phone ringing yet.
+    queue_joined_at: float | None = field(default=None, metadata=TIME)
     # The first staff phone (or the customer) rang.
     ring_started_at: float | None = field(default=None, metadata=TIME)
+    # The customer's call became a conference (ConfBridge): its legs say who joined.
+    conference_at: float | None = field(default=None, metadata=TIME)
+    # Unanswered, the caller stayed on (voicemail, an announcement): the last staff phone
+    # stopped ringing then, and the ring time ends there, not at the caller's hang-up.
+    ring_ended_at: float | None = field(default=None, metadata=TIME)
     answered_at: float | None = field(default=None, metadata=TIME)
     answered_by: str | None = None  # extension; the customer's number for outbound calls
     picked_up: bool = False  # answered by a colleague through call pickup
@@ -92,19 +118,39 @@ class CallRecord:
     ended_at: float | None = field(default=None, metadata=TIME)
     missed: bool = False
     missed_reason: MissedReason | None = None
+    after_dial: AfterDial | None = None  # unanswered: where the dialplan took the caller next
+    voicemail_left: bool = False  # the caller left a voicemail message (MessageWaiting)
     hangup_first: HangupSide = "unknown"
+    # A staff phone was bridged with the customer: a conversation took place (P7 is judged
+    # only then: it is about how a conversation ends).
+    talked: bool = False
     incomplete: bool = False  # the monitor did not see the whole call
     transfers: list[Transfer] = field(default_factory=list)
 
     @property
     def ring_seconds(self) -> float | None:
-        """Seconds from the first ring to the answer (or to the end, if never answered)."""
+        """Seconds from the first ring to the answer; if never answered, to the moment the
+        last staff phone stopped ringing when the caller stayed on (:attr:`ring_ended_at`),
+        else to the end."""
         if self.ring_started_at is None:
             return None
-        stop = self.answered_at if self.answered_at is not None else self.ended_at
+        stop = self.answered_at
+        if stop is None:
+            stop = self.ring_ended_at if self.ring_ended_at is not None else self.ended_at
         if stop is None:
             return None
         return round(max(0.0, stop - self.ring_started_at), 6)
+
+    @property
+    def queue_wait_seconds(self) -> float | None:
+        """A queue's caller: seconds waited in the queue before the first phone rang (to
+        the end, if none rang): the wait that wallboards call waiting time, not ringing."""
+        if self.queue_joined_at is None:
+            return None
+        stop = self.ring_started_at if self.ring_started_at is not None else self.ended_at
+        if stop is None:
+            return None
+        return round(max(0.0, stop - self.queue_joined_at), 6)
 
     @property
     def answered(self) -> bool:
@@ -130,8 +176,22 @@ class CallRecord:
         )
         return list(dict.fromkeys(extension for _, extension in ringing))
 
+    @property
+    def conference(self) -> list[str]:
+        """The staff extensions that joined the customer's conference, in order of joining."""
+        return list(
+            dict.fromkeys(
+                leg.extension
+                for leg in self.legs
+                if leg.conference and leg.party == "staff" and leg.extension is not None
+            )
+        )
 
-CALL: Shape[CallRecord] = Shape(CallRecord, {"ring_seconds": VALUE, "rang": VALUE})
+
+CALL: Shape[CallRecord] = Shape(
+    CallRecord,
+    {"ring_seconds": VALUE, "queue_wait_seconds": VALUE, "rang": VALUE, "conference": VALUE},
+)
 
 
 @dataclass(frozen=True, slots=True)

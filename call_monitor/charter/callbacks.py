@@ -11,8 +11,10 @@ costs O(obligations of its number + log n) and a timer tick O(due ones · log n)
 
 Rules (where the charter is silent, the choice is marked *chosen*):
 - Created by a complete inbound customer call that was missed (``no_answer``,
-  ``caller_abandoned`` or ``busy``), from a caller number we can call back, that rang at least
-  ``min_ring_seconds_for_obligation`` (busy calls never ring and are not subject to it).
+  ``caller_abandoned``, ``busy`` or ``abandoned_in_queue``), from a caller number we can call
+  back, that rang at least ``min_ring_seconds_for_obligation`` (busy calls never ring and are
+  not subject to it; a caller who left a queue before any phone rang must have waited that
+  long in it).
   Internal calls only if ``count_internal_calls``. A call picked up by a colleague is answered,
   not missed: the colleague's memo (``memo``) creates the obligation instead. *Chosen*: calls
   the monitor did not see whole (``incomplete``) and ``unavailable``/``failed`` ones (a PBX or
@@ -28,10 +30,13 @@ Rules (where the charter is silent, the choice is marked *chosen*):
   joins it and keeps the first due time, since the customer has been waiting since the first
   call and a second call must not buy the owner more time.
 - Fulfilled by an answered call placed after the obligation began, to that number, by the
-  owner, or by any member of the owning department when a department owns it: on time if the
-  customer answered at or before ``due_at``, late otherwise (whatever ``due_events`` said
-  yet). Unanswered attempts are recorded and do not fulfil. *Chosen*: a colleague's
-  callback does not fulfil a staff member's obligation (P6 names the responsible person).
+  owner or by any colleague in the owner's department (any member of the owning department
+  when a department owns it): on time if the customer answered at or before ``due_at``, late
+  otherwise (whatever ``due_events`` said yet); ``closed_by`` says who called back. The
+  charter promises the caller a call back: when 201 is away and 202 of the same department
+  calls the customer back, the customer was called back. A call from another department
+  does not fulfil it. Unanswered attempts (by the same people) are recorded and do not
+  fulfil.
 - Resolved (``resolved_by_inbound``) by an answered inbound call from that number, after the
   obligation began, answered in the owner's department (or by the owner, when the owner's
   department is unknown): the customer got through, so nobody needs to call.
@@ -72,7 +77,9 @@ from call_monitor.charter.working_hours import WorkingHours, to_seoul
 from call_monitor.config import CallbackSettings
 from call_monitor.directory import Directory
 
-OBLIGING_REASONS = frozenset({"no_answer", "caller_abandoned", "busy", "pbx_restart"})
+OBLIGING_REASONS = frozenset(
+    {"no_answer", "caller_abandoned", "busy", "pbx_restart", "abandoned_in_queue"}
+)
 
 
 # Earliest deadline first, then by id: the order of every listing (``(due_at, id)``).
@@ -356,8 +363,9 @@ class CallbackTracker:
         if not number:
             return None  # anonymous caller: nobody to call back
         if record.missed_reason != "busy":
-            rang = record.ring_seconds or 0.0
-            if rang < self.settings.min_ring_seconds_for_obligation:
+            # A caller who left a queue before any phone rang waited there instead.
+            waited = record.ring_seconds or record.queue_wait_seconds or 0.0
+            if waited < self.settings.min_ring_seconds_for_obligation:
                 return None
         owner = self._owner_of_missed(record)
         if owner is None:
@@ -418,11 +426,11 @@ class CallbackTracker:
         for obligation in self._for_number(number):
             if placed < obligation.created_at:
                 continue
-            if obligation.owner_kind == "staff":
-                allowed = caller == obligation.owner
-            else:
-                allowed = caller_department == obligation.owner
-            if not allowed:
+            # The owner, or a colleague of the owner's department (of the owning one).
+            colleague = caller_department is not None and (
+                caller_department == obligation.owner_department
+            )
+            if caller != obligation.owner and not colleague:
                 continue
             if record.answered_at is None:
                 attempt = self._change(

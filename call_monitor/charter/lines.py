@@ -40,6 +40,11 @@ _KO = {
     "missed": "부재중: {reason}",
     "no_answer": "아무도 받지 않음",
     "caller_abandoned": "고객이 기다리다 끊음",
+    "abandoned_in_queue": "대기열에서 기다리다 끊음(벨 울리기 전)",
+    "after_voicemail": "음성사서함으로",
+    "after_voicemail_left": "음성사서함에 메시지 남김",
+    "after_announcement": "안내 방송으로",
+    "after_other": "다른 안내로",
     "busy": "통화 중",
     "unavailable": "전화기 연결 안 됨",
     "failed": "연결 실패",
@@ -49,6 +54,7 @@ _KO = {
     "breached": "미충족",
     "apology": "P2 양해 인사 필요",
     "blind": "바로 돌려줌",
+    "park": "보류(파킹) 후 연결",
     "attended": "설명 후 돌려줌",
     "transfer_connected": "{src}→{dst} {kind}, {wait:.1f}초 만에 연결",
     "transfer_not_connected": "{src}→{dst} {kind}, 연결 안 됨",
@@ -82,6 +88,11 @@ _EN = {
     "missed": "missed: {reason}",
     "no_answer": "nobody answered",
     "caller_abandoned": "caller gave up waiting",
+    "abandoned_in_queue": "caller left the queue before any phone rang",
+    "after_voicemail": "to voicemail",
+    "after_voicemail_left": "left a voicemail message",
+    "after_announcement": "to an announcement",
+    "after_other": "on to another application",
     "busy": "busy",
     "unavailable": "phone unreachable",
     "failed": "connection failed",
@@ -91,6 +102,7 @@ _EN = {
     "breached": "breached",
     "apology": "P2 apology expected",
     "blind": "passed on at once",
+    "park": "parked, then taken up",
     "attended": "passed on after briefing",
     "transfer_connected": "{src}->{dst} {kind}, connected after {wait:.1f} s",
     "transfer_not_connected": "{src}->{dst} {kind}, never connected",
@@ -142,7 +154,11 @@ def _answer(record: CallRecord, directory: Directory | None, t: dict[str, str]) 
         who = _person(record.answered_by, directory)
         return t["picked" if record.picked_up else "answered"].format(who=who)
     if record.missed:
-        return t["missed"].format(reason=t[record.missed_reason or "failed"])
+        reason = t[record.missed_reason or "failed"]
+        if record.after_dial is not None:
+            left = "_left" if record.voicemail_left else ""
+            reason = f"{reason}, {t[f'after_{record.after_dial}{left}']}"
+        return t["missed"].format(reason=reason)
     return None
 
 

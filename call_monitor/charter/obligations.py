@@ -332,6 +332,7 @@ CALLBACK_REPORT: tuple[Key, ...] = (
     "state",
     ("attempts", "attempt_count"),
     "closed_at",
+    "closed_by",
 )
 
 

@@ -11,7 +11,8 @@ Definitions (the README quotes them):
   < transfer_limit_seconds (10 s). An abandoned or failed transfer is not met.
 - P5: a transfer whose target is in another department than the transferring staff member;
   judged on the same wait.
-- P7 met: the caller hung up first; breached if staff did; not judged if unknown.
+- P7 met: the caller hung up first; breached if staff did; judged only on calls where a staff
+  member was bridged with the caller (``talked``), not judged if unknown.
 Only complete inbound customer calls are judged (internal calls too if configured).
 """
 
@@ -140,7 +141,9 @@ def _rings(ring_seconds: float | None, charter: CharterSettings) -> int | None:
 
 
 def _p7_met(record: CallRecord) -> bool | None:
-    if record.hangup_first in ("unknown", "pbx") or not _staff_answers(record):
+    """P7 is about how a conversation ends: judged only where staff talked with the caller
+    (a caller giving up while it rings, or in voicemail, ends no conversation)."""
+    if not record.talked or record.hangup_first in ("unknown", "pbx") or not _staff_answers(record):
         return None
     return record.hangup_first == "caller"
 
@@ -170,7 +173,7 @@ def _checks(
         checks.append(check("P4", verdict.p4_met, transfer.from_ext))
         if verdict.other_department:
             checks.append(check("P5", verdict.p4_met, transfer.from_ext))
-    if p7_met is not None and record.answered:
+    if p7_met is not None:
         checks.append(check("P7", p7_met, _last_staff(record)))
     return tuple(checks)
 

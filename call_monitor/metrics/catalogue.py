@@ -46,6 +46,12 @@ RING_DURATION = FamilySpec(
     "(answered) or to the caller giving up (missed).",
     ("department", "outcome"),
 )
+QUEUE_WAIT = FamilySpec(
+    "callmon_queue_wait_seconds",
+    "Customer calls that waited in a queue: seconds from joining it to the first member's "
+    "phone ringing (or to the caller leaving, if none rang): the waiting time of wallboards.",
+    ("department",),
+)
 APOLOGY_EXPECTED = FamilySpec(
     "callmon_apology_expected_calls",
     "Customer calls answered on ring 3 or later, where P2 expects an apology.",

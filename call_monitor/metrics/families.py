@@ -91,6 +91,7 @@ from call_monitor.metrics.catalogue import (
     HANGUP_FIRST,
     MISSED_CALLS,
     PIPELINE_ERRORS,
+    QUEUE_WAIT,
     RESYNC_INCOMPLETE,
     RING_DURATION,
     STAFF_CHARTER_CHECKS,
@@ -138,6 +139,8 @@ RING_SECONDS_BUCKETS = (1.0, 2.0, 3.0, 4.5, 6.0, 9.0, 12.0, 15.0, 20.0, 30.0, 60
 # Event-to-handled lag: a healthy monitor stays in the first buckets (ingest p99 ~2 ms).
 HANDLING_LAG_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 TRANSFER_WAIT_BUCKETS = (1.0, 2.0, 3.0, 5.0, 7.5, 10.0, 15.0, 20.0, 30.0, 60.0)
+# Waiting in a queue before a phone rings: seconds to minutes (the queue's own timeout).
+QUEUE_WAIT_BUCKETS = (1.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 CALLBACK_RESULTS: tuple[ClosedState, ...] = get_args(ClosedState)
 FULFILLED: tuple[FulfilledState, ...] = get_args(FulfilledState)
 # Where in the daemon's pipeline a call raised: events to calls, the charter rules, these
@@ -472,6 +475,7 @@ class CallMetrics:
         self.missed_calls = self._counter(MISSED_CALLS)
         self.answer_rings = self._histogram(ANSWER_RINGS, ANSWER_RING_BUCKETS)
         self.ring_duration = self._histogram(RING_DURATION, RING_SECONDS_BUCKETS)
+        self.queue_wait = self._histogram(QUEUE_WAIT, QUEUE_WAIT_BUCKETS)
         self.apology_expected = self._counter(APOLOGY_EXPECTED)
         self.charter_checks = self._counter(CHARTER_CHECKS)
         self.staff_charter_checks = self._counter(STAFF_CHARTER_CHECKS)
@@ -541,6 +545,7 @@ class CallMetrics:
             self.hangup_first.labels(department, side)
         for department in departments:
             self.answer_rings.labels(department)
+            self.queue_wait.labels(department)
             self.apology_expected.labels(department)
 
     def _create_charter_series(self, departments: list[str], extensions: list[str]) -> None:
@@ -655,6 +660,9 @@ class CallMetrics:
         if not verdict.judged:
             return
         # Below: customer calls, the ones the charter is measured on.
+        queue_wait = record.queue_wait_seconds
+        if queue_wait is not None:
+            self.queue_wait.labels(department).observe(queue_wait)
         ring_seconds = record.ring_seconds
         if record.answered:
             if verdict.rings is not None:

@@ -104,15 +104,22 @@ class Call(Base):
     department: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     ring_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ring_ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     answered_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     answered_by: Mapped[str | None] = mapped_column(Text)
+    conference_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     picked_up: Mapped[bool] = mapped_column(Boolean)
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     missed: Mapped[bool] = mapped_column(Boolean)
     missed_reason: Mapped[str | None] = mapped_column(Text)
+    after_dial: Mapped[str | None] = mapped_column(Text)
+    voicemail_left: Mapped[bool] = mapped_column(Boolean)
     hangup_first: Mapped[str] = mapped_column(Text)
+    talked: Mapped[bool] = mapped_column(Boolean)
     incomplete: Mapped[bool] = mapped_column(Boolean)
     ring_seconds: Mapped[float | None] = mapped_column(Double)
+    queue_joined_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    queue_wait_seconds: Mapped[float | None] = mapped_column(Double)
     # The call-level judgement (CallVerdict), under definitions_version.
     definitions_version: Mapped[str] = mapped_column(Text)
     judged: Mapped[bool] = mapped_column(Boolean)
@@ -143,6 +150,7 @@ class LegRow(Base):
     ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     hangup_cause: Mapped[str | None] = mapped_column(Text)
     after_answer: Mapped[bool] = mapped_column(Boolean)
+    conference: Mapped[bool] = mapped_column(Boolean)
 
 
 class TransferRow(Base):
@@ -155,6 +163,7 @@ class TransferRow(Base):
     kind: Mapped[str] = mapped_column(Text)
     from_ext: Mapped[str | None] = mapped_column(Text)
     to_ext: Mapped[str | None] = mapped_column(Text)
+    external: Mapped[bool] = mapped_column(Boolean)
     completed: Mapped[bool] = mapped_column(Boolean)
     started_at: Mapped[datetime] = mapped_column(UtcDateTime)
     target_rang_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -199,6 +208,7 @@ CALLS = TableMap(
         "transfers": "rows of transfers",
         "checks": "rows of verdicts",
         "rang": "derived from the call_legs rows when read (load_call)",
+        "conference": "derived from the call_legs rows (their conference flag)",
     },
 )
 LEGS = TableMap(call_legs_table, context=("linkedid", "position"))

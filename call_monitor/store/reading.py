@@ -32,6 +32,7 @@ async def load_call(engine: AsyncEngine, linkedid: str) -> dict[str, Any] | None
     of the ``call_legs`` columns without ``linkedid``, in order), ``rang`` (the staff
     extensions rung for the caller before the answer, first to ring first: derived from the
     legs exactly as :attr:`CallRecord.rang <call_monitor.calls.model.CallRecord.rang>` is),
+    ``conference`` (the staff extensions that joined the customer's conference, the same way),
     ``transfers`` (dicts of the ``transfers`` columns without ``linkedid``, in order) and
     ``checks`` (dicts of the ``verdicts`` columns without ``linkedid``, by clause then
     position).
@@ -65,7 +66,9 @@ async def load_call(engine: AsyncEngine, linkedid: str) -> dict[str, Any] | None
         )
         result: dict[str, Any] = dict(call)
         result["legs"] = [_without_linkedid(row) for row in legs.mappings()]
-        result["rang"] = _rang(result["legs"])
+        from_legs = _from_legs(result["legs"])
+        result["rang"] = from_legs.rang
+        result["conference"] = from_legs.conference
         result["transfers"] = [_without_linkedid(row) for row in transfers.mappings()]
         result["checks"] = [_without_linkedid(row) for row in checks.mappings()]
         return result
@@ -75,12 +78,12 @@ def _without_linkedid(row: Any) -> dict[str, Any]:
     return {key: value for key, value in dict(row).items() if key != "linkedid"}
 
 
-def _rang(legs: list[dict[str, Any]]) -> list[str]:
-    """``CallRecord.rang`` of stored legs: the model's own derivation, not a copy of it."""
-    record = CallRecord(
+def _from_legs(legs: list[dict[str, Any]]) -> CallRecord:
+    """A record of the stored legs alone, for what ``CallRecord`` derives from its legs
+    (``rang``, ``conference``): the model's own derivations, not copies of them."""
+    return CallRecord(
         linkedid="", started_at=0.0, legs=[LEGS.record(LEG, leg, _epoch) for leg in legs]
     )
-    return record.rang
 
 
 def _epoch(when: datetime | None) -> float | None:

@@ -85,6 +85,7 @@ def synthetic_call(
         missed=answered is None and not incomplete,
         missed_reason="no_answer" if answered is None and not incomplete else None,
         hangup_first=hangup,  # type: ignore[arg-type]
+        talked=answered is not None,  # an answered synthetic call is a conversation (P7)
         incomplete=incomplete,
         transfers=transfers,
     )

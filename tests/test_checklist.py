@@ -58,6 +58,7 @@ def call(
         picked_up=picked_up,
         ended_at=200.0,
         hangup_first=hangup,  # type: ignore[arg-type]
+        talked=True,  # answered and bridged: a conversation (P7 is judged)
     )
     if transfer is not None:
         kind, target, wait = transfer

@@ -74,6 +74,7 @@ def record(
         ended_at=start + 90,
         missed=answered_by is None,
         hangup_first="caller",
+        talked=answered_by is not None,  # an answered call here is a conversation (P7)
         incomplete=incomplete,
     )
 

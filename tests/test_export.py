@@ -43,6 +43,8 @@ ISSUE_KEYS = (
     "callbacks_resolved_by_inbound callbacks_cancelled scored_calls"
 )
 
+# The definitions the month was judged under when it was stored (the version in force).
+STORED_VERSION = Settings().charter.definitions_version
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def month(
@@ -108,7 +110,7 @@ def test_every_figure_is_the_one_counted_by_hand(
         "p4_wait_p90_seconds": 10.0,
     }
     assert document["month"] == MONTH
-    assert document["definitions_version"] == "2026.1"
+    assert document["definitions_version"] == STORED_VERSION
     assert set(document) >= {"generated_at", "office", "departments", "staff"}
     office = document["office"]
     required = set(ISSUE_KEYS.split())
@@ -228,7 +230,7 @@ def test_manifest_hashes_match_and_verify_fails_on_a_changed_byte(
         }
     ]
     assert manifest["month"] == MONTH
-    assert manifest["definitions_version"] == "2026.1"
+    assert manifest["definitions_version"] == STORED_VERSION
     assert manifest["query"]["format"] == "xlsx"
     assert manifest["program_version"]
     calls = sum(
@@ -262,7 +264,7 @@ def test_a_threshold_change_keeps_the_stored_figures_unless_recomputed(
     again = export_json(tmp_path / "again.json", capsys, "--config", str(config), "--recompute")
     assert again["recomputed"] is True
     assert again["definitions_version"] == "2027.1"
-    assert again["definitions_versions_stored"] == ["2026.1"]
+    assert again["definitions_versions_stored"] == [STORED_VERSION]
     calls = [c for c in month[1] if c["kind"] == "call" and c["started_at"][:7] == MONTH]
     judged = [c for c in calls if c["judged"] and c["p1_met"] is not None]
     # Re-judged: P1 is now ring 1 only (t < 3 s); a 9.99 s wait is no longer under the limit.
@@ -280,7 +282,7 @@ def test_a_threshold_change_keeps_the_stored_figures_unless_recomputed(
         "utf-8-sig"
     )
     assert "2027.1" in definitions
-    assert "2026.1" in definitions
+    assert STORED_VERSION in definitions
     assert "--recompute" in definitions
     # The calls sheet re-judged too: 5.99 s is ring 2, no longer within 1 ring.
     calls_csv = next(raw for name, raw in files.items() if "_calls_" in name)

@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from call_monitor.calls.model import Direction, HangupSide
 from call_monitor.charter.obligations import ObligationState
 from call_monitor.directory import Directory
 from call_monitor.export.figures import MISSED_REASONS, MonthFigures, Scope, in_month
@@ -265,7 +266,7 @@ def calls_query(
     cells = {
         "started_at": time(c.started_at),
         "linkedid": words.text(c.linkedid),
-        "direction": words.of(c.direction, ("inbound", "outbound", "internal", "unknown")),
+        "direction": words.of(c.direction, get_args(Direction)),
         "department": words.text(c.department),
         "staff": words.text(staff),
         "staff_name": words.text(named.c.name),
@@ -281,7 +282,7 @@ def calls_query(
         "wait_max_seconds": x.c.wait_max,
         "p4": words.verdict(_all_met(x.c.p4_judged, x.c.p4_met)),
         "p5": words.verdict(_all_met(x.c.p5_judged, x.c.p5_met)),
-        "hangup_first": words.of(c.hangup_first, ("caller", "staff", "unknown")),
+        "hangup_first": words.of(c.hangup_first, get_args(HangupSide)),
         "p7": words.verdict(c.p7_met),
         "incomplete": words.yes_no(c.incomplete),
         "judged": words.yes_no(c.judged),

@@ -36,8 +36,6 @@ from call_monitor.store.checklists import (
     DISPUTES,
     REVISIONS,
     answers_table,
-    latest_revisions,
-    open_disputes,
     sampling_candidates,
 )
 
@@ -148,7 +146,7 @@ async def test_a_submission_is_stored_exactly_and_corrections_are_new_revisions(
         True,
         "PBX clock",
     )
-    assert await latest_revisions(engine, ["1.1", "nope"]) == {"1.1": second}
+    assert await checklist.latest(["1.1", "nope"]) == {"1.1": second}
 
 
 async def test_submissions_at_once_take_consecutive_revisions(engine: AsyncEngine) -> None:
@@ -238,8 +236,8 @@ async def test_a_dispute_upheld(engine: AsyncEngine) -> None:
         await checklist.dispute("1.1", 1, "201", "p9", "why")
     dispute = await checklist.dispute("1.1", 1, "201", "p3_repeat", "I repeated it twice")
     assert dispute.open
-    assert await open_disputes(engine, ["민원여권과"]) == [dispute]
-    assert await open_disputes(engine, ["총무과"]) == []
+    assert await checklist.open_disputes(["민원여권과"]) == [dispute]
+    assert await checklist.open_disputes(["총무과"]) == []
 
     upheld = await checklist.uphold("1.1", 1, "supervisor-lee", "listened: not repeated")
     assert (upheld.resolution, upheld.resolved_by, upheld.resolving_revision) == (
@@ -250,7 +248,7 @@ async def test_a_dispute_upheld(engine: AsyncEngine) -> None:
     with pytest.raises(Refused, match="resolved already"):
         await checklist.uphold("1.1", 1, "supervisor-lee", "again")
     assert (await checklist.history("1.1")).disputes == (upheld,)
-    assert await open_disputes(engine, ["민원여권과"]) == []
+    assert await checklist.open_disputes(["민원여권과"]) == []
 
 
 async def test_a_dispute_resolved_by_a_new_revision(engine: AsyncEngine) -> None:

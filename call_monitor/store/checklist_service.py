@@ -22,7 +22,7 @@ daemon feeds the metrics with it); a failure there is logged, the revision stays
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -124,6 +124,14 @@ class ChecklistService:
     async def history(self, linkedid: str) -> History:
         async with self.engine.connect() as conn:
             return await checklists.load_history(conn, linkedid)
+
+    async def latest(self, linkedids: Sequence[str]) -> dict[str, Revision]:
+        """The latest revision of each scored call among ``linkedids`` (a calls list)."""
+        return await checklists.latest_revisions(self.engine, linkedids)
+
+    async def open_disputes(self, departments: Sequence[str]) -> list[Dispute]:
+        """The disputes waiting for the supervisors of ``departments``, oldest first."""
+        return await checklists.open_disputes(self.engine, departments)
 
     async def next_to_score(self, staff: str, month: str | None = None) -> Pick:
         """The staff member's next call to score (``checklist.sampling``) in ``month``

@@ -46,6 +46,7 @@ ISSUE_KEYS = (
 # The definitions the month was judged under when it was stored (the version in force).
 STORED_VERSION = Settings().charter.definitions_version
 
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def month(
     request: pytest.FixtureRequest,

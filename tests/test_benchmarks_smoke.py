@@ -225,3 +225,10 @@ def test_the_soak_verdict_waits_for_owed_work_but_not_for_a_leak(
     assert baseline["calls"] == 200_000
     assert "**GROWS**" in lines[0], lines
     assert "moved past" not in lines[0], lines
+
+
+@pytest.mark.parametrize("fuzzer", ["fuzz_framer", "fuzz_correlator"])
+def test_a_fuzzer_runs_small_and_reports(fuzzer: str, tmp_path: Path) -> None:
+    script = BENCHMARK.parent / f"{fuzzer}.py"
+    done = _run_benchmark(script, "--runs", "300", "--seed", "1", "--artifacts", str(tmp_path))
+    assert re.search(rf"{fuzzer}: 300 inputs in [\d.]+ s .*no crash; peak RSS", done.stdout)

@@ -208,20 +208,19 @@ class AmiFramer:
         if self.expect_banner and not self._take_banner(frames):
             return frames
         buf = self._buffer
-        # Messages framed with lone LF (or CR) line ends: their own blank line ends them.
-        # (Looked for in the new bytes and the one before them: a blank line split in two.)
-        recent = buf[-len(data) - 1 :]
-        bare = not self.crlf_only and (b"\n\n" in recent or b"\r\r" in recent)
         if buf.find(_TERMINATOR, self._scan_from) >= 0:
             # One copy and one split in C per chunk: a chunk holds ~100 messages.
-            parts = bytes(buf).split(_TERMINATOR)
+            whole = bytes(buf)
+            parts = whole.split(_TERMINATOR)
             rest = parts.pop()
             if self._skipping:
                 self._skipping = False
                 del parts[0]  # the end of the oversized message
-            self._frame_all(self._unbare(parts) if bare else parts, frames)
+            if self._bare(whole):
+                parts = self._unbare(parts)
+            self._frame_all(parts, frames)
             buf[:] = rest
-        if bare and not self._skipping:
+        if not self._skipping and self._bare(buf):
             (*leading, rest) = self._unbare([bytes(buf)])
             if leading:
                 self._frame_all(leading, frames)
@@ -235,6 +234,12 @@ class AmiFramer:
             del buf[: len(buf) - 3]
             self._scan_from = 0
         return frames
+
+    def _bare(self, data: bytes | bytearray) -> bool:
+        """Whether ``data`` may hold messages framed with lone LF (or CR) line ends: their
+        own blank line ends them. Two scans in C: without one, :meth:`_unbare` changes
+        nothing, so whatever the chunking the same parts are read the same way."""
+        return not self.crlf_only and (b"\n\n" in data or b"\r\r" in data)
 
     def _unbare(self, parts: list[bytes]) -> list[bytes]:
         """``parts`` with the messages framed by lone LF or CR line ends at the start of

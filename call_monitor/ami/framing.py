@@ -221,7 +221,7 @@ class AmiFramer:
             self._frame_all(parts, frames)
             buf[:] = rest
         if not self._skipping and self._bare(buf):
-            (*leading, rest) = self._unbare([bytes(buf)])
+            (*leading, rest) = self._unbare([bytes(buf)], tail=True)
             if leading:
                 self._frame_all(leading, frames)
                 buf[:] = rest
@@ -241,18 +241,19 @@ class AmiFramer:
         nothing, so whatever the chunking the same parts are read the same way."""
         return not self.crlf_only and (b"\n\n" in data or b"\r\r" in data)
 
-    def _unbare(self, parts: list[bytes]) -> list[bytes]:
+    def _unbare(self, parts: list[bytes], *, tail: bool = False) -> list[bytes]:
         """``parts`` with the messages framed by lone LF or CR line ends at the start of
         each split off, their line ends made CRLF (counted as repairs). A message with CRLF
         line ends keeps its lone LF and CR in its values: its first line (``Event: ...``)
-        ends in CRLF, so no caller name decides how it is read."""
+        ends in CRLF, so no caller name decides how it is read. In the unterminated
+        ``tail``, a blank line whose CR may begin a CRLFCRLF still to come is not one yet."""
         out: list[bytes] = []
         for part in parts:
             rest = part
             while (first := _FIRST_EOL.search(rest)) is not None and first[0] != _EOL:
                 eol = first[0]
                 end = rest.find(eol + eol)
-                if end < 0:
+                if end < 0 or (tail and _TERMINATOR.startswith(rest[end + 1 :])):
                     break
                 if end:
                     out.append(rest[:end].replace(eol, _EOL))

@@ -270,10 +270,11 @@ class AmiFramer:
     def _take_banner(self, frames: list[Frame]) -> bool:
         eol = self._buffer.find(b"\n", 0, _MAX_BANNER + 2)  # CRLF, or a lone LF
         if eol < 0:
-            if len(self._buffer) > _MAX_BANNER:
-                self.expect_banner = False
-                self._error(frames, "no AMI banner", len(self._buffer))
-            return False
+            if len(self._buffer) <= _MAX_BANNER:
+                return False  # the banner may still come
+            self.expect_banner = False
+            self._error(frames, "no AMI banner", len(self._buffer))
+            return True  # framed as messages from here, in this call as in a later one
         line = bytes(self._buffer[:eol]).removesuffix(b"\r").decode("utf-8", errors="replace")
         del self._buffer[: eol + 1]
         self.expect_banner = False

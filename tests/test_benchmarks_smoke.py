@@ -270,3 +270,10 @@ def test_export_benchmark_runs_every_format(backend: str) -> None:
         assert float(seconds) > 0, row  # a time, not "failed: ..."
     if backend == "postgresql":
         assert asyncio.run(_bench_databases()) == before  # dropped
+
+
+@pytest.mark.parametrize("fuzzer", ["fuzz_framer", "fuzz_correlator"])
+def test_a_fuzzer_runs_small_and_reports(fuzzer: str, tmp_path: Path) -> None:
+    script = BENCHMARK.parent / f"{fuzzer}.py"
+    done = _run_benchmark(script, "--runs", "300", "--seed", "1", "--artifacts", str(tmp_path))
+    assert re.search(rf"{fuzzer}: 300 inputs in [\d.]+ s .*no crash; peak RSS", done.stdout)

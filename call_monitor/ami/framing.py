@@ -208,21 +208,20 @@ class AmiFramer:
         if self.expect_banner and not self._take_banner(frames):
             return frames
         buf = self._buffer
-        # Messages framed with lone LF (or CR) line ends: their own blank line ends them.
-        # (Looked for in the new bytes and the one before them: a blank line split in two.)
-        recent = buf[-len(data) - 1 :]
-        bare = not self.crlf_only and (b"\n\n" in recent or b"\r\r" in recent)
         if buf.find(_TERMINATOR, self._scan_from) >= 0:
             # One copy and one split in C per chunk: a chunk holds ~100 messages.
-            parts = bytes(buf).split(_TERMINATOR)
+            whole = bytes(buf)
+            parts = whole.split(_TERMINATOR)
             rest = parts.pop()
             if self._skipping:
                 self._skipping = False
                 del parts[0]  # the end of the oversized message
-            self._frame_all(self._unbare(parts) if bare else parts, frames)
+            if self._bare(whole):
+                parts = self._unbare(parts)
+            self._frame_all(parts, frames)
             buf[:] = rest
-        if bare and not self._skipping:
-            (*leading, rest) = self._unbare([bytes(buf)])
+        if not self._skipping and self._bare(buf):
+            (*leading, rest) = self._unbare([bytes(buf)], tail=True)
             if leading:
                 self._frame_all(leading, frames)
                 buf[:] = rest
@@ -236,18 +235,25 @@ class AmiFramer:
             self._scan_from = 0
         return frames
 
-    def _unbare(self, parts: list[bytes]) -> list[bytes]:
+    def _bare(self, data: bytes | bytearray) -> bool:
+        """Whether ``data`` may hold messages framed with lone LF (or CR) line ends: their
+        own blank line ends them. Two scans in C: without one, :meth:`_unbare` changes
+        nothing, so whatever the chunking the same parts are read the same way."""
+        return not self.crlf_only and (b"\n\n" in data or b"\r\r" in data)
+
+    def _unbare(self, parts: list[bytes], *, tail: bool = False) -> list[bytes]:
         """``parts`` with the messages framed by lone LF or CR line ends at the start of
         each split off, their line ends made CRLF (counted as repairs). A message with CRLF
         line ends keeps its lone LF and CR in its values: its first line (``Event: ...``)
-        ends in CRLF, so no caller name decides how it is read."""
+        ends in CRLF, so no caller name decides how it is read. In the unterminated
+        ``tail``, a blank line whose CR may begin a CRLFCRLF still to come is not one yet."""
         out: list[bytes] = []
         for part in parts:
             rest = part
             while (first := _FIRST_EOL.search(rest)) is not None and first[0] != _EOL:
                 eol = first[0]
                 end = rest.find(eol + eol)
-                if end < 0:
+                if end < 0 or (tail and _TERMINATOR.startswith(rest[end + 1 :])):
                     break
                 if end:
                     out.append(rest[:end].replace(eol, _EOL))
@@ -264,10 +270,11 @@ class AmiFramer:
     def _take_banner(self, frames: list[Frame]) -> bool:
         eol = self._buffer.find(b"\n", 0, _MAX_BANNER + 2)  # CRLF, or a lone LF
         if eol < 0:
-            if len(self._buffer) > _MAX_BANNER:
-                self.expect_banner = False
-                self._error(frames, "no AMI banner", len(self._buffer))
-            return False
+            if len(self._buffer) <= _MAX_BANNER:
+                return False  # the banner may still come
+            self.expect_banner = False
+            self._error(frames, "no AMI banner", len(self._buffer))
+            return True  # framed as messages from here, in this call as in a later one
         line = bytes(self._buffer[:eol]).removesuffix(b"\r").decode("utf-8", errors="replace")
         del self._buffer[: eol + 1]
         self.expect_banner = False

@@ -5,6 +5,7 @@ channels and headers of the shipped recordings, with the steps Asterisk takes fo
 from __future__ import annotations
 
 from call_monitor.ami.framing import AmiFramer, AmiMessage
+from call_monitor.calls.correlator import EVENT_FILTER
 from call_monitor.calls.model import CallRecord, Transfer
 from call_monitor.charter.callbacks import CallbackTracker
 from call_monitor.charter.judged import JudgedCall
@@ -656,3 +657,23 @@ def test_a_conference_stays_one_call_and_says_who_joined() -> None:
 def test_the_colleague_leaving_a_conference_first_is_no_staff_hang_up() -> None:
     record = conference(first="202")
     assert (record.conference, record.hangup_first) == (["201", "202"], "caller")
+
+
+def test_the_framer_keeps_what_the_new_shapes_need() -> None:
+    """The events of the shapes above as bytes on the wire, through the framer's filter of
+    what the correlator reads (EVENT_FILTER: a CEL record only if DTMF or naming VoiceMail,
+    Playback or BackGround): the same calls as unfiltered."""
+    for events in (
+        voicemail_call()[0],
+        queue_abandon_call(),
+        park_taken_call()[0],
+        conference_call("201"),
+    ):
+        wire = b"".join(
+            b"".join(f"{key}: {value}\r\n".encode() for key, value in e.headers.items()) + b"\r\n"
+            for e in events
+        )
+        kept = AmiFramer(event_filter=EVENT_FILTER).feed(wire)
+        assert len(kept) < len(events)  # something was dropped unparsed
+        filtered = [f for f in kept if isinstance(f, AmiMessage)]
+        assert correlate(list(filtered)) == correlate(list(events))

@@ -80,11 +80,15 @@ _NOT_AFTER_DIAL_APPS = frozenset(
     {"", "dial", "appdial", "queue", "appqueue", "answer", "noop", "set", "goto", "gotoif"}
     | {"gotoiftime", "execif", "gosub", "return", "hangup", "verbose", "log", "macro"}
 )
-# CEL records the correlator reads: the key presses, and the application of a channel.
+# CEL records the correlator reads: the key presses, and those naming an application that
+# takes an unanswered caller (CEL gives the name the application registered: pbx_exec sets
+# the channel's appl to it). Only these are parsed: the many others (a Dial's, a Queue's)
+# are dropped unparsed, as another application answering the caller shows in Newstate.
 _CEL_USED = (
     b"\r\nEventName: DTMF\r\n",
-    b"\r\nEventName: ANSWER\r\n",
-    b"\r\nEventName: APP_START\r\n",
+    b"\r\nApplication: VoiceMail\r\n",
+    b"\r\nApplication: Playback\r\n",
+    b"\r\nApplication: BackGround\r\n",
 )
 
 

@@ -4,9 +4,13 @@ channels and headers of the shipped recordings, with the steps Asterisk takes fo
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from call_monitor.ami.framing import AmiFramer, AmiMessage
-from call_monitor.calls.correlator import EVENT_FILTER
-from call_monitor.calls.model import CallRecord, Transfer
+from call_monitor.calls.correlator import EVENT_FILTER, Correlator, Topology
+from call_monitor.calls.model import CallEnded, CallRecord, Transfer
 from call_monitor.charter.callbacks import CallbackTracker
 from call_monitor.charter.judged import JudgedCall
 from call_monitor.charter.lines import describe
@@ -19,6 +23,7 @@ from tests.recordings import RECORDINGS
 from tests.test_correlator_variants import by_channel, correlate, recorded
 
 DIRECTORY = Directory(default_directory())
+TOPOLOGY = Topology(frozenset({"pstn"}), frozenset({"from-pstn"}))
 
 
 def tracker() -> CallbackTracker:
@@ -208,6 +213,18 @@ def test_another_application_answering_the_caller_is_other() -> None:
     ]
     record = correlate([*head, *tail])
     assert (record.after_dial, record.missed_reason) == ("other", "no_answer")
+
+
+@pytest.mark.parametrize("recording", sorted(RECORDINGS.glob("*.ami")), ids=lambda p: p.name)
+def test_no_recorded_call_went_on_after_the_dial(recording: Path) -> None:
+    """None of the recordings has a dialplan step after an unanswered Dial: an outbound
+    call's callee answering (its Newstate Up) is the answer, not an application."""
+    frames = AmiFramer().feed(recording.read_bytes())
+    correlator = Correlator(TOPOLOGY)
+    outputs = [o for f in frames if isinstance(f, AmiMessage) for o in correlator.step(f)]
+    records = [o.record for o in [*outputs, *correlator.close_all()] if isinstance(o, CallEnded)]
+    assert records
+    assert [(r.after_dial, r.ring_ended_at) for r in records] == [(None, None)] * len(records)
 
 
 def test_giving_up_while_it_rings_is_still_abandoned() -> None:

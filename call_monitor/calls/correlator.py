@@ -685,6 +685,8 @@ class Correlator:
         """The dialplan took an unanswered caller on after the staff phones stopped ringing:
         the ring time ends with the last of them; the caller staying on is no giving up."""
         record = call.record
+        if record.direction not in ("inbound", "internal"):
+            return  # an outbound call's customer is the callee: its answer is the answer
         dialled = call.dial_attempted or record.queue_joined_at is not None
         if record.answered_at is not None or not dialled or call.in_queue:
             return  # a queue may answer its caller between rounds of ringing: still waiting

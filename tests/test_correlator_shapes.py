@@ -694,3 +694,28 @@ def test_the_framer_keeps_what_the_new_shapes_need() -> None:
         assert len(kept) < len(events)  # something was dropped unparsed
         filtered = [f for f in kept if isinstance(f, AmiMessage)]
         assert correlate(list(filtered)) == correlate(list(events))
+
+
+def test_two_customers_in_one_conference_stay_two_calls() -> None:
+    """201 takes a second caller (m_caller_abandons_while_ringing's) into the conference:
+    each customer's call stays its own, both in the conference."""
+    first = conference_call("201")
+    caller = by_channel(recorded("m_caller_abandons_while_ringing"), "PJSIP/pstn")
+    t = float(first[-1].get("Timestamp")) - 30.0  # while the conference goes on
+    joining = [
+        at(caller, t, Event="Newchannel", ChannelState="4"),
+        at(caller, t + 0.1, Event="Newstate", ChannelState="6"),
+        at(caller, t + 0.2, Event="BridgeEnter", **CONF),
+        at(caller, t + 0.2, Event="ConfbridgeJoin", **CONF, Admin="No", Muted="No"),
+        *leaves(caller, t + 5.0),
+    ]
+    correlator = Correlator(TOPOLOGY)
+    ended = [
+        o.record
+        for e in sorted([*first, *joining], key=lambda e: float(e.get("Timestamp") or 0))
+        for o in correlator.step(e)
+        if isinstance(o, CallEnded)
+    ]
+    customers = {by_channel(first, "PJSIP/pstn").get("Linkedid"), caller.get("Linkedid")}
+    assert sorted(r.linkedid for r in ended) == sorted(customers)
+    assert all(r.conference_at is not None for r in ended)

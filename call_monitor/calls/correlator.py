@@ -826,18 +826,18 @@ class Correlator:
         name = msg.headers["Conference"]
         host = self._conferences.get(name)
         if host is None or self._calls.get(host.record.linkedid) is not host:
-            host = channel.call  # the first to join (or the conference outlived its call)
+            host = self._conferences[name] = channel.call  # the first to join
         elif host is not channel.call:
-            if _has_customer(channel.call) and not _has_customer(host):
-                host, guest = channel.call, host  # the customer's call hosts it
-            else:
-                guest = channel.call
-            self._absorb(host, guest)
-        self._conferences[name] = host
+            if not _has_customer(channel.call):
+                self._absorb(host, channel.call)  # a colleague dialled in
+            elif not _has_customer(host):
+                self._absorb(channel.call, host)  # the customer's call hosts it
+                self._conferences[name] = channel.call
+            # else two customers' calls: they stay two calls, each judged on its own
         if channel.leg is not None:
             channel.leg.conference = True
-        if host.record.conference_at is None:
-            host.record.conference_at = ts
+        if channel.call.record.conference_at is None:
+            channel.call.record.conference_at = ts
 
     def on_confbridge_end(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
         self._conferences.pop(msg.headers.get("Conference", ""), None)

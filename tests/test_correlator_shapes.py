@@ -205,6 +205,22 @@ def test_an_announcement_after_the_dial_then_the_dialplan_hangs_up() -> None:
     assert record.ring_seconds == round(stopped - record.ring_started_at, 6)  # type: ignore[operator]
 
 
+def test_voicemail_after_an_ivr_is_known_by_the_hang_up_record() -> None:
+    """An IVR answered the caller before the dial (so VoiceMail answers nothing: no Newstate,
+    no CEL ANSWER) and cel.conf lists no voicemail app (no APP_START): CEL's HANGUP record of
+    the caller's channel, which comes after the caller's HangupRequest, names VoiceMail."""
+    head, stopped, caller, cel = unanswered_dial()
+    dial = next(i for i, e in enumerate(head) if e.event == "DialBegin")
+    answer = float(head[dial].get("Timestamp")) - 0.0005
+    ivr = at(caller, answer, Event="Newstate", ChannelState="6")  # the timing moved, not the order
+    hung_up = caller_hangs_up(caller, stopped + 20.0)
+    in_voicemail = at(cel, stopped + 20.0005, EventName="HANGUP", Application="VoiceMail")
+    events = [*head[:dial], ivr, *head[dial:], hung_up[0], in_voicemail, hung_up[1]]
+    record = correlate(events)
+    assert (record.after_dial, record.missed_reason) == ("voicemail", "no_answer")
+    assert record.ring_ended_at == stopped
+
+
 def test_another_application_answering_the_caller_is_other() -> None:
     head, stopped, caller, _ = unanswered_dial()
     tail = [

@@ -690,10 +690,15 @@ class Correlator:
         dialled = call.dial_attempted or record.queue_joined_at is not None
         if record.answered_at is not None or not dialled or call.in_queue:
             return  # a queue may answer its caller between rounds of ringing: still waiting
-        if any(self._rings_unanswered(c) for c in call.channels.values()):
-            return  # a phone still rings: this is still the dial
+        if any(
+            c.extension is not None and c.uniqueid != call.customer for c in call.channels.values()
+        ):
+            return  # a dialled phone is still up (ringing, or about to): still the dial
         if record.after_dial in (None, "other"):
             record.after_dial = kind
+        # The evidence may come after the caller hung up (CEL's HANGUP record names the
+        # application the caller was in): they hung up there, not while it rang.
+        call.caller_gave_up = False
         if record.ring_ended_at is None:
             record.ring_ended_at = call.ring_stopped_at if call.ring_stopped_at else ts
 

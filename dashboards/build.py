@@ -814,6 +814,22 @@ def charter_month() -> Dashboard:
             thresholds=limit_steps(TRANSFER_LIMIT_SECONDS),
             span=12,
         ),
+        bars_panel(
+            "이달 대기열 대기 p90",
+            "Queues this month: 90th percentile of the wait in a queue before the first "
+            "member's phone rang, per department (the waiting time of call-centre wallboards; "
+            "not ringing, so not in P1).",
+            [
+                query(
+                    "histogram_quantile(0.9, sum by (department, le) (increase("
+                    f"callmon_queue_wait_seconds_bucket{{{DEPT}}}[$__range])))",
+                    "{{department}}",
+                    instant=True,
+                )
+            ],
+            unit="s",
+            span=12,
+        ),
     )
     answers = "callmon_checklist_answers_total{{answer{}, {}}}"
     chain.row("체크리스트 / Checklist").add(

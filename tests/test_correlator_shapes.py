@@ -4,8 +4,13 @@ channels and headers of the shipped recordings, with the steps Asterisk takes fo
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import pytest
+
 from call_monitor.ami.framing import AmiFramer, AmiMessage
-from call_monitor.calls.model import CallRecord, Transfer
+from call_monitor.calls.correlator import EVENT_FILTER, Correlator, Topology
+from call_monitor.calls.model import CallEnded, CallRecord, Transfer
 from call_monitor.charter.callbacks import CallbackTracker
 from call_monitor.charter.judged import JudgedCall
 from call_monitor.charter.lines import describe
@@ -18,6 +23,7 @@ from tests.recordings import RECORDINGS
 from tests.test_correlator_variants import by_channel, correlate, recorded
 
 DIRECTORY = Directory(default_directory())
+TOPOLOGY = Topology(frozenset({"pstn"}), frozenset({"from-pstn"}))
 
 
 def tracker() -> CallbackTracker:
@@ -199,6 +205,22 @@ def test_an_announcement_after_the_dial_then_the_dialplan_hangs_up() -> None:
     assert record.ring_seconds == round(stopped - record.ring_started_at, 6)  # type: ignore[operator]
 
 
+def test_voicemail_after_an_ivr_is_known_by_the_hang_up_record() -> None:
+    """An IVR answered the caller before the dial (so VoiceMail answers nothing: no Newstate,
+    no CEL ANSWER) and cel.conf lists no voicemail app (no APP_START): CEL's HANGUP record of
+    the caller's channel, which comes after the caller's HangupRequest, names VoiceMail."""
+    head, stopped, caller, cel = unanswered_dial()
+    dial = next(i for i, e in enumerate(head) if e.event == "DialBegin")
+    answer = float(head[dial].get("Timestamp")) - 0.0005
+    ivr = at(caller, answer, Event="Newstate", ChannelState="6")  # the timing moved, not the order
+    hung_up = caller_hangs_up(caller, stopped + 20.0)
+    in_voicemail = at(cel, stopped + 20.0005, EventName="HANGUP", Application="VoiceMail")
+    events = [*head[:dial], ivr, *head[dial:], hung_up[0], in_voicemail, hung_up[1]]
+    record = correlate(events)
+    assert (record.after_dial, record.missed_reason) == ("voicemail", "no_answer")
+    assert record.ring_ended_at == stopped
+
+
 def test_another_application_answering_the_caller_is_other() -> None:
     head, stopped, caller, _ = unanswered_dial()
     tail = [
@@ -207,6 +229,18 @@ def test_another_application_answering_the_caller_is_other() -> None:
     ]
     record = correlate([*head, *tail])
     assert (record.after_dial, record.missed_reason) == ("other", "no_answer")
+
+
+@pytest.mark.parametrize("recording", sorted(RECORDINGS.glob("*.ami")), ids=lambda p: p.name)
+def test_no_recorded_call_went_on_after_the_dial(recording: Path) -> None:
+    """None of the recordings has a dialplan step after an unanswered Dial: an outbound
+    call's callee answering (its Newstate Up) is the answer, not an application."""
+    frames = AmiFramer().feed(recording.read_bytes())
+    correlator = Correlator(TOPOLOGY)
+    outputs = [o for f in frames if isinstance(f, AmiMessage) for o in correlator.step(f)]
+    records = [o.record for o in [*outputs, *correlator.close_all()] if isinstance(o, CallEnded)]
+    assert records
+    assert [(r.after_dial, r.ring_ended_at) for r in records] == [(None, None)] * len(records)
 
 
 def test_giving_up_while_it_rings_is_still_abandoned() -> None:
@@ -656,3 +690,48 @@ def test_a_conference_stays_one_call_and_says_who_joined() -> None:
 def test_the_colleague_leaving_a_conference_first_is_no_staff_hang_up() -> None:
     record = conference(first="202")
     assert (record.conference, record.hangup_first) == (["201", "202"], "caller")
+
+
+def test_the_framer_keeps_what_the_new_shapes_need() -> None:
+    """The events of the shapes above as bytes on the wire, through the framer's filter of
+    what the correlator reads (EVENT_FILTER: a CEL record only if DTMF or naming VoiceMail,
+    Playback or BackGround): the same calls as unfiltered."""
+    for events in (
+        voicemail_call()[0],
+        queue_abandon_call(),
+        park_taken_call()[0],
+        conference_call("201"),
+    ):
+        wire = b"".join(
+            b"".join(f"{key}: {value}\r\n".encode() for key, value in e.headers.items()) + b"\r\n"
+            for e in events
+        )
+        kept = AmiFramer(event_filter=EVENT_FILTER).feed(wire)
+        assert len(kept) < len(events)  # something was dropped unparsed
+        filtered = [f for f in kept if isinstance(f, AmiMessage)]
+        assert correlate(list(filtered)) == correlate(list(events))
+
+
+def test_two_customers_in_one_conference_stay_two_calls() -> None:
+    """201 takes a second caller (m_caller_abandons_while_ringing's) into the conference:
+    each customer's call stays its own, both in the conference."""
+    first = conference_call("201")
+    caller = by_channel(recorded("m_caller_abandons_while_ringing"), "PJSIP/pstn")
+    t = float(first[-1].get("Timestamp")) - 30.0  # while the conference goes on
+    joining = [
+        at(caller, t, Event="Newchannel", ChannelState="4"),
+        at(caller, t + 0.1, Event="Newstate", ChannelState="6"),
+        at(caller, t + 0.2, Event="BridgeEnter", **CONF),
+        at(caller, t + 0.2, Event="ConfbridgeJoin", **CONF, Admin="No", Muted="No"),
+        *leaves(caller, t + 5.0),
+    ]
+    correlator = Correlator(TOPOLOGY)
+    ended = [
+        o.record
+        for e in sorted([*first, *joining], key=lambda e: float(e.get("Timestamp") or 0))
+        for o in correlator.step(e)
+        if isinstance(o, CallEnded)
+    ]
+    customers = {by_channel(first, "PJSIP/pstn").get("Linkedid"), caller.get("Linkedid")}
+    assert sorted(r.linkedid for r in ended) == sorted(customers)
+    assert all(r.conference_at is not None for r in ended)

@@ -350,7 +350,11 @@ def test_event_filter_drops_only_what_the_correlator_never_reads(data: st.DataOb
         or f.action_id is not None
         or (
             f.event in EVENT_FILTER.keep
-            and (f.event != "CEL" or f.get("EventName") in ("DTMF", "ANSWER", "APP_START"))
+            and (
+                f.event != "CEL"
+                or f.get("EventName") == "DTMF"
+                or f.get("Application") in ("VoiceMail", "Playback", "BackGround")
+            )
         )
     ]
     assert filtered == wanted

@@ -93,11 +93,15 @@ _NOT_AFTER_DIAL_APPS = frozenset(
     {"", "dial", "appdial", "queue", "appqueue", "answer", "noop", "set", "goto", "gotoif"}
     | {"gotoiftime", "execif", "gosub", "return", "hangup", "verbose", "log", "macro"}
 )
-# CEL records the correlator reads: the key presses, and the application of a channel.
+# CEL records the correlator reads: the key presses, and those naming an application that
+# takes an unanswered caller (CEL gives the name the application registered: pbx_exec sets
+# the channel's appl to it). Only these are parsed: the many others (a Dial's, a Queue's)
+# are dropped unparsed, as another application answering the caller shows in Newstate.
 _CEL_USED = (
     b"\r\nEventName: DTMF\r\n",
-    b"\r\nEventName: ANSWER\r\n",
-    b"\r\nEventName: APP_START\r\n",
+    b"\r\nApplication: VoiceMail\r\n",
+    b"\r\nApplication: Playback\r\n",
+    b"\r\nApplication: BackGround\r\n",
 )
 
 
@@ -796,13 +800,20 @@ class Correlator:
         """The dialplan took an unanswered caller on after the staff phones stopped ringing:
         the ring time ends with the last of them; the caller staying on is no giving up."""
         record = call.record
+        if record.direction not in ("inbound", "internal"):
+            return  # an outbound call's customer is the callee: its answer is the answer
         dialled = call.dial_attempted or record.queue_joined_at is not None
         if record.answered_at is not None or not dialled or call.in_queue:
             return  # a queue may answer its caller between rounds of ringing: still waiting
-        if any(self._rings_unanswered(c) for c in call.channels.values()):
-            return  # a phone still rings: this is still the dial
+        if any(
+            c.extension is not None and c.uniqueid != call.customer for c in call.channels.values()
+        ):
+            return  # a dialled phone is still up (ringing, or about to): still the dial
         if record.after_dial in (None, "other"):
             record.after_dial = kind
+        # The evidence may come after the caller hung up (CEL's HANGUP record names the
+        # application the caller was in): they hung up there, not while it rang.
+        call.caller_gave_up = False
         if record.ring_ended_at is None:
             record.ring_ended_at = call.ring_stopped_at if call.ring_stopped_at else ts
 
@@ -935,18 +946,18 @@ class Correlator:
         name = msg.headers["Conference"]
         host = self._conferences.get(name)
         if host is None or self._calls.get(host.record.linkedid) is not host:
-            host = channel.call  # the first to join (or the conference outlived its call)
+            host = self._conferences[name] = channel.call  # the first to join
         elif host is not channel.call:
-            if _has_customer(channel.call) and not _has_customer(host):
-                host, guest = channel.call, host  # the customer's call hosts it
-            else:
-                guest = channel.call
-            self._absorb(host, guest)
-        self._conferences[name] = host
+            if not _has_customer(channel.call):
+                self._absorb(host, channel.call)  # a colleague dialled in
+            elif not _has_customer(host):
+                self._absorb(channel.call, host)  # the customer's call hosts it
+                self._conferences[name] = channel.call
+            # else two customers' calls: they stay two calls, each judged on its own
         if channel.leg is not None:
             channel.leg.conference = True
-        if host.record.conference_at is None:
-            host.record.conference_at = ts
+        if channel.call.record.conference_at is None:
+            channel.call.record.conference_at = ts
 
     def on_confbridge_end(self, msg: AmiMessage, ts: float, out: list[Output]) -> None:
         self._conferences.pop(msg.headers.get("Conference", ""), None)

@@ -3,7 +3,9 @@
 The summary is built from the month's figures (a few hundred rows at most); the calls and
 the missed calls are streamed from the database (a server-side cursor on PostgreSQL,
 ``yield_per`` batches), one row at a time to the writer, so memory does not grow with the
-month.
+month. Their cells are made by the database as the sheet shows them (words in the export's
+language, verdicts, staff names, Seoul times; for CSV the names neutralised): Python only
+masks the customer's number (:func:`finish`), so a row costs little more than its fetch.
 """
 
 from __future__ import annotations

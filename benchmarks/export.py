@@ -10,11 +10,13 @@ A benchmark, not a test: it prints a report (machine, versions, a markdown table
 
 The month (November 2026, Asia/Seoul) is bulk-inserted, not replayed: ``--calls`` calls
 spread over the month (85 % inbound, a quarter of those missed, each missed call owing a
-callback; one answered call in ten transferred, a third of those to another department),
-with their legs, transfers, P1/P7 verdict rows and obligations, written with ``executemany``
+callback; one answered call in ten transferred to a random colleague, most in another department),
+with their legs, transfers, P1/P4/P7 verdict rows and obligations, written with ``executemany``
 (SQLite) or ``COPY`` (PostgreSQL) into a store Alembic migrated. Then each format is exported
 by a fresh child process (``export_month_sync``, as the command runs it), which reports its
-wall time and its peak RSS (``VmHWM``). Every size in ``--calls`` is a separate month (a
+wall time, its own CPU time (user + system: PostgreSQL's work is the server's, not in it;
+on a loaded host the wall time grows, the CPU time much less) and its peak RSS
+(``VmHWM``). Every size in ``--calls`` is a separate month (a
 separate database): RSS that stays flat from the smaller to the larger shows the rows are
 streamed and the figures counted by the database. The PostgreSQL database is created on
 ``$CALLMON_TEST_PG_URL`` (default ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``) and
@@ -30,6 +32,7 @@ import json
 import os
 import platform
 import random
+import resource
 import sqlite3
 import subprocess
 import sys
@@ -250,10 +253,18 @@ def child(args: argparse.Namespace) -> None:
         directory=directory(args.departments, args.staff_per_department),
     )
     out = Path(args.out)
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_before = usage.ru_utime + usage.ru_stime  # imports and settings not counted
     begun = time.perf_counter()
     export_month_sync(settings, ExportRequest(MONTH, args.format, out))
     seconds = time.perf_counter() - begun
-    print(json.dumps({"seconds": seconds, "rss_kib": _vmhwm(), "bytes": out.stat().st_size}))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = usage.ru_utime + usage.ru_stime - cpu_before
+    print(
+        json.dumps(
+            {"seconds": seconds, "cpu": cpu, "rss_kib": _vmhwm(), "bytes": out.stat().st_size}
+        )
+    )
 
 
 def _vmhwm() -> int:
@@ -347,8 +358,8 @@ def main() -> None:
     print(f"- machine: {cpu_model()}, {os.cpu_count()} cores, load {load_average()}")
     print(f"- Python {platform.python_version()}, {dt.datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(f"- month {MONTH}, {args.departments} departments × {args.staff_per_department} staff\n")
-    print("| backend | calls | format | seconds | peak RSS (VmHWM) | file |")
-    print("|---|---:|---|---:|---:|---:|")
+    print("| backend | calls | format | seconds | CPU seconds | peak RSS (VmHWM) | file |")
+    print("|---|---:|---|---:|---:|---:|---:|")
     notes = []
     with tempfile.TemporaryDirectory(prefix="callmon-export-bench-") as tmp:
         workdir = Path(tmp)
@@ -360,10 +371,11 @@ def main() -> None:
                     for fmt in args.formats.split(","):
                         r = measure(url, fmt, workdir, args)
                         if "error" in r:
-                            print(f"| {backend} | {calls:,} | {fmt} | failed: {r['error']} | | |")
+                            print(f"| {backend} | {calls:,} | {fmt} | failed: {r['error']} | | | |")
                             continue
                         print(
                             f"| {backend} | {calls:,} | {fmt} | {r['seconds']:.2f} | "
+                            f"{r['cpu']:.2f} | "
                             f"{r['rss_kib'] / 1024:.0f} MiB | {r['bytes'] / 1024:,.0f} KiB |",
                             flush=True,
                         )

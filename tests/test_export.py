@@ -312,6 +312,10 @@ def test_html_report_is_self_contained_and_escapes_names(
     assert page.count("<svg") >= 4
     assert "Malgun Gothic" in page
     assert "2026년 11월" in page
+    # October has a call (31 Oct 23:59:59.9): month over month, a chart per clause more.
+    assert "월별 추이" in page
+    assert page.count("<svg") == 8
+    assert "2026-10" in page
 
 
 def test_sqlite_and_postgresql_give_the_same_json(

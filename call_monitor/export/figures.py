@@ -113,6 +113,13 @@ def directory_cte(directory: Directory) -> Any:
     return table.data(pairs or [("", "")]).cte("directory")
 
 
+def staff_names(directory: Directory) -> Any:
+    """``(extension, name)`` of every staff member, as a CTE (VALUES)."""
+    pairs = [(ext, entry.name) for ext, entry in directory.settings.staff.items()]
+    table = values(column("extension", Text), column("name", Text), name="staff_names")
+    return table.data(pairs or [("", "")]).cte("staff_names")
+
+
 def checklist_figures(keys: Iterable[Key]) -> dict[Key, dict[str, Any]]:
     """The supervisors' checklist figures of each row: calls scored, mean score, the share
     of "yes" per item, and the P2 apology and P5 direct-number shares that only a listener
@@ -139,7 +146,7 @@ async def month_figures(conn: AsyncConnection, scope: Scope, directory: Director
     for extension in directory.extensions:
         rows[(directory.department_of(extension), extension)]
     grouped = (
-        (await _call_counts(conn, scope), CALL_KEYS),
+        (await _call_counts(conn, scope, directory), CALL_KEYS),
         (await _transfer_counts(conn, scope, directory), TRANSFER_KEYS),
         (await _p7_counts(conn, scope), P7_KEYS),
         (await _callback_counts(conn, scope), CALLBACK_KEYS),
@@ -227,15 +234,18 @@ def _office(
 # --------------------------------------------------------------------------- the queries
 
 
-async def _call_counts(conn: AsyncConnection, scope: Scope) -> Sequence[Any]:
+async def _call_counts(conn: AsyncConnection, scope: Scope, directory: Directory) -> Sequence[Any]:
     c = calls_table.c
     judge = scope.judgement
     inbound = c.direction == "inbound"
     complete = and_(inbound, c.incomplete.is_(False))
     p1 = judge.p1_met()
     p1_checked = and_(c.judged.is_(True), p1.is_not(None))
-    # A staff row: who answered; a call nobody answered, the extension it was dialled to.
-    staff = func.coalesce(c.answered_by, c.dialed)
+    # A staff row: who answered; a call nobody answered, the extension it was dialled to;
+    # only directory staff (an outbound call's answerer is the customer's number: grouped
+    # by it, the result would have a row per customer).
+    names = staff_names(directory)
+    staff = names.c.extension
     counts = [
         count_if(inbound),
         count_if(and_(complete, c.answered_at.is_not(None))),
@@ -254,7 +264,14 @@ async def _call_counts(conn: AsyncConnection, scope: Scope) -> Sequence[Any]:
         count_if(and_(c.judged.is_(True), judge.apology_expected().is_(True))),
     ]
     query = (
-        select(c.department, staff, *counts).where(in_month(scope)).group_by(c.department, staff)
+        select(c.department, staff, *counts)
+        .select_from(
+            calls_table.outerjoin(
+                names, names.c.extension == func.coalesce(c.answered_by, c.dialed)
+            )
+        )
+        .where(in_month(scope))
+        .group_by(c.department, staff)
     )
     return (await conn.execute(query)).all()
 

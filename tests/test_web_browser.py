@@ -108,6 +108,10 @@ async def test_a_memo_reaches_the_owners_home_live(tmp_path: Path, browser: Brow
         await expect(row.locator("td.text").first).to_have_text(
             HOSTILE_CALLER.split("\n")[0] + "\nline"
         )
+        # Its history opens in place (htmx), without leaving the page.
+        await row.get_by_role("button", name="이력").click()
+        await expect(row.locator(".history tbody tr")).to_have_count(1)
+        await expect(row.locator(".history")).to_contain_text("생성")
         await desk.screenshot(path=SCREENSHOTS / "callbacks.png", full_page=True)
 
         # 201's home, never reloaded, shows the callback and has raised a notification.

@@ -446,3 +446,19 @@ async def test_a_trusted_proxys_user_header_only_when_configured(tmp_path: Path)
             transport=transport, base_url=sso.base, headers=header
         ) as client:  # not the proxy: the header is anyone's to send
             assert (await client.get("/api/callbacks")).status_code == 401
+
+
+async def test_a_callbacks_history_opens_in_place_for_who_may_see_it(site: WebSite) -> None:
+    created = await memo_for(site, name="<b>홍길동</b>")
+    async with site.api("sup-minwon") as api:
+        await api.post(f"/api/callbacks/{created['id']}/cancel", json={"reason": "<i>중복</i>"})
+    url = f"/callbacks/{created['id']}/history"
+    async with session_for(site, "sup-minwon") as client:
+        page = await client.get(url)
+        assert page.status_code == 200
+        assert "생성" in page.text
+        assert "취소" in page.text
+        assert "cancelled: &lt;i&gt;중복&lt;/i&gt;" in page.text
+        assert "sup-minwon" in page.text
+    async with session_for(site, "sup-chongmu") as client:
+        assert (await client.get(url)).status_code == 404

@@ -277,6 +277,17 @@ class Pages:
     def _number_for(self, user: User) -> Any:
         return (lambda n: n) if user.role != "auditor" else mask
 
+    async def history(self, request: Request, obligation_id: str) -> Response:
+        """One callback's history (a partial the callbacks page opens in place)."""
+        user = await self.user(request)
+        found = await self.desk.get(obligation_id)
+        if found is None or not self.rules.sees_obligation(user, found):
+            return await self.refuse(request, user, 404)
+        history = (await self.desk.histories([found]))[found.id]
+        return await self.render(
+            request, "history.html", user, obligation=found, changes=history.changes
+        )
+
     async def memo(
         self,
         request: Request,
@@ -460,6 +471,7 @@ def pages_router(pages: Pages) -> APIRouter:
     router.add_api_route("/me/events", pages.me_events, methods=["GET"])
     router.add_api_route("/callbacks", pages.callbacks, methods=["GET"])
     router.add_api_route("/callbacks/memo", pages.memo, methods=["POST"])
+    router.add_api_route("/callbacks/{obligation_id}/history", pages.history, methods=["GET"])
     router.add_api_route("/callbacks/{obligation_id}/cancel", pages.cancel, methods=["POST"])
     router.add_api_route("/calls", pages.calls, methods=["GET"])
     router.add_api_route("/calls/{linkedid}", pages.call, methods=["GET"])

@@ -145,4 +145,9 @@ async def test_staff_of_another_department_are_refused_a_call(
         assert answer.status == 200
         await expect(page.locator("#timeline li").first).to_contain_text("통화 시작")
         await expect(page.locator("#checklist-slot")).to_be_visible()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=SCREENSHOTS / "call.png", full_page=True)
+        await page.goto("/calls?from=2026-11-01&to=2026-12-31")
+        await expect(page.locator("#calls tbody tr")).to_have_count(len(site.calls))
+        await page.screenshot(path=SCREENSHOTS / "calls.png", full_page=True)
         await context.close()

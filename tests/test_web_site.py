@@ -113,6 +113,10 @@ async def test_the_calls_list_by_role_filters_and_pages(site: WebSite) -> None:
     async with session_for(site, "staff-203") as client:
         none = await client.get("/calls", params=period)
         assert "통화 0 ·" in none.text  # nothing of 203's
+    async with session_for(site, "staff-201") as client:
+        own = await client.get("/calls", params=period)
+        assert f"통화 {len(site.calls)} ·" in own.text  # 201 answered every one
+        assert "010-****-5678" in own.text  # masked for staff on the calls pages
     async with session_for(site, "auditor") as client:
         masked = await client.get("/calls", params=period)
         assert "010-****-5678" in masked.text
@@ -291,6 +295,12 @@ async def test_the_memo_form_makes_a_callback(site: WebSite) -> None:
 
 
 async def test_logins_are_audited_and_limited(site: WebSite) -> None:
+    async with site.client() as client:
+        ok = await log_in(client, "staff-201")
+        session = [c for c in ok.headers.get_list("set-cookie") if c.startswith("callmon_session=")]
+        assert len(session) == 1
+        assert "httponly" in session[0].lower()
+        assert "samesite=lax" in session[0].lower()
     async with site.client() as client:
         assert (await log_in(client, "staff-201", "wrong password")).status_code == 401
         assert (await log_in(client, "nobody", "wrong password")).status_code == 401

@@ -354,7 +354,8 @@ class Pages:
             staff=staff or None,
             breached=breached or None,
             missed={"yes": True, "no": False}.get(missed or ""),
-            departments=self.rules.departments(user),
+            # Staff: their own calls, whatever the department; others: their departments'.
+            departments=None if user.role == "staff" else self.rules.departments(user),
             extension=user.extension if user.role == "staff" else None,
         )
         rows = await list_calls(self.engine, wanted, before=_cursor(before), limit=PAGE_SIZE)

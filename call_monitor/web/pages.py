@@ -24,7 +24,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from call_monitor.charter.obligations import OPEN_STATES, Obligation
@@ -95,6 +95,46 @@ def _month(today: date) -> tuple[datetime, datetime]:
     start = datetime.combine(today.replace(day=1), time(), SEOUL)
     following = (start + timedelta(days=32)).replace(day=1)
     return start, following
+
+
+class CallsQuery(BaseModel):
+    """The calls page's filters, as its form sends them (an empty field: no filter)."""
+
+    since: date | None = Field(default=None, alias="from")  # the first day (Seoul)
+    until: date | None = Field(default=None, alias="to")  # the last day, included
+    department: str = Field(default="", max_length=MAX_PERSON)
+    staff: str = Field(default="", max_length=MAX_PERSON)
+    breached: str = Field(default="", pattern="^(P[1-7])?$")
+    missed: str = Field(default="", pattern="^(yes|no)?$")
+    before: str = Field(default="", max_length=300)  # the keyset of the page before
+
+    def filter(
+        self, today: date, departments: tuple[str, ...] | None, extension: str | None
+    ) -> CallFilter:
+        """This month up to today unless dates are given."""
+        first = self.since or today.replace(day=1)
+        last = self.until or today
+        return CallFilter(
+            since=datetime.combine(first, time(), SEOUL),
+            until=datetime.combine(last + timedelta(days=1), time(), SEOUL),
+            department=self.department or None,
+            staff=self.staff or None,
+            breached=self.breached or None,
+            missed={"yes": True, "no": False}.get(self.missed),
+            departments=departments,
+            extension=extension,
+        )
+
+    def echo(self, wanted: CallFilter) -> dict[str, str]:
+        """The filters for the form and the next page's link (the dates as applied)."""
+        return {
+            "from": wanted.since.date().isoformat(),
+            "to": (wanted.until - timedelta(days=1)).date().isoformat(),
+            "department": self.department,
+            "staff": self.staff,
+            "breached": self.breached,
+            "missed": self.missed,
+        }
 
 
 class Pages:
@@ -331,55 +371,28 @@ class Pages:
 
     # -- calls ----------------------------------------------------------------------------
 
-    async def calls(
-        self,
-        request: Request,
-        *,
-        since: Annotated[date | None, Query(alias="from")] = None,
-        until: Annotated[date | None, Query(alias="to")] = None,
-        department: Annotated[str | None, Query(max_length=MAX_PERSON)] = None,
-        staff: Annotated[str | None, Query(max_length=MAX_PERSON)] = None,
-        breached: Annotated[str | None, Query(pattern="^(P[1-7])?$")] = None,
-        missed: Annotated[str | None, Query(pattern="^(yes|no)?$")] = None,
-        before: Annotated[str | None, Query(max_length=300)] = None,
-    ) -> Response:
+    async def calls(self, request: Request, asked: Annotated[CallsQuery, Query()]) -> Response:
         user = await self.user(request)
-        today = datetime.now(SEOUL).date()
-        first = since or today.replace(day=1)
-        last = until or today
-        wanted = CallFilter(
-            since=datetime.combine(first, time(), SEOUL),
-            until=datetime.combine(last + timedelta(days=1), time(), SEOUL),
-            department=department or None,
-            staff=staff or None,
-            breached=breached or None,
-            missed={"yes": True, "no": False}.get(missed or ""),
+        wanted = asked.filter(
+            datetime.now(SEOUL).date(),
             # Staff: their own calls, whatever the department; others: their departments'.
             departments=None if user.role == "staff" else self.rules.departments(user),
             extension=user.extension if user.role == "staff" else None,
         )
-        rows = await list_calls(self.engine, wanted, before=_cursor(before), limit=PAGE_SIZE)
+        rows = await list_calls(self.engine, wanted, before=_cursor(asked.before), limit=PAGE_SIZE)
         # The totals of the whole filter on the first page only: the next pages are the same.
-        totals = None if before else await call_totals(self.engine, wanted)
+        totals = None if asked.before else await call_totals(self.engine, wanted)
         following = None
         if len(rows) == PAGE_SIZE:
             tail = rows[-1]
             following = f"{tail['started_at'].isoformat()}|{tail['linkedid']}"
-        query = {
-            "from": first.isoformat(),
-            "to": last.isoformat(),
-            "department": department or "",
-            "staff": staff or "",
-            "breached": breached or "",
-            "missed": missed or "",
-        }
         return await self.render(
             request,
             "calls.html",
             user,
             rows=rows,
             totals=totals,
-            query=query,
+            query=asked.echo(wanted),
             following=following,
             clauses=CLAUSES,
             departments=self.directory.departments,

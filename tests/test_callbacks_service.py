@@ -1223,3 +1223,25 @@ async def test_a_memo_id_that_is_not_an_id_is_refused(tmp_path: Path) -> None:
         for bad in ("", "a/b", "x" * 65, "a\nb"):
             response = await api.post("/api/callbacks/memo", json={**memo, "memo_id": bad})
             assert response.status_code == 422, (bad, response.text)
+
+
+async def test_the_daemons_web_wants_credentials_and_its_own_host(tmp_path: Path) -> None:
+    db = tmp_path / "web.sqlite3"
+    async with PlaybackServer([IDLE_PBX], secret=SECRET) as server:
+        daemon = Daemon(daemon_settings(server.port, db), SecretStr(SECRET))
+        secret = tmp_path / "web-secret"  # made once, beside the SQLite store
+        assert secret.stat().st_mode & 0o777 == 0o600
+        made = secret.read_text(encoding="ascii")
+        async with running(daemon) as web:
+            base = str(web.base_url).rstrip("/")
+            async with httpx.AsyncClient(base_url=base) as anonymous:
+                assert (await anonymous.get("/api/callbacks")).status_code == 401
+                evil = await web.get("/api/callbacks", headers={"Host": "evil.example"})
+                assert evil.status_code == 400
+                assert (await anonymous.get("/login")).status_code == 200
+                assert (await anonymous.get("/static/htmx.min.js")).status_code == 200
+                assert (await anonymous.get("/metrics")).status_code == 200
+            assert (await web.get("/api/callbacks")).status_code == 200
+    again = Daemon(daemon_settings(1, db), SecretStr(SECRET))  # a restart: the same secret
+    await again.engine.dispose()
+    assert secret.read_text(encoding="ascii") == made

@@ -108,6 +108,10 @@ async def test_a_memo_reaches_the_owners_home_live(tmp_path: Path, browser: Brow
         await expect(row.locator("td.text").first).to_have_text(
             HOSTILE_CALLER.split("\n")[0] + "\nline"
         )
+        # Its history opens in place (htmx), without leaving the page.
+        await row.get_by_role("button", name="이력").click()
+        await expect(row.locator(".history tbody tr")).to_have_count(1)
+        await expect(row.locator(".history")).to_contain_text("생성")
         await desk.screenshot(path=SCREENSHOTS / "callbacks.png", full_page=True)
 
         # 201's home, never reloaded, shows the callback and has raised a notification.
@@ -141,4 +145,9 @@ async def test_staff_of_another_department_are_refused_a_call(
         assert answer.status == 200
         await expect(page.locator("#timeline li").first).to_contain_text("통화 시작")
         await expect(page.locator("#checklist-slot")).to_be_visible()
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=SCREENSHOTS / "call.png", full_page=True)
+        await page.goto("/calls?from=2026-11-01&to=2026-12-31")
+        await expect(page.locator("#calls tbody tr")).to_have_count(len(site.calls))
+        await page.screenshot(path=SCREENSHOTS / "calls.png", full_page=True)
         await context.close()

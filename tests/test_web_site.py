@@ -113,6 +113,10 @@ async def test_the_calls_list_by_role_filters_and_pages(site: WebSite) -> None:
     async with session_for(site, "staff-203") as client:
         none = await client.get("/calls", params=period)
         assert "통화 0 ·" in none.text  # nothing of 203's
+    async with session_for(site, "staff-201") as client:
+        own = await client.get("/calls", params=period)
+        assert f"통화 {len(site.calls)} ·" in own.text  # 201 answered every one
+        assert "010-****-5678" in own.text  # masked for staff on the calls pages
     async with session_for(site, "auditor") as client:
         masked = await client.get("/calls", params=period)
         assert "010-****-5678" in masked.text
@@ -292,6 +296,12 @@ async def test_the_memo_form_makes_a_callback(site: WebSite) -> None:
 
 async def test_logins_are_audited_and_limited(site: WebSite) -> None:
     async with site.client() as client:
+        ok = await log_in(client, "staff-201")
+        session = [c for c in ok.headers.get_list("set-cookie") if c.startswith("callmon_session=")]
+        assert len(session) == 1
+        assert "httponly" in session[0].lower()
+        assert "samesite=lax" in session[0].lower()
+    async with site.client() as client:
         assert (await log_in(client, "staff-201", "wrong password")).status_code == 401
         assert (await log_in(client, "nobody", "wrong password")).status_code == 401
         assert (await log_in(client, "staff-201")).status_code == 303
@@ -446,3 +456,19 @@ async def test_a_trusted_proxys_user_header_only_when_configured(tmp_path: Path)
             transport=transport, base_url=sso.base, headers=header
         ) as client:  # not the proxy: the header is anyone's to send
             assert (await client.get("/api/callbacks")).status_code == 401
+
+
+async def test_a_callbacks_history_opens_in_place_for_who_may_see_it(site: WebSite) -> None:
+    created = await memo_for(site, name="<b>홍길동</b>")
+    async with site.api("sup-minwon") as api:
+        await api.post(f"/api/callbacks/{created['id']}/cancel", json={"reason": "<i>중복</i>"})
+    url = f"/callbacks/{created['id']}/history"
+    async with session_for(site, "sup-minwon") as client:
+        page = await client.get(url)
+        assert page.status_code == 200
+        assert "생성" in page.text
+        assert "취소" in page.text
+        assert "cancelled: &lt;i&gt;중복&lt;/i&gt;" in page.text
+        assert "sup-minwon" in page.text
+    async with session_for(site, "sup-chongmu") as client:
+        assert (await client.get(url)).status_code == 404

@@ -45,6 +45,8 @@ def send_memo(args: argparse.Namespace, settings: Settings) -> int:
         status, answer = _post(f"{base}/api/callbacks/memo", _memo_body(args))
     except urllib.error.HTTPError as exc:
         detail = _error_detail(exc.read())
+        if exc.code == 401:
+            detail += f" (set {TOKEN_ENV} to a token of `call-monitor user token LOGIN`)"
         print(f"call-monitor: memo refused ({exc.code}): {detail}", file=sys.stderr)
         return 2 if 400 <= exc.code < 500 else 1
     except TimeoutError:

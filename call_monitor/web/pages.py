@@ -24,7 +24,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from pydantic import ValidationError
+from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from call_monitor.charter.obligations import OPEN_STATES, Obligation
@@ -95,6 +95,46 @@ def _month(today: date) -> tuple[datetime, datetime]:
     start = datetime.combine(today.replace(day=1), time(), SEOUL)
     following = (start + timedelta(days=32)).replace(day=1)
     return start, following
+
+
+class CallsQuery(BaseModel):
+    """The calls page's filters, as its form sends them (an empty field: no filter)."""
+
+    since: date | None = Field(default=None, alias="from")  # the first day (Seoul)
+    until: date | None = Field(default=None, alias="to")  # the last day, included
+    department: str = Field(default="", max_length=MAX_PERSON)
+    staff: str = Field(default="", max_length=MAX_PERSON)
+    breached: str = Field(default="", pattern="^(P[1-7])?$")
+    missed: str = Field(default="", pattern="^(yes|no)?$")
+    before: str = Field(default="", max_length=300)  # the keyset of the page before
+
+    def filter(
+        self, today: date, departments: tuple[str, ...] | None, extension: str | None
+    ) -> CallFilter:
+        """This month up to today unless dates are given."""
+        first = self.since or today.replace(day=1)
+        last = self.until or today
+        return CallFilter(
+            since=datetime.combine(first, time(), SEOUL),
+            until=datetime.combine(last + timedelta(days=1), time(), SEOUL),
+            department=self.department or None,
+            staff=self.staff or None,
+            breached=self.breached or None,
+            missed={"yes": True, "no": False}.get(self.missed),
+            departments=departments,
+            extension=extension,
+        )
+
+    def echo(self, wanted: CallFilter) -> dict[str, str]:
+        """The filters for the form and the next page's link (the dates as applied)."""
+        return {
+            "from": wanted.since.date().isoformat(),
+            "to": (wanted.until - timedelta(days=1)).date().isoformat(),
+            "department": self.department,
+            "staff": self.staff,
+            "breached": self.breached,
+            "missed": self.missed,
+        }
 
 
 class Pages:
@@ -277,6 +317,17 @@ class Pages:
     def _number_for(self, user: User) -> Any:
         return (lambda n: n) if user.role != "auditor" else mask
 
+    async def history(self, request: Request, obligation_id: str) -> Response:
+        """One callback's history (a partial the callbacks page opens in place)."""
+        user = await self.user(request)
+        found = await self.desk.get(obligation_id)
+        if found is None or not self.rules.sees_obligation(user, found):
+            return await self.refuse(request, user, 404)
+        history = (await self.desk.histories([found]))[found.id]
+        return await self.render(
+            request, "history.html", user, obligation=found, changes=history.changes
+        )
+
     async def memo(
         self,
         request: Request,
@@ -320,54 +371,28 @@ class Pages:
 
     # -- calls ----------------------------------------------------------------------------
 
-    async def calls(
-        self,
-        request: Request,
-        *,
-        since: Annotated[date | None, Query(alias="from")] = None,
-        until: Annotated[date | None, Query(alias="to")] = None,
-        department: Annotated[str | None, Query(max_length=MAX_PERSON)] = None,
-        staff: Annotated[str | None, Query(max_length=MAX_PERSON)] = None,
-        breached: Annotated[str | None, Query(pattern="^(P[1-7])?$")] = None,
-        missed: Annotated[str | None, Query(pattern="^(yes|no)?$")] = None,
-        before: Annotated[str | None, Query(max_length=300)] = None,
-    ) -> Response:
+    async def calls(self, request: Request, asked: Annotated[CallsQuery, Query()]) -> Response:
         user = await self.user(request)
-        today = datetime.now(SEOUL).date()
-        first = since or today.replace(day=1)
-        last = until or today
-        wanted = CallFilter(
-            since=datetime.combine(first, time(), SEOUL),
-            until=datetime.combine(last + timedelta(days=1), time(), SEOUL),
-            department=department or None,
-            staff=staff or None,
-            breached=breached or None,
-            missed={"yes": True, "no": False}.get(missed or ""),
-            departments=self.rules.departments(user),
+        wanted = asked.filter(
+            datetime.now(SEOUL).date(),
+            # Staff: their own calls, whatever the department; others: their departments'.
+            departments=None if user.role == "staff" else self.rules.departments(user),
             extension=user.extension if user.role == "staff" else None,
         )
-        rows = await list_calls(self.engine, wanted, before=_cursor(before), limit=PAGE_SIZE)
+        rows = await list_calls(self.engine, wanted, before=_cursor(asked.before), limit=PAGE_SIZE)
         # The totals of the whole filter on the first page only: the next pages are the same.
-        totals = None if before else await call_totals(self.engine, wanted)
+        totals = None if asked.before else await call_totals(self.engine, wanted)
         following = None
         if len(rows) == PAGE_SIZE:
             tail = rows[-1]
             following = f"{tail['started_at'].isoformat()}|{tail['linkedid']}"
-        query = {
-            "from": first.isoformat(),
-            "to": last.isoformat(),
-            "department": department or "",
-            "staff": staff or "",
-            "breached": breached or "",
-            "missed": missed or "",
-        }
         return await self.render(
             request,
             "calls.html",
             user,
             rows=rows,
             totals=totals,
-            query=query,
+            query=asked.echo(wanted),
             following=following,
             clauses=CLAUSES,
             departments=self.directory.departments,
@@ -460,6 +485,7 @@ def pages_router(pages: Pages) -> APIRouter:
     router.add_api_route("/me/events", pages.me_events, methods=["GET"])
     router.add_api_route("/callbacks", pages.callbacks, methods=["GET"])
     router.add_api_route("/callbacks/memo", pages.memo, methods=["POST"])
+    router.add_api_route("/callbacks/{obligation_id}/history", pages.history, methods=["GET"])
     router.add_api_route("/callbacks/{obligation_id}/cancel", pages.cancel, methods=["POST"])
     router.add_api_route("/calls", pages.calls, methods=["GET"])
     router.add_api_route("/calls/{linkedid}", pages.call, methods=["GET"])

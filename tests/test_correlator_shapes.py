@@ -600,6 +600,7 @@ def test_an_attended_transfer_to_an_outside_number_is_external() -> None:
     assert record.hangup_first == "unknown"  # not "staff": the outside party is none
     verdict = judge(record, CharterSettings(), DIRECTORY)
     assert (verdict.transfers[0].p4_met, verdict.transfers[0].other_department) == (False, None)
+    assert "(외부로 연결)" in describe(JudgedCall(record, verdict))
 
 
 def test_a_blind_transfer_to_an_outside_number_is_external() -> None:

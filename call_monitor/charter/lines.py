@@ -59,6 +59,7 @@ _KO = {
     "transfer_connected": "{src}→{dst} {kind}, {wait:.1f}초 만에 연결",
     "transfer_not_connected": "{src}→{dst} {kind}, 연결 안 됨",
     "other_department": "다른 부서",
+    "external": "외부로 연결",
     "caller_first": "고객이 먼저 끊음",
     "staff_first": "직원이 먼저 끊음",
     "hangup_unknown": "끊은 쪽 미상",
@@ -107,6 +108,7 @@ _EN = {
     "transfer_connected": "{src}->{dst} {kind}, connected after {wait:.1f} s",
     "transfer_not_connected": "{src}->{dst} {kind}, never connected",
     "other_department": "other department",
+    "external": "out of the office",
     "caller_first": "caller hung up first",
     "staff_first": "staff hung up first",
     "hangup_unknown": "hang-up side unknown",
@@ -182,6 +184,8 @@ def _transfer(
         text = t["transfer_connected"].format(wait=verdict.wait_seconds, **names)
     if verdict.other_department:
         text += f" ({t['other_department']})"
+    if transfer.external:
+        text += f" ({t['external']})"
     return text
 
 

@@ -74,6 +74,7 @@ class DaemonProcess:
     web_port: int
     process: asyncio.subprocess.Process | None = None
     runs: int = 0
+    token: str | None = None  # an admin's API token, made at the first /api/ request
 
     @property
     def base(self) -> str:
@@ -101,8 +102,30 @@ class DaemonProcess:
             return False
 
     async def get(self, path: str) -> httpx.Response:
+        """``path`` from the daemon; the API (``/api/``) as an admin, by an API token."""
+        headers = {}
+        if path.startswith("/api/"):
+            headers["Authorization"] = f"Bearer {await self._token()}"
         async with httpx.AsyncClient(base_url=self.base, timeout=5.0) as client:
-            return await client.get(path)
+            return await client.get(path, headers=headers)
+
+    async def _token(self) -> str:
+        """An admin account and its API token, made by ``call-monitor user`` in the daemon's
+        store (migrated by the daemon's start)."""
+        if self.token is None:
+            await self._cli("user", "add", "rig", "--role", "admin", stdin=b"rig-password-1\n")
+            self.token = (await self._cli("user", "token", "rig")).strip()
+        return self.token
+
+    async def _cli(self, *args: str, stdin: bytes = b"") -> str:
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "call_monitor", *args, env=self.env,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await child.communicate(stdin)
+        assert child.returncode == 0, err.decode(errors="replace")
+        return out.decode()
 
     async def metrics(self) -> str:
         response = await self.get("/metrics")

@@ -39,7 +39,8 @@ def write_csv_zip(data: ExportData, path: Path) -> None:
     lang = data.lang
     columns = sheet_columns()
     not_scored = neutralise(word(lang, "not_scored"))
-    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+    # Level 1: most of the size gain for a third of the time of the default level.
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
         sheets: tuple[tuple[str, Iterable[list[Any]]], ...] = (
             ("summary", data.summary()),
             ("calls", data.calls("text")),

@@ -14,13 +14,14 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from call_monitor.web.app import serve
 from tests.backends import unavailable
 from tests.test_web import free_port
-from tests.web_site import HOSTILE_CALLER, PASSWORD, WebSite, web_site
+from tests.web_site import HOSTILE_CALLER, PASSWORD, WebSite, log_in, web_site
 
 CHROMIUM = Path("/usr/bin/chromium")
 HAVE_CHROMIUM = CHROMIUM.exists()
@@ -151,3 +152,30 @@ async def test_staff_of_another_department_are_refused_a_call(
         await expect(page.locator("#calls tbody tr")).to_have_count(len(site.calls))
         await page.screenshot(path=SCREENSHOTS / "calls.png", full_page=True)
         await context.close()
+
+
+async def test_the_event_stream_over_a_real_socket(tmp_path: Path) -> None:
+    """Without a browser: the staff home's stream, as the page's EventSource reads it."""
+    async with served(tmp_path) as site, httpx.AsyncClient(base_url=site.base) as client:
+        assert (await log_in(client, "staff-201")).status_code == 303
+        async with client.stream("GET", "/me/events") as events:
+            assert events.headers["content-type"].startswith("text/event-stream")
+            lines = events.aiter_lines()
+            assert await anext(lines) == "retry: 3000"
+            async with site.api("admin") as api:
+                memo = {"number": "010-1111-2222", "owner": "201", "taken_by": "202"}
+                created = (await api.post("/api/callbacks/memo", json=memo)).json()
+            async with asyncio.timeout(10):
+                received = [line async for line in _until_data(lines)]
+        assert received[-2:] == [
+            "event: callbacks",
+            f'data: {{"kind": "created", "obligation": "{created["obligation"]["id"]}"}}',
+        ]
+
+
+async def _until_data(lines: AsyncIterator[str]) -> AsyncIterator[str]:
+    async for line in lines:
+        if line:
+            yield line
+        if line.startswith("data:"):
+            return

@@ -221,9 +221,13 @@ def fill_sqlite(path: Path, rows: Iterator[dict[str, list[tuple[Any, ...]]]]) ->
         for chunk in rows:
             for table, values in chunk.items():
                 if values:
+                    # The rows hold the first columns; later migrations' columns (added at
+                    # the end) take their defaults.
+                    named = [c[1] for c in db.execute(f"PRAGMA table_info({table})")]
+                    names = ",".join(named[: len(values[0])])
                     marks = ",".join("?" * len(values[0]))
                     db.executemany(
-                        f"INSERT INTO {table} VALUES ({marks})",
+                        f"INSERT INTO {table} ({names}) VALUES ({marks})",
                         [tuple(map(plain, v)) for v in values],
                     )
         db.commit()
@@ -237,7 +241,14 @@ async def fill_postgres(dsn: str, rows: Iterator[dict[str, list[tuple[Any, ...]]
         for chunk in rows:
             for table, values in chunk.items():
                 if values:
-                    await conn.copy_records_to_table(table, records=values)
+                    named = await conn.fetch(
+                        "SELECT column_name FROM information_schema.columns"
+                        " WHERE table_name = $1 AND table_schema = current_schema()"
+                        " ORDER BY ordinal_position",
+                        table,
+                    )
+                    columns = [row["column_name"] for row in named][: len(values[0])]
+                    await conn.copy_records_to_table(table, records=values, columns=columns)
         await conn.execute("ANALYZE")  # the planner's statistics, as a live store has them
     finally:
         await conn.close()

@@ -969,3 +969,45 @@ async def test_the_daemon_shows_the_alert_path_when_a_broker_is_configured(
         # No broker configured: no alert path, and no zeros pretending one is idle.
         for name in ALERT_SERIES:
             assert (name in text) == (host is not None), (host, name)
+
+
+async def test_a_cancel_turned_into_a_broker_error_still_stops_the_publisher(
+    engine: AsyncEngine, broker: Broker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelled inside a session, the MQTT client's ``__aexit__`` may raise an MqttError in
+    place of the CancelledError (seen: a daemon's stop that never ended, the broker just
+    gone). The publisher stops all the same."""
+    publisher = OutboxPublisher(engine, mqtt_settings(broker))
+    entered = asyncio.Event()
+
+    class Client:
+        async def __aenter__(self) -> Client:
+            return self
+
+        async def __aexit__(self, *exc: object) -> None:
+            raise aiomqtt.MqttError("Disconnected during message iteration")
+
+    async def idle(_client: object) -> None:
+        entered.set()
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(publisher, "_client", Client)
+    monkeypatch.setattr(publisher, "_watch", idle)
+    monkeypatch.setattr(publisher, "_drain", idle)
+    task = asyncio.create_task(publisher.run())
+    await entered.wait()
+    task.cancel()
+    # Not wait_for: on its timeout it cancels again and waits, for ever if the cancel is lost.
+    done, _ = await asyncio.wait({task}, timeout=5)
+    if task not in done:
+
+        class Stopped(Client):
+            async def __aenter__(self) -> Client:
+                raise asyncio.CancelledError  # ends the loop, so that the test can fail
+
+        monkeypatch.setattr(publisher, "_client", Stopped)
+        task.cancel()  # out of the session it went on to: the next one is Stopped
+        await asyncio.wait({task}, timeout=30)
+        pytest.fail("the publisher went on after it was cancelled")
+    with pytest.raises(asyncio.CancelledError):
+        await task

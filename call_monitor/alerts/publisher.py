@@ -91,6 +91,7 @@ class OutboxPublisher:
         self._outage_since: float | None = None  # monotonic; None while the broker is fine
         self._in_flight: int | None = None  # the row being published, for mark_failed
         self._acked: list[int] = []  # PUBACK received, delivered_at not yet written
+        self._cancelled = False  # cancelled inside a session (see _session)
         self._session_started = 0.0  # monotonic
 
     @property
@@ -151,6 +152,8 @@ class OutboxPublisher:
                 log.error("alerts: outbox database error; retrying", exc_info=error)
             finally:
                 self.stats.connected = False
+            if self._cancelled:
+                raise asyncio.CancelledError  # the stop, whatever the client raised after it
             if error is not None:
                 await self._after_failure(error)
             await asyncio.sleep(self._backoff.next_delay())
@@ -195,11 +198,18 @@ class OutboxPublisher:
                 # Not over yet: a broker that takes the connection and then fails every
                 # publish (or drops us at once) is still out; see _healthy.
                 log.debug("alerts: reconnected to MQTT broker, on probation")
-            async with asyncio.TaskGroup() as tasks:
-                # The watcher ends the session as soon as the connection drops, even while
-                # the drain is idle or waiting for a PUBACK that will never come.
-                tasks.create_task(self._watch(client), name="mqtt-watch")
-                tasks.create_task(self._drain(client), name="mqtt-drain")
+            try:
+                async with asyncio.TaskGroup() as tasks:
+                    # The watcher ends the session as soon as the connection drops, even
+                    # while the drain is idle or waiting for a PUBACK that will never come.
+                    tasks.create_task(self._watch(client), name="mqtt-watch")
+                    tasks.create_task(self._drain(client), name="mqtt-drain")
+            except asyncio.CancelledError:
+                # The client's __aexit__ may now raise an MqttError (the broker gone while
+                # it disconnects) in the CancelledError's place: caught as a broker failure,
+                # the loop went on and the daemon's stop waited for ever. Remembered here.
+                self._cancelled = True
+                raise
 
     def _healthy(self) -> None:
         """The session works (a PUBACK came, or it lasted): the outage, if any, is over."""

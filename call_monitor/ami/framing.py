@@ -255,6 +255,8 @@ class AmiFramer:
                 end = rest.find(eol + eol)
                 if end < 0 or (tail and _TERMINATOR.startswith(rest[end + 1 :])):
                     break
+                if end > self.max_message_bytes:
+                    break  # oversized: skipped with what follows, as a chunked read would
                 if end:
                     out.append(rest[:end].replace(eol, _EOL))
                     self.stats.repaired += 1

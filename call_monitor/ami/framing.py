@@ -210,17 +210,14 @@ class AmiFramer:
         buf = self._buffer
         if buf.find(_TERMINATOR, self._scan_from) >= 0:
             # One copy and one split in C per chunk: a chunk holds ~100 messages.
-            whole = bytes(buf)
-            parts = whole.split(_TERMINATOR)
+            parts = bytes(buf).split(_TERMINATOR)
             rest = parts.pop()
             if self._skipping:
                 self._skipping = False
                 del parts[0]  # the end of the oversized message
-            if self._bare(whole):
-                parts = self._unbare(parts)
             self._frame_all(parts, frames)
             buf[:] = rest
-        if not self._skipping and self._bare(buf):
+        if not self._skipping and not self.crlf_only and _lone_first_eol(buf):
             (*leading, rest) = self._unbare([bytes(buf)], tail=True)
             if leading:
                 self._frame_all(leading, frames)
@@ -234,12 +231,6 @@ class AmiFramer:
             del buf[: len(buf) - 3]
             self._scan_from = 0
         return frames
-
-    def _bare(self, data: bytes | bytearray) -> bool:
-        """Whether ``data`` may hold messages framed with lone LF (or CR) line ends: their
-        own blank line ends them. Two scans in C: without one, :meth:`_unbare` changes
-        nothing, so whatever the chunking the same parts are read the same way."""
-        return not self.crlf_only and (b"\n\n" in data or b"\r\r" in data)
 
     def _unbare(self, parts: list[bytes], *, tail: bool = False) -> list[bytes]:
         """``parts`` with the messages framed by lone LF or CR line ends at the start of
@@ -295,31 +286,40 @@ class AmiFramer:
         limit = self.max_message_bytes
         parse = _parse_keeping_raw if self.keep_raw else parse_message
         append = frames.append
+        bare_too = not self.crlf_only
         dropped = messages = errors = 0
         for part in parts:
             raw = part
             if not raw:
                 continue  # stray empty line between messages: harmless
+            eol = raw.find(_EOL)
+            first = raw if eol < 0 else raw[:eol]
+            # Messages framed with lone LF or CR line ends lead a part whose first line holds
+            # one: split off (``_expand``) wherever such a first line can reach. It cannot
+            # be in the filter's sets ("Event: Name"), so the usual events skip the check.
             if len(raw) > limit:
+                if bare_too and self._expand(raw, first, frames):
+                    continue
                 errors += 1
                 append(FramingError("message larger than the limit", len(raw)))
                 continue
             if filtering:
-                eol = raw.find(_EOL)
-                first = raw if eol < 0 else raw[:eol]
                 if first in ignored:
                     dropped += 1
                     continue
-                if kept is not None:
-                    if first in kept:
-                        marker = markers.get(first)
-                        unwanted = marker is not None and marker not in raw
-                    else:
-                        unwanted = first.startswith(b"Event: ")
-                    # The events of an action's reply carry its ActionID: always kept.
-                    if unwanted and _ACTION_ID not in raw:
-                        dropped += 1
+                if kept is not None and first in kept:
+                    marker = markers.get(first)
+                    unwanted = marker is not None and marker not in raw
+                else:
+                    if bare_too and self._expand(raw, first, frames):
                         continue
+                    unwanted = kept is not None and first.startswith(b"Event: ")
+                # The events of an action's reply carry its ActionID: always kept.
+                if unwanted and _ACTION_ID not in raw:
+                    dropped += 1
+                    continue
+            elif bare_too and self._expand(raw, first, frames):
+                continue
             if raw.startswith(_BANNER_BYTES):
                 # The banner again inside a connection (a proxy reconnected upstream, the
                 # PBX restarted behind it): said as a Banner, the message after it kept.
@@ -342,9 +342,27 @@ class AmiFramer:
         stats.messages += messages
         stats.errors += errors
 
+    def _expand(self, raw: bytes, first: bytes, frames: list[Frame]) -> bool:
+        """Frame the messages with lone LF or CR line ends that lead ``raw`` (its first line
+        holds such a line end), then the rest of it; False when there are none."""
+        if b"\n" not in first and b"\r" not in first:
+            return False
+        pieces = self._unbare([raw])
+        if len(pieces) == 1:
+            return False
+        self._frame_all(pieces, frames)
+        return True
+
     def _error(self, frames: list[Frame], reason: str, size: int) -> None:
         self.stats.errors += 1
         frames.append(FramingError(reason, size))
+
+
+def _lone_first_eol(data: bytes | bytearray) -> bool:
+    """Whether the first line of ``data`` ends in a lone LF or CR (it is framed so)."""
+    eol = data.find(_EOL)
+    first = data if eol < 0 else data[:eol]
+    return b"\n" in first or b"\r" in first
 
 
 def _parse_keeping_raw(raw: bytes) -> AmiMessage | FramingError:

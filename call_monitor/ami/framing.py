@@ -192,6 +192,7 @@ class AmiFramer:
     _ignored_lines: frozenset[bytes] = frozenset()
     _kept_lines: frozenset[bytes] | None = None
     _markers: dict[bytes, bytes] = field(default_factory=dict)
+    _terminator: bytes = _TERMINATOR  # b"\n\n" once the banner came with a lone LF
 
     def __post_init__(self) -> None:
         self._ignored_lines = frozenset(_event_line(name) for name in self.ignore_events)
@@ -208,20 +209,19 @@ class AmiFramer:
         if self.expect_banner and not self._take_banner(frames):
             return frames
         buf = self._buffer
-        if buf.find(_TERMINATOR, self._scan_from) >= 0:
+        terminator = self._terminator
+        if buf.find(terminator, self._scan_from) >= 0:
             # One copy and one split in C per chunk: a chunk holds ~100 messages.
-            parts = bytes(buf).split(_TERMINATOR)
+            parts = bytes(buf).split(terminator)
             rest = parts.pop()
             if self._skipping:
                 self._skipping = False
                 del parts[0]  # the end of the oversized message
+            if terminator is not _TERMINATOR:  # a connection with lone LF line ends
+                parts = [part.replace(b"\r\n", b"\n").replace(b"\n", _EOL) for part in parts]
+                self.stats.repaired += len(parts)
             self._frame_all(parts, frames)
             buf[:] = rest
-        if not self._skipping and not self.crlf_only and _lone_first_eol(buf):
-            (*leading, rest) = self._unbare([bytes(buf)], tail=True)
-            if leading:
-                self._frame_all(leading, frames)
-                buf[:] = rest
         # Resume the next search where a terminator could still begin.
         self._scan_from = max(0, len(buf) - 3)
         if len(buf) > self.max_message_bytes:
@@ -232,25 +232,28 @@ class AmiFramer:
             self._scan_from = 0
         return frames
 
-    def _unbare(self, parts: list[bytes], *, tail: bool = False) -> list[bytes]:
+    def _unbare(self, parts: list[bytes]) -> list[bytes]:
         """``parts`` with the messages framed by lone LF or CR line ends at the start of
         each split off, their line ends made CRLF (counted as repairs). A message with CRLF
         line ends keeps its lone LF and CR in its values: its first line (``Event: ...``)
-        ends in CRLF, so no caller name decides how it is read. In the unterminated
-        ``tail``, a blank line whose CR may begin a CRLFCRLF still to come is not one yet."""
+        ends in CRLF, so no caller name decides how it is read. Only whole parts (ended by
+        a CRLFCRLF) are read so: the same bytes, whatever the chunking, give the same
+        messages (such messages wait for the next CRLF message, a Ping's reply at worst)."""
         out: list[bytes] = []
         for part in parts:
             rest = part
             while (first := _FIRST_EOL.search(rest)) is not None and first[0] != _EOL:
                 eol = first[0]
                 end = rest.find(eol + eol)
-                if end < 0 or (tail and _TERMINATOR.startswith(rest[end + 1 :])):
+                if end < 0:
                     break
                 if end > self.max_message_bytes:
                     break  # oversized: skipped with what follows, as a chunked read would
-                if end:
-                    out.append(rest[:end].replace(eol, _EOL))
-                    self.stats.repaired += 1
+                if not end:
+                    rest = rest.lstrip(eol)  # blank lines, however many came so far
+                    continue
+                out.append(rest[:end].replace(eol, _EOL))
+                self.stats.repaired += 1
                 rest = rest[end + 2 :]
             out.append(rest)
         return out
@@ -268,7 +271,10 @@ class AmiFramer:
             self.expect_banner = False
             self._error(frames, "no AMI banner", len(self._buffer))
             return True  # framed as messages from here, in this call as in a later one
-        line = bytes(self._buffer[:eol]).removesuffix(b"\r").decode("utf-8", errors="replace")
+        line_bytes = bytes(self._buffer[:eol])
+        if not line_bytes.endswith(b"\r") and not self.crlf_only:
+            self._terminator = b"\n\n"  # a whole connection with lone LF line ends
+        line = line_bytes.removesuffix(b"\r").decode("utf-8", errors="replace")
         del self._buffer[: eol + 1]
         self.expect_banner = False
         if line.startswith(BANNER_PREFIX):
@@ -356,13 +362,6 @@ class AmiFramer:
     def _error(self, frames: list[Frame], reason: str, size: int) -> None:
         self.stats.errors += 1
         frames.append(FramingError(reason, size))
-
-
-def _lone_first_eol(data: bytes | bytearray) -> bool:
-    """Whether the first line of ``data`` ends in a lone LF or CR (it is framed so)."""
-    eol = data.find(_EOL)
-    first = data if eol < 0 else data[:eol]
-    return b"\n" in first or b"\r" in first
 
 
 def _parse_keeping_raw(raw: bytes) -> AmiMessage | FramingError:

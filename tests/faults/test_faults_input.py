@@ -30,7 +30,7 @@ def broken_copy() -> bytes:
     lf_call = b"Event: Hold\nUniqueid: 1.99\nTimestamp: 1795847266.0\n\n"
     huge = b"Event: UserEvent\r\nData: " + b"x" * 2_000_000 + b"\r\n\r\n"
     at = data.index(b"Event: Newstate\r\n")
-    return data[:at] + odd + lf_call + huge + BANNER + data[at:]
+    return data[:at] + odd + huge + lf_call + BANNER + data[at:]
 
 
 async def test_broken_and_hostile_input_costs_nothing_but_itself(tmp_path: Path) -> None:

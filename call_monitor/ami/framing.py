@@ -219,7 +219,6 @@ class AmiFramer:
                 del parts[0]  # the end of the oversized message
             if terminator is not _TERMINATOR:  # a connection with lone LF line ends
                 parts = [part.replace(b"\r\n", b"\n").replace(b"\n", _EOL) for part in parts]
-                self.stats.repaired += len(parts)
             self._frame_all(parts, frames)
             buf[:] = rest
         # Resume the next search where a terminator could still begin.
@@ -274,6 +273,7 @@ class AmiFramer:
         line_bytes = bytes(self._buffer[:eol])
         if not line_bytes.endswith(b"\r") and not self.crlf_only:
             self._terminator = b"\n\n"  # a whole connection with lone LF line ends
+            self.stats.repaired += 1  # (counted once, here)
         line = line_bytes.removesuffix(b"\r").decode("utf-8", errors="replace")
         del self._buffer[: eol + 1]
         self.expect_banner = False

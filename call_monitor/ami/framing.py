@@ -246,8 +246,6 @@ class AmiFramer:
                 end = rest.find(eol + eol)
                 if end < 0:
                     break
-                if end > self.max_message_bytes:
-                    break  # oversized: skipped with what follows, as a chunked read would
                 if not end:
                     rest = rest.lstrip(eol)  # blank lines, however many came so far
                     continue
@@ -303,9 +301,7 @@ class AmiFramer:
             # Messages framed with lone LF or CR line ends lead a part whose first line holds
             # one: split off (``_expand``) wherever such a first line can reach. It cannot
             # be in the filter's sets ("Event: Name"), so the usual events skip the check.
-            if len(raw) > limit:
-                if bare_too and self._expand(raw, first, frames):
-                    continue
+            if len(raw) > limit:  # skipped whole, as a chunked read skips it
                 errors += 1
                 append(FramingError("message larger than the limit", len(raw)))
                 continue

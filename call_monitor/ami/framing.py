@@ -313,14 +313,18 @@ class AmiFramer:
                     marker = markers.get(first)
                     unwanted = marker is not None and marker not in raw
                 else:
-                    if bare_too and self._expand(raw, first, frames):
+                    if (
+                        bare_too
+                        and (b"\n" in first or b"\r" in first)
+                        and self._expand(raw, frames)
+                    ):
                         continue
                     unwanted = kept is not None and first.startswith(b"Event: ")
                 # The events of an action's reply carry its ActionID: always kept.
                 if unwanted and _ACTION_ID not in raw:
                     dropped += 1
                     continue
-            elif bare_too and self._expand(raw, first, frames):
+            elif bare_too and (b"\n" in first or b"\r" in first) and self._expand(raw, frames):
                 continue
             if raw.startswith(_BANNER_BYTES):
                 # The banner again inside a connection (a proxy reconnected upstream, the
@@ -344,11 +348,9 @@ class AmiFramer:
         stats.messages += messages
         stats.errors += errors
 
-    def _expand(self, raw: bytes, first: bytes, frames: list[Frame]) -> bool:
+    def _expand(self, raw: bytes, frames: list[Frame]) -> bool:
         """Frame the messages with lone LF or CR line ends that lead ``raw`` (its first line
         holds such a line end), then the rest of it; False when there are none."""
-        if b"\n" not in first and b"\r" not in first:
-            return False
         pieces = self._unbare([raw])
         if len(pieces) == 1:
             return False

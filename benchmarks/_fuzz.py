@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import resource
-import shutil
 import sys
 import tempfile
 import time
@@ -55,10 +54,9 @@ def fuzz(
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             print(
                 f"{name}: {tried:,} inputs in {seconds:.1f} s ({tried / seconds:,.0f}/s), "
-                f"no crash; peak RSS {peak:.1f} MiB",
+                f"no crash; peak RSS {peak:.1f} MiB (corpus kept in {corpus})",
                 flush=True,
             )
-            shutil.rmtree(corpus, ignore_errors=True)
 
     libfuzzer = [
         sys.argv[0],

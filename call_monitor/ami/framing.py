@@ -192,6 +192,7 @@ class AmiFramer:
     _ignored_lines: frozenset[bytes] = frozenset()
     _kept_lines: frozenset[bytes] | None = None
     _markers: dict[bytes, tuple[bytes, ...]] = field(default_factory=dict)
+    _terminator: bytes = _TERMINATOR  # b"\n\n" once the banner came with a lone LF
 
     def __post_init__(self) -> None:
         self._ignored_lines = frozenset(_event_line(name) for name in self.ignore_events)
@@ -208,23 +209,18 @@ class AmiFramer:
         if self.expect_banner and not self._take_banner(frames):
             return frames
         buf = self._buffer
-        if buf.find(_TERMINATOR, self._scan_from) >= 0:
+        terminator = self._terminator
+        if buf.find(terminator, self._scan_from) >= 0:
             # One copy and one split in C per chunk: a chunk holds ~100 messages.
-            whole = bytes(buf)
-            parts = whole.split(_TERMINATOR)
+            parts = bytes(buf).split(terminator)
             rest = parts.pop()
             if self._skipping:
                 self._skipping = False
                 del parts[0]  # the end of the oversized message
-            if self._bare(whole):
-                parts = self._unbare(parts)
+            if terminator is not _TERMINATOR:  # a connection with lone LF line ends
+                parts = [part.replace(b"\r\n", b"\n").replace(b"\n", _EOL) for part in parts]
             self._frame_all(parts, frames)
             buf[:] = rest
-        if not self._skipping and self._bare(buf):
-            (*leading, rest) = self._unbare([bytes(buf)], tail=True)
-            if leading:
-                self._frame_all(leading, frames)
-                buf[:] = rest
         # Resume the next search where a terminator could still begin.
         self._scan_from = max(0, len(buf) - 3)
         if len(buf) > self.max_message_bytes:
@@ -235,29 +231,26 @@ class AmiFramer:
             self._scan_from = 0
         return frames
 
-    def _bare(self, data: bytes | bytearray) -> bool:
-        """Whether ``data`` may hold messages framed with lone LF (or CR) line ends: their
-        own blank line ends them. Two scans in C: without one, :meth:`_unbare` changes
-        nothing, so whatever the chunking the same parts are read the same way."""
-        return not self.crlf_only and (b"\n\n" in data or b"\r\r" in data)
-
-    def _unbare(self, parts: list[bytes], *, tail: bool = False) -> list[bytes]:
+    def _unbare(self, parts: list[bytes]) -> list[bytes]:
         """``parts`` with the messages framed by lone LF or CR line ends at the start of
         each split off, their line ends made CRLF (counted as repairs). A message with CRLF
         line ends keeps its lone LF and CR in its values: its first line (``Event: ...``)
-        ends in CRLF, so no caller name decides how it is read. In the unterminated
-        ``tail``, a blank line whose CR may begin a CRLFCRLF still to come is not one yet."""
+        ends in CRLF, so no caller name decides how it is read. Only whole parts (ended by
+        a CRLFCRLF) are read so: the same bytes, whatever the chunking, give the same
+        messages (such messages wait for the next CRLF message, a Ping's reply at worst)."""
         out: list[bytes] = []
         for part in parts:
             rest = part
             while (first := _FIRST_EOL.search(rest)) is not None and first[0] != _EOL:
                 eol = first[0]
                 end = rest.find(eol + eol)
-                if end < 0 or (tail and _TERMINATOR.startswith(rest[end + 1 :])):
+                if end < 0:
                     break
-                if end:
-                    out.append(rest[:end].replace(eol, _EOL))
-                    self.stats.repaired += 1
+                if not end:
+                    rest = rest.lstrip(eol)  # blank lines, however many came so far
+                    continue
+                out.append(rest[:end].replace(eol, _EOL))
+                self.stats.repaired += 1
                 rest = rest[end + 2 :]
             out.append(rest)
         return out
@@ -275,7 +268,11 @@ class AmiFramer:
             self.expect_banner = False
             self._error(frames, "no AMI banner", len(self._buffer))
             return True  # framed as messages from here, in this call as in a later one
-        line = bytes(self._buffer[:eol]).removesuffix(b"\r").decode("utf-8", errors="replace")
+        line_bytes = bytes(self._buffer[:eol])
+        if not line_bytes.endswith(b"\r") and not self.crlf_only:
+            self._terminator = b"\n\n"  # a whole connection with lone LF line ends
+            self.stats.repaired += 1  # (counted once, here)
+        line = line_bytes.removesuffix(b"\r").decode("utf-8", errors="replace")
         del self._buffer[: eol + 1]
         self.expect_banner = False
         if line.startswith(BANNER_PREFIX):
@@ -293,31 +290,42 @@ class AmiFramer:
         limit = self.max_message_bytes
         parse = _parse_keeping_raw if self.keep_raw else parse_message
         append = frames.append
+        bare_too = not self.crlf_only
         dropped = messages = errors = 0
         for part in parts:
             raw = part
             if not raw:
                 continue  # stray empty line between messages: harmless
-            if len(raw) > limit:
+            eol = raw.find(_EOL)
+            first = raw if eol < 0 else raw[:eol]
+            # Messages framed with lone LF or CR line ends lead a part whose first line holds
+            # one: split off (``_expand``) wherever such a first line can reach. It cannot
+            # be in the filter's sets ("Event: Name"), so the usual events skip the check.
+            if len(raw) > limit:  # skipped whole, as a chunked read skips it
                 errors += 1
                 append(FramingError("message larger than the limit", len(raw)))
                 continue
             if filtering:
-                eol = raw.find(_EOL)
-                first = raw if eol < 0 else raw[:eol]
                 if first in ignored:
                     dropped += 1
                     continue
-                if kept is not None:
-                    if first in kept:
-                        marker = markers.get(first)
-                        unwanted = marker is not None and not any(m in raw for m in marker)
-                    else:
-                        unwanted = first.startswith(b"Event: ")
-                    # The events of an action's reply carry its ActionID: always kept.
-                    if unwanted and _ACTION_ID not in raw:
-                        dropped += 1
+                if kept is not None and first in kept:
+                    marker = markers.get(first)
+                    unwanted = marker is not None and not any(m in raw for m in marker)
+                else:
+                    if (
+                        bare_too
+                        and (b"\n" in first or b"\r" in first)
+                        and self._expand(raw, frames)
+                    ):
                         continue
+                    unwanted = kept is not None and first.startswith(b"Event: ")
+                # The events of an action's reply carry its ActionID: always kept.
+                if unwanted and _ACTION_ID not in raw:
+                    dropped += 1
+                    continue
+            elif bare_too and (b"\n" in first or b"\r" in first) and self._expand(raw, frames):
+                continue
             if raw.startswith(_BANNER_BYTES):
                 # The banner again inside a connection (a proxy reconnected upstream, the
                 # PBX restarted behind it): said as a Banner, the message after it kept.
@@ -339,6 +347,15 @@ class AmiFramer:
         stats.dropped += dropped
         stats.messages += messages
         stats.errors += errors
+
+    def _expand(self, raw: bytes, frames: list[Frame]) -> bool:
+        """Frame the messages with lone LF or CR line ends that lead ``raw`` (its first line
+        holds such a line end), then the rest of it; False when there are none."""
+        pieces = self._unbare([raw])
+        if len(pieces) == 1:
+            return False
+        self._frame_all(pieces, frames)
+        return True
 
     def _error(self, frames: list[Frame], reason: str, size: int) -> None:
         self.stats.errors += 1

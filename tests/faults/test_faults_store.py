@@ -4,6 +4,7 @@ while calls are missed (issue 14)."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 from pathlib import Path
 
@@ -12,12 +13,12 @@ from tests.fault_rig import (
     SECRETS,
     broker,
     daemon,
-    free_port,
     metric,
     moved_away,
     stored_calls,
     until,
 )
+from tests.test_store import TcpProxy
 
 MISSED = Recording.load(recording_path("m_caller_abandons_while_ringing.ami"))
 
@@ -90,31 +91,35 @@ async def test_kill_9_and_restart_bring_the_open_callbacks_back(tmp_path: Path) 
 async def test_the_broker_down_while_calls_are_missed_delays_the_alerts_only(
     tmp_path: Path,
 ) -> None:
-    """Alerts wait in the outbox while the broker is down, and go out once, all of them,
-    when it is up."""
-    port = free_port()
+    """Alerts wait in the outbox while the broker cannot be reached, and go out once, all of
+    them, when it can. (The broker and its subscriber run throughout; a proxy in front of it
+    hangs up on the daemon while "down", so nothing is published before the subscriber.)"""
     db = tmp_path / "db" / "calls.sqlite3"
     pbx = PlaybackServer([MISSED], speed=50, loop=True, secret=SECRETS["ami"])
-    settings = {
-        "mqtt__host": "127.0.0.1",
-        "mqtt__port": str(port),
-        "mqtt__username": "callmon",
-        "mqtt__password": SECRETS["mqtt"],
-        "mqtt__reconnect_max_seconds": "0.5",
-    }
-    async with pbx, daemon(tmp_path, pbx.port, **settings) as monitor:
-        await until("missed calls stored", lambda: len(stored_calls(db)) >= 3)
-        await pbx.stop()
-        assert metric(await monitor.metrics(), "callmon_alerts_published_messages_total") == 0
-        async with broker(tmp_path, port) as mqtt:
+    async with broker(tmp_path) as mqtt, TcpProxy("127.0.0.1", mqtt.port) as link:
+        settings = {
+            "mqtt__host": "127.0.0.1",
+            "mqtt__port": str(link.listen_port),
+            "mqtt__username": "callmon",
+            "mqtt__password": SECRETS["mqtt"],
+            "mqtt__reconnect_max_seconds": "0.5",
+        }
+        async with pbx, daemon(tmp_path, pbx.port, **settings) as monitor:
+            await until("missed calls stored", lambda: len(stored_calls(db)) >= 3)
+            await pbx.stop()
+            metrics = await monitor.metrics()
+            assert metric(metrics, "callmon_alerts_published_messages_total") == 0
+            link.up = True
             await until("the alerts out", _outbox_empty(monitor))
             await until("the alerts in", lambda: len(mqtt.messages()) > 0)
-            messages = mqtt.messages()
-        assert await monitor.stop() == 0
+            published = metric(await monitor.metrics(), "callmon_alerts_published_messages_total")
+            assert await monitor.stop() == 0
+        await asyncio.sleep(0.5)  # the last messages reach the subscriber
+        messages = mqtt.messages()
     keys = [m.split('"idempotency_key":"', 1)[1].split('"', 1)[0] for m in messages]
     assert len(keys) == len(set(keys))  # each alert once
-    created = [m for m in messages if '"event":"created"' in m]
-    assert len(created) >= 1
+    assert len(messages) == published
+    assert [m for m in messages if '"event":"created"' in m]
     assert SECRETS["mqtt"] not in monitor.text
 
 

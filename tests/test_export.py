@@ -144,7 +144,7 @@ def test_xlsx_reads_back_with_types_and_sheet_names(
     path = export(tmp_path / "nov.xlsx", "xlsx", capsys)
     workbook = openpyxl.load_workbook(path)
     assert workbook.sheetnames == [
-        SHEETS["ko"][key] for key in ("summary", "calls", "missed", "definitions")
+        SHEETS["ko"][key] for key in ("summary", "calls", "missed", "checklist", "definitions")
     ]
     for key, columns in sheet_columns().items():
         sheet = workbook[SHEETS["ko"][key]]
@@ -192,7 +192,7 @@ def test_csv_has_a_bom_korean_headers_masked_numbers_and_no_formulas(
     month: Built, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     files = read_zip(export(tmp_path / "nov.zip", "csv", capsys))
-    assert len(files) == 4
+    assert len(files) == 5
     tables = {}
     for name, raw in files.items():
         assert raw.startswith(b"\xef\xbb\xbf"), name

@@ -17,6 +17,8 @@ from typing import Any, Literal
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from call_monitor.checklist.files import load_form
+from call_monitor.checklist.form import Form
 from call_monitor.config import Settings
 from call_monitor.directory import Directory
 from call_monitor.export.definitions import definition_rows
@@ -31,6 +33,7 @@ from call_monitor.export.sheets import (
     SqlWords,
     TimeForm,
     calls_query,
+    checklist_rows,
     finish,
     missed_query,
     seoul_time,
@@ -42,7 +45,7 @@ from call_monitor.timefmt import SEOUL
 
 Format = Literal["xlsx", "csv", "json", "html"]
 FORMATS: tuple[Format, ...] = ("xlsx", "csv", "json", "html")
-SHEETS = ("summary", "calls", "missed", "definitions")
+SHEETS = ("summary", "calls", "missed", "checklist", "definitions")
 HISTORY_MONTHS = 6  # months the HTML report looks back for its month-over-month charts
 
 
@@ -84,6 +87,7 @@ class ExportData:
     figures: MonthFigures
     stored_versions: list[str]
     definitions: list[list[str]]
+    form: Form  # the checklist form in force: its items' questions
     progress: Callable[[int], None] = no_progress
     row_counts: dict[str, int] = field(default_factory=dict)
 
@@ -102,6 +106,11 @@ class ExportData:
     def summary(self) -> list[list[Any]]:
         rows = summary_rows(self.figures, self.lang)
         self.row_counts["summary"] = len(rows)
+        return rows
+
+    def checklist(self) -> list[list[Any]]:
+        rows = checklist_rows(self.figures, self.form, self.lang)
+        self.row_counts["checklist"] = len(rows)
         return rows
 
     def definition_rows(self) -> list[list[str]]:
@@ -215,5 +224,6 @@ async def gather(
         definitions=definition_rows(
             settings, request.month, request.lang, stored, request.recompute
         ),
+        form=load_form(settings.checklist.form),
         progress=progress,
     )

@@ -24,9 +24,10 @@ def converter(column: Column, not_scored: str, *, streamed: bool) -> Convert | N
     an empty field and a number as a number). Times come as Seoul text from the database
     (``sheets.seoul_time``). The program's own words ("text" columns) never start like a
     formula; the tests check every cell of every sheet."""
-    if column.kind == "rate":
-        return lambda value: None if value is None else round(value, 6)
-    if column.kind == "not_scored":
+    if column.kind in ("rate", "scored_rate"):
+        unscored = not_scored if column.kind == "scored_rate" else None
+        return lambda value: unscored if value is None else round(value, 6)
+    if column.kind == "scored_number":
         return lambda value: not_scored if value is None else value
     if column.kind in ("name", "stranger") and not streamed:
         # (The streamed sheets' text comes neutralised from the database: SqlWords.text.)
@@ -45,6 +46,7 @@ def write_csv_zip(data: ExportData, path: Path) -> None:
             ("summary", data.summary()),
             ("calls", data.calls("text")),
             ("missed", data.missed("text")),
+            ("checklist", data.checklist()),
             ("definitions", data.definition_rows()),
         )
         for number, (key, rows) in enumerate(sheets, start=1):

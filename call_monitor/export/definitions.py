@@ -37,7 +37,12 @@ _ITEMS: Mapping[Lang, Mapping[str, str]] = {
         "percentiles": "대기 중앙값·90%",
         "percentiles_text": "순위 방식(nearest rank): n건 중 ⌈n/2⌉번째, ⌈0.9n⌉번째 값",
         "checklist": "점검표 (P2 사과, P3, P5 직통번호)",
-        "checklist_text": "평가 없음 (점검표 결과가 없음)",
+        "checklist_text": "감독자 점검표: 이 달에 시작한 통화 중 평가된 통화"
+        "(통화마다 최신 수정본), 응답한 직원과 그 부서에 집계. "
+        "평균 점수 = 수정본 점수(0–100)의 평균; '예' 비율 = 예 / "
+        "(예 + 아니오), 해당 없음 제외; P2 사과함 = 사과가 필요했던 통화(벨 3회 이상)의 "
+        "p2_apology 항목, P5 직통번호 = 타부서 연결 통화의 p5_direct_number 항목. "
+        "평가한 통화가 없는 칸은 '평가 없음'.",
         "none": "없음",
         "yes": "예",
         "no": "아니오",
@@ -68,7 +73,13 @@ _ITEMS: Mapping[Lang, Mapping[str, str]] = {
         "percentiles": "Median and 90th percentile wait",
         "percentiles_text": "nearest rank: the ceil(n/2)-th and ceil(0.9 n)-th of n values",
         "checklist": "Checklist (P2 apology, P3, P5 direct number)",
-        "checklist_text": "not scored (no checklist results)",
+        "checklist_text": "the supervisors' checklist: the calls of the month that were "
+        "scored (each call's latest revision), counted to the staff member who answered and "
+        "their department. Mean score = the mean of the revisions' scores (0-100); 'yes' "
+        "share = yes / (yes + no), not-applicable left out; P2 apology given = item "
+        "p2_apology of the calls that needed an apology (ring 3 or later), P5 direct number "
+        "= item p5_direct_number of the transfers to another department. A cell where no "
+        "call was scored says 'not scored'.",
         "none": "none",
         "yes": "yes",
         "no": "no",

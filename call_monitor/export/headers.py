@@ -13,12 +13,14 @@ SHEETS: Mapping[Lang, Mapping[str, str]] = {
         "summary": "요약",
         "calls": "통화",
         "missed": "부재중·회신",
+        "checklist": "점검표 항목",
         "definitions": "정의",
     },
     "en": {
         "summary": "Summary",
         "calls": "Calls",
         "missed": "Missed calls",
+        "checklist": "Checklist items",
         "definitions": "Definitions",
     },
 }
@@ -76,6 +78,13 @@ HEADERS: Mapping[Lang, Mapping[str, str]] = {
         "scored_calls": "점검표 평가 통화",
         "checklist_mean_score": "점검표 평균 점수",
         "checklist_yes_share": "점검표 '예' 비율",
+        # checklist items
+        "checklist_item": "점검 항목",
+        "clause": "조항",
+        "question": "질문",
+        "item_answered": "평가(예·아니오)",
+        "item_yes": "예",
+        "item_yes_share": "'예' 비율",
         # calls
         "started_at": "시작 시각",
         "linkedid": "통화 ID",
@@ -160,6 +169,13 @@ HEADERS: Mapping[Lang, Mapping[str, str]] = {
         "scored_calls": "Checklist calls scored",
         "checklist_mean_score": "Checklist mean score",
         "checklist_yes_share": "Checklist 'yes' share",
+        # checklist items
+        "checklist_item": "Checklist item",
+        "clause": "Clause",
+        "question": "Question",
+        "item_answered": "Answered yes or no",
+        "item_yes": "Yes",
+        "item_yes_share": "'Yes' share",
         "started_at": "Started",
         "linkedid": "Call ID",
         "direction": "Direction",

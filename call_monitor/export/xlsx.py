@@ -45,6 +45,7 @@ def write_xlsx(data: ExportData, path: Path) -> None:
         _charts(workbook, sheet, lang, len(data.figures.departments) + 1)
         _sheet(workbook, data, "calls", data.calls("serial"), formats)
         _sheet(workbook, data, "missed", data.missed("serial"), formats)
+        _sheet(workbook, data, "checklist", data.checklist(), formats)
         _sheet(workbook, data, "definitions", data.definition_rows(), formats)
     finally:
         workbook.close()
@@ -54,6 +55,8 @@ def _formats(workbook: xlsxwriter.Workbook) -> dict[str, Format]:
     return {
         "header": workbook.add_format({"bold": True, "text_wrap": True, "bg_color": "#DDEBF7"}),
         "rate": workbook.add_format({"num_format": "0.0%"}),
+        "scored_rate": workbook.add_format({"num_format": "0.0%"}),
+        "scored_number": workbook.add_format({"num_format": "0.00"}),
         "seconds": workbook.add_format({"num_format": "0.00"}),
         "datetime": workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss.000"}),
     }
@@ -62,21 +65,23 @@ def _formats(workbook: xlsxwriter.Workbook) -> dict[str, Format]:
 def _writer(column: Column, formats: dict[str, Format], not_scored: str) -> Write:
     """How a column's values are written: by its type, never guessed from the value."""
     kind = column.kind
-    if kind in ("int", "seconds", "rate", "datetime"):
+    if kind in ("int", "seconds", "rate", "datetime", "scored_rate", "scored_number"):
         # A time comes as an Excel date serial (sheets.seoul_time): with a date format, it
-        # is a date cell.
+        # is a date cell. A checklist figure nobody scored is the words "not scored".
         number_format = formats.get(kind)
+        unscored = not_scored if kind.startswith("scored_") else None
 
         def number(sheet: Worksheet, row: int, col: int, value: Any) -> None:
             if value is not None:
                 sheet.write_number(row, col, value, number_format)
+            elif unscored is not None:
+                sheet.write_string(row, col, unscored)
 
         return number
 
     def text(sheet: Worksheet, row: int, col: int, value: Any) -> None:
-        shown = not_scored if value is None and kind == "not_scored" else value
-        if shown:
-            sheet.write_string(row, col, str(shown))
+        if value:
+            sheet.write_string(row, col, str(value))
 
     return text
 

@@ -30,7 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from call_monitor.calls.model import Direction, HangupSide
+from call_monitor.calls.model import AfterDial, Direction, HangupSide
 from call_monitor.charter.obligations import ObligationState
 from call_monitor.checklist.form import Form
 from call_monitor.directory import Directory
@@ -83,7 +83,8 @@ SUMMARY_COLUMNS = _columns(
     "rings_3:int rings_4:int rings_5_plus:int apology_expected:int "
     "apology_given_share:scored_rate:12 transfers:int p4_met:int p4_rate:rate "
     "p4_wait_median_seconds:seconds:12 p4_wait_p90_seconds:seconds:12 "
-    "transfers_attended:int transfers_blind:int transfers_never_connected:int "
+    "transfers_attended:int transfers_blind:int transfers_park:int "
+    "transfers_external:int transfers_never_connected:int "
     "p5_transfers:int p5_met:int p5_rate:rate p5_direct_number_share:scored_rate:12 "
     "callbacks_owed:int callbacks_on_time:int callbacks_late:int callbacks_open:int "
     "callbacks_resolved_by_inbound:int callbacks_cancelled:int p6_rate:rate "
@@ -93,6 +94,7 @@ SUMMARY_COLUMNS = _columns(
 CALL_COLUMNS = _columns(
     "started_at:datetime:20 linkedid:name:18 direction::8 department:name:16 staff:name:8 "
     "staff_name:name:12 number::15 caller_name:stranger:16 outcome::9 missed_reason::12 "
+    "after_dial::10 queue_wait_seconds:seconds:10 "
     "ring_seconds:seconds rings:int p1::8 p2::8 transfer_count:int wait_max_seconds:seconds "
     "p4::8 p5::8 hangup_first::10 p7::8 incomplete::8 judged::8 definitions_version:name:10"
 )
@@ -319,6 +321,8 @@ def calls_query(
         "caller_name": words.text(c.caller_name),
         "outcome": outcome,
         "missed_reason": words.of(c.missed_reason, MISSED_REASONS),
+        "after_dial": words.of(c.after_dial, get_args(AfterDial)),
+        "queue_wait_seconds": c.queue_wait_seconds,
         "ring_seconds": c.ring_seconds,
         "rings": judge.rings(dialect),
         "p1": words.verdict(judge.p1_met()),

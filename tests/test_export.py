@@ -33,6 +33,7 @@ from call_monitor.export.run import export_month
 from call_monitor.export.sheets import sheet_columns
 from tests.backends import postgres_database
 from tests.export_month import HOSTILE_NAMES, MONTH, build_month, by_hand, callbacks_by_hand
+from tests.loop_ticks import ticking
 
 Built = tuple[str, list[dict[str, Any]]]
 # The keys of every figures object that issue 11 lists, as it lists them.
@@ -368,21 +369,8 @@ async def test_export_from_async_code_leaves_the_event_loop_free(
     await asyncio.to_thread(build_month, url, monkeypatch, capsys)
     settings = Settings(store=StoreSettings(url=url))
     request = ExportRequest(Month.parse(MONTH), "xlsx", tmp_path / "nov.xlsx")
-    loop = asyncio.get_running_loop()
-    gaps: list[float] = []
-
-    async def tick() -> None:
-        last = loop.time()
-        while True:
-            await asyncio.sleep(0.005)
-            gaps.append(loop.time() - last)
-            last = loop.time()
-
-    ticker = asyncio.create_task(tick())
-    try:
+    async with ticking() as gaps:
         manifest = await export_month(settings, request)
-    finally:
-        ticker.cancel()
     assert manifest.is_file()
     assert openpyxl.load_workbook(tmp_path / "nov.xlsx").sheetnames[0] == "요약"
     assert len(gaps) > 5  # the loop went on ticking while the export ran

@@ -8,7 +8,8 @@ that private loop a batch of rows at a time, so no other event loop is ever bloc
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -84,12 +85,28 @@ class ExportData:
     directory: Directory
     scope: Scope
     generated_at: datetime
-    figures: MonthFigures
+    # The figures, being counted by the database on a connection of their own while the
+    # call rows stream on another (the spreadsheets write the summary last): awaited by
+    # ``figures``, cancelled by ``close``.
+    pending_figures: asyncio.Future[MonthFigures]
     stored_versions: list[str]
     definitions: list[list[str]]
     form: Form  # the checklist form in force: its items' questions
     progress: Callable[[int], None] = no_progress
     row_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def figures(self) -> MonthFigures:
+        if not self.pending_figures.done():
+            self.loop.run_until_complete(self.pending_figures)
+        return self.pending_figures.result()
+
+    def close(self) -> None:
+        """Stop the figures' counting if the export ended before it needed them."""
+        if not self.pending_figures.done():
+            self.pending_figures.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                self.loop.run_until_complete(self.pending_figures)
 
     @property
     def lang(self) -> Lang:
@@ -154,16 +171,35 @@ class ExportData:
         self.row_counts[sheet] = count
 
     def _batches(self, query: Select[Any]) -> Iterator[Sequence[Any]]:
-        """The rows of ``query`` a batch at a time, each fetched by the export's own loop."""
+        """The rows of ``query`` a batch at a time, each fetched by the export's own loop,
+        one batch ahead: the next is asked for before this one is handed to the writer,
+        so the database (SQLite's thread, PostgreSQL's server) reads it while Python
+        writes this one. The fetch ahead is always awaited or cancelled."""
         batches = stream(self.engine, query)
+        ahead: asyncio.Task[Sequence[Any]] | None = None
         try:
+            ahead = self._ask(batches)
             while True:
                 try:
-                    yield self.loop.run_until_complete(anext(batches))
+                    batch = self.loop.run_until_complete(ahead)
                 except StopAsyncIteration:
+                    ahead = None
                     return
+                ahead = self._ask(batches)
+                yield batch
         finally:
+            if ahead is not None and not ahead.done():
+                ahead.cancel()
+                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                    self.loop.run_until_complete(ahead)
             self.loop.run_until_complete(batches.aclose())
+
+    def _ask(self, batches: AsyncIterator[Sequence[Any]]) -> asyncio.Task[Sequence[Any]]:
+        """The next batch's fetch, started: the loop turned until the request is on its way
+        (a task does nothing until its loop runs)."""
+        task = self.loop.create_task(_next(batches))
+        self.loop.run_until_complete(asyncio.sleep(0))
+        return task
 
     def history(self) -> list[tuple[str, dict[str, Any]]]:
         """The office figures of this month and of up to ``HISTORY_MONTHS - 1`` before it
@@ -181,6 +217,15 @@ class ExportData:
     async def _office(self, scope: Scope) -> dict[str, Any]:
         async with self.engine.connect() as conn:
             return (await month_figures(conn, scope, self.directory)).office
+
+
+async def _next(batches: AsyncIterator[Sequence[Any]]) -> Sequence[Any]:
+    return await anext(batches)
+
+
+async def _figures(engine: AsyncEngine, scope: Scope, directory: Directory) -> MonthFigures:
+    async with engine.connect() as conn:
+        return await month_figures(conn, scope, directory)
 
 
 async def row_total(engine: AsyncEngine, scope: Scope) -> int:
@@ -202,8 +247,8 @@ async def gather(
     on the export's own loop."""
     directory = Directory(settings.directory)
     scope = Scope(request.month, Judgement(settings.charter, request.recompute), request.department)
+    figures = asyncio.ensure_future(_figures(engine, scope, directory))
     async with engine.connect() as conn:
-        figures = await month_figures(conn, scope, directory)
         versions = await conn.execute(
             select(calls_table.c.definitions_version)
             .where(in_month(scope))
@@ -219,7 +264,7 @@ async def gather(
         directory=directory,
         scope=scope,
         generated_at=datetime.now(SEOUL),
-        figures=figures,
+        pending_figures=figures,
         stored_versions=stored,
         definitions=definition_rows(
             settings, request.month, request.lang, stored, request.recompute

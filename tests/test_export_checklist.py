@@ -117,6 +117,11 @@ def test_checklist_figures_are_the_ones_computed_by_hand(
     for row in document["staff"]:
         want = SCORED if row["staff"] == "203" else UNSCORED
         assert checklist_part(row) == want, row["staff"]
+    # One department: the office row is that department's.
+    one = export_json(tmp_path / "one.json", capsys, "--department", "총무과")
+    assert checklist_part(one["office"]) == SCORED
+    other = export_json(tmp_path / "other.json", capsys, "--department", "민원여권과")
+    assert checklist_part(other["office"]) == UNSCORED
     # October: syn-a only.
     october = export_json(tmp_path / "oct.json", capsys, "--month", "2026-10")
     assert october["office"]["scored_calls"] == 1

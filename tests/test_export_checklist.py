@@ -17,6 +17,7 @@ import pytest
 
 from call_monitor.checklist.files import load_form
 from call_monitor.checklist.scoring import Given
+from call_monitor.cli import main as cli_main
 from call_monitor.config import Settings
 from call_monitor.directory import Directory
 from call_monitor.export.headers import SHEETS
@@ -167,3 +168,30 @@ def test_checklist_in_the_sheets_and_not_scored_only_where_nothing_was(
     html = export(tmp_path / "nov.html", "html", capsys).read_text("utf-8")
     assert f"{SCORED['checklist_mean_score']:.2f}" in html
     assert "83.3%" in html  # the office's share of "yes"
+
+
+def test_a_bad_checklist_form_is_one_line_naming_the_setting(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(f'[checklist]\nform = "{tmp_path / "missing.toml"}"\n', encoding="utf-8")
+    capsys.readouterr()
+    out = tmp_path / "nov.json"
+    status = cli_main(
+        [
+            "export",
+            "--config",
+            str(config),
+            "--month",
+            "2026-11",
+            "--format",
+            "json",
+            "--out",
+            str(out),
+        ]
+    )
+    assert status == 1
+    error = capsys.readouterr().err
+    assert error.startswith("call-monitor export: checklist.form: ")
+    assert error.count("\n") == 1  # one line, no traceback
+    assert not out.exists()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -171,35 +171,16 @@ class ExportData:
         self.row_counts[sheet] = count
 
     def _batches(self, query: Select[Any]) -> Iterator[Sequence[Any]]:
-        """The rows of ``query`` a batch at a time, each fetched by the export's own loop,
-        one batch ahead: the next is asked for before this one is handed to the writer,
-        so the database (SQLite's thread, PostgreSQL's server) reads it while Python
-        writes this one. The fetch ahead is always awaited or cancelled."""
+        """The rows of ``query`` a batch at a time, each fetched by the export's own loop."""
         batches = stream(self.engine, query)
-        ahead: asyncio.Task[Sequence[Any]] | None = None
         try:
-            ahead = self._ask(batches)
             while True:
                 try:
-                    batch = self.loop.run_until_complete(ahead)
+                    yield self.loop.run_until_complete(anext(batches))
                 except StopAsyncIteration:
-                    ahead = None
                     return
-                ahead = self._ask(batches)
-                yield batch
         finally:
-            if ahead is not None and not ahead.done():
-                ahead.cancel()
-                with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
-                    self.loop.run_until_complete(ahead)
             self.loop.run_until_complete(batches.aclose())
-
-    def _ask(self, batches: AsyncIterator[Sequence[Any]]) -> asyncio.Task[Sequence[Any]]:
-        """The next batch's fetch, started: the loop turned until the request is on its way
-        (a task does nothing until its loop runs)."""
-        task = self.loop.create_task(_next(batches))
-        self.loop.run_until_complete(asyncio.sleep(0))
-        return task
 
     def history(self) -> list[tuple[str, dict[str, Any]]]:
         """The office figures of this month and of up to ``HISTORY_MONTHS - 1`` before it
@@ -217,10 +198,6 @@ class ExportData:
     async def _office(self, scope: Scope) -> dict[str, Any]:
         async with self.engine.connect() as conn:
             return (await month_figures(conn, scope, self.directory)).office
-
-
-async def _next(batches: AsyncIterator[Sequence[Any]]) -> Sequence[Any]:
-    return await anext(batches)
 
 
 async def _figures(engine: AsyncEngine, scope: Scope, directory: Directory) -> MonthFigures:
@@ -247,7 +224,38 @@ async def gather(
     on the export's own loop."""
     directory = Directory(settings.directory)
     scope = Scope(request.month, Judgement(settings.charter, request.recompute), request.department)
+    form = load_form(settings.checklist.form)  # a bad form file: FormError, before any query
+    # Counted meanwhile; awaited by ExportData.figures, cancelled by its close() (or here).
     figures = asyncio.ensure_future(_figures(engine, scope, directory))
+    try:
+        return await _data(
+            request,
+            settings,
+            engine,
+            directory=directory,
+            scope=scope,
+            figures=figures,
+            form=form,
+            progress=progress,
+        )
+    except BaseException:
+        figures.cancel()
+        with contextlib.suppress(BaseException):
+            await figures
+        raise
+
+
+async def _data(
+    request: ExportRequest,
+    settings: Settings,
+    engine: AsyncEngine,
+    *,
+    directory: Directory,
+    scope: Scope,
+    figures: asyncio.Future[MonthFigures],
+    form: Form,
+    progress: Callable[[int], None],
+) -> ExportData:
     async with engine.connect() as conn:
         versions = await conn.execute(
             select(calls_table.c.definitions_version)
@@ -269,6 +277,6 @@ async def gather(
         definitions=definition_rows(
             settings, request.month, request.lang, stored, request.recompute
         ),
-        form=load_form(settings.checklist.form),
+        form=form,
         progress=progress,
     )

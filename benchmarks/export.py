@@ -51,6 +51,7 @@ from call_monitor.config import DirectorySettings, Settings, StaffEntry, StoreSe
 from call_monitor.export.build import ExportRequest
 from call_monitor.export.month import Month
 from call_monitor.export.run import export_month_sync
+from call_monitor.store.models import Base
 from call_monitor.store.schema import upgrade_sync
 
 PG_URL = os.environ.get("CALLMON_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -206,6 +207,36 @@ def month_rows(
 
 
 TABLES = ("calls", "call_legs", "transfers", "verdicts", "obligations", "obligation_changes")
+# The columns month_rows gives, in its tuples' order; the others get complete()'s defaults.
+GIVEN = {
+    "calls": "linkedid direction caller caller_name dialed staff department started_at "
+    "ring_started_at answered_at answered_by picked_up ended_at missed missed_reason "
+    "hangup_first incomplete ring_seconds definitions_version judged rings p1_met "
+    "apology_expected p7_met",
+    "call_legs": "linkedid position party extension rang_at answered_at ended_at hangup_cause "
+    "after_answer",
+    "transfers": "linkedid position kind from_ext to_ext completed started_at target_rang_at "
+    "target_answered_at connected_at wait_seconds target_ring_seconds other_department p4_met",
+}
+FALSE_BY_DEFAULT = {"voicemail_left", "conference", "external"}
+
+
+def complete(table: str, values: list[tuple[Any, ...]]) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """``values`` as full rows of ``table`` and their column names (a migrated table's
+    order is not the model's: the names go in the INSERT): a column added since the tuples
+    were written takes its default (false, none; ``talked``: answered)."""
+    columns = [column.name for column in Base.metadata.tables[table].columns]
+    if table not in GIVEN:
+        return columns, values
+    names = GIVEN[table].split()
+    rows = []
+    for value in values:
+        given = dict(zip(names, value, strict=True))
+        given.setdefault("talked", given.get("answered_at") is not None)
+        rows.append(
+            tuple(given.get(name, False if name in FALSE_BY_DEFAULT else None) for name in columns)
+        )
+    return columns, rows
 
 
 def fill_sqlite(path: Path, rows: Iterator[dict[str, list[tuple[Any, ...]]]]) -> None:
@@ -221,14 +252,11 @@ def fill_sqlite(path: Path, rows: Iterator[dict[str, list[tuple[Any, ...]]]]) ->
         for chunk in rows:
             for table, values in chunk.items():
                 if values:
-                    # The rows hold the first columns; later migrations' columns (added at
-                    # the end) take their defaults.
-                    named = [c[1] for c in db.execute(f"PRAGMA table_info({table})")]
-                    names = ",".join(named[: len(values[0])])
-                    marks = ",".join("?" * len(values[0]))
+                    columns, full = complete(table, values)
+                    marks = ",".join("?" * len(columns))
                     db.executemany(
-                        f"INSERT INTO {table} ({names}) VALUES ({marks})",
-                        [tuple(map(plain, v)) for v in values],
+                        f"INSERT INTO {table} ({','.join(columns)}) VALUES ({marks})",
+                        [tuple(map(plain, v)) for v in full],
                     )
         db.commit()
     finally:
@@ -241,14 +269,8 @@ async def fill_postgres(dsn: str, rows: Iterator[dict[str, list[tuple[Any, ...]]
         for chunk in rows:
             for table, values in chunk.items():
                 if values:
-                    named = await conn.fetch(
-                        "SELECT column_name FROM information_schema.columns"
-                        " WHERE table_name = $1 AND table_schema = current_schema()"
-                        " ORDER BY ordinal_position",
-                        table,
-                    )
-                    columns = [row["column_name"] for row in named][: len(values[0])]
-                    await conn.copy_records_to_table(table, records=values, columns=columns)
+                    columns, full = complete(table, values)
+                    await conn.copy_records_to_table(table, records=full, columns=columns)
         await conn.execute("ANALYZE")  # the planner's statistics, as a live store has them
     finally:
         await conn.close()

@@ -134,11 +134,16 @@ def synthetic_calls() -> list[CallRecord]:
 
 
 async def _store_synthetic(settings: Settings) -> list[dict[str, Any]]:
+    return await store_records(settings, synthetic_calls())
+
+
+async def store_records(settings: Settings, records: Iterable[CallRecord]) -> list[dict[str, Any]]:
+    """Judge and store ``records`` as ``replay --store`` would; their JSON lines."""
     directory = Directory(settings.directory)
     sink = await ReplayStore.open(settings, directory)
     reports = []
     try:
-        for record in synthetic_calls():
+        for record in records:
             verdict = judge(record, settings.charter, directory)
             sink.take(JudgedCall(record, verdict))
             reports.append(call_report(record, verdict))
@@ -237,6 +242,7 @@ def by_hand(
                 transfers=1,
                 p4_met=transfer["p4_met"],
                 **{f"transfers_{transfer['kind']}": 1},
+                transfers_external=bool(transfer["external"]),
                 transfers_never_connected=transfer["wait_seconds"] is None,
                 p5_transfers=p5,
                 p5_met=p5 and transfer["p4_met"],

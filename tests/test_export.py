@@ -33,6 +33,7 @@ from call_monitor.export.run import export_month
 from call_monitor.export.sheets import sheet_columns
 from tests.backends import postgres_database
 from tests.export_month import HOSTILE_NAMES, MONTH, build_month, by_hand, callbacks_by_hand
+from tests.loop_ticks import ticking
 
 Built = tuple[str, list[dict[str, Any]]]
 # The keys of every figures object that issue 11 lists, as it lists them.
@@ -144,7 +145,7 @@ def test_xlsx_reads_back_with_types_and_sheet_names(
     path = export(tmp_path / "nov.xlsx", "xlsx", capsys)
     workbook = openpyxl.load_workbook(path)
     assert workbook.sheetnames == [
-        SHEETS["ko"][key] for key in ("summary", "calls", "missed", "definitions")
+        SHEETS["ko"][key] for key in ("summary", "calls", "missed", "checklist", "definitions")
     ]
     for key, columns in sheet_columns().items():
         sheet = workbook[SHEETS["ko"][key]]
@@ -192,7 +193,7 @@ def test_csv_has_a_bom_korean_headers_masked_numbers_and_no_formulas(
     month: Built, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     files = read_zip(export(tmp_path / "nov.zip", "csv", capsys))
-    assert len(files) == 4
+    assert len(files) == 5
     tables = {}
     for name, raw in files.items():
         assert raw.startswith(b"\xef\xbb\xbf"), name
@@ -368,21 +369,8 @@ async def test_export_from_async_code_leaves_the_event_loop_free(
     await asyncio.to_thread(build_month, url, monkeypatch, capsys)
     settings = Settings(store=StoreSettings(url=url))
     request = ExportRequest(Month.parse(MONTH), "xlsx", tmp_path / "nov.xlsx")
-    loop = asyncio.get_running_loop()
-    gaps: list[float] = []
-
-    async def tick() -> None:
-        last = loop.time()
-        while True:
-            await asyncio.sleep(0.005)
-            gaps.append(loop.time() - last)
-            last = loop.time()
-
-    ticker = asyncio.create_task(tick())
-    try:
+    async with ticking() as gaps:
         manifest = await export_month(settings, request)
-    finally:
-        ticker.cancel()
     assert manifest.is_file()
     assert openpyxl.load_workbook(tmp_path / "nov.xlsx").sheetnames[0] == "요약"
     assert len(gaps) > 5  # the loop went on ticking while the export ran

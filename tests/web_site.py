@@ -118,7 +118,8 @@ async def web_site(
         settings, engine, directory, clock=lambda: datetime.now(SEOUL), retry_initial_seconds=0.01
     )
     await service.start()
-    site = Site(engine, directory, service, settings.web, "test-secret-" + "x" * 40)
+    secret = "test-secret-" + "x" * 40
+    site = Site(engine, directory, service, settings.web, secret, export_settings=settings)
     service.on_changes = site.live.changed
     app = create_app(metrics, lambda: None, site=site)
     found = WebSite(app, site, service, base, calls=calls)

@@ -13,6 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
+from call_monitor.checklist.form import FormError
 from call_monitor.config import Settings
 from call_monitor.export.build import ExportRequest, no_progress
 from call_monitor.export.manifest import verify
@@ -44,6 +45,9 @@ def run_export(args: argparse.Namespace, settings: Settings) -> int:
     except (SQLAlchemyError, OSError) as exc:
         reason = getattr(exc, "orig", None) or exc
         print(f"call-monitor export: cannot export from {store}: {reason}", file=sys.stderr)
+        return 1
+    except FormError as exc:  # the checklist's questions head its sheet: the form is read
+        print(f"call-monitor export: {exc}", file=sys.stderr)
         return 1
     print(f"{out}\n{manifest}")
     return 0

@@ -8,6 +8,7 @@ that private loop a batch of rows at a time, so no other event loop is ever bloc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,6 +18,8 @@ from typing import Any, Literal
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from call_monitor.checklist.files import load_form
+from call_monitor.checklist.form import Form
 from call_monitor.config import Settings
 from call_monitor.directory import Directory
 from call_monitor.export.definitions import definition_rows
@@ -31,6 +34,7 @@ from call_monitor.export.sheets import (
     SqlWords,
     TimeForm,
     calls_query,
+    checklist_rows,
     finish,
     missed_query,
     seoul_time,
@@ -42,7 +46,7 @@ from call_monitor.timefmt import SEOUL
 
 Format = Literal["xlsx", "csv", "json", "html"]
 FORMATS: tuple[Format, ...] = ("xlsx", "csv", "json", "html")
-SHEETS = ("summary", "calls", "missed", "definitions")
+SHEETS = ("summary", "calls", "missed", "checklist", "definitions")
 HISTORY_MONTHS = 6  # months the HTML report looks back for its month-over-month charts
 
 
@@ -81,11 +85,28 @@ class ExportData:
     directory: Directory
     scope: Scope
     generated_at: datetime
-    figures: MonthFigures
+    # The figures, being counted by the database on a connection of their own while the
+    # call rows stream on another (the spreadsheets write the summary last): awaited by
+    # ``figures``, cancelled by ``close``.
+    pending_figures: asyncio.Future[MonthFigures]
     stored_versions: list[str]
     definitions: list[list[str]]
+    form: Form  # the checklist form in force: its items' questions
     progress: Callable[[int], None] = no_progress
     row_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def figures(self) -> MonthFigures:
+        if not self.pending_figures.done():
+            self.loop.run_until_complete(self.pending_figures)
+        return self.pending_figures.result()
+
+    def close(self) -> None:
+        """Stop the figures' counting if the export ended before it needed them."""
+        if not self.pending_figures.done():
+            self.pending_figures.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                self.loop.run_until_complete(self.pending_figures)
 
     @property
     def lang(self) -> Lang:
@@ -102,6 +123,11 @@ class ExportData:
     def summary(self) -> list[list[Any]]:
         rows = summary_rows(self.figures, self.lang)
         self.row_counts["summary"] = len(rows)
+        return rows
+
+    def checklist(self) -> list[list[Any]]:
+        rows = checklist_rows(self.figures, self.form, self.lang)
+        self.row_counts["checklist"] = len(rows)
         return rows
 
     def definition_rows(self) -> list[list[str]]:
@@ -174,6 +200,11 @@ class ExportData:
             return (await month_figures(conn, scope, self.directory)).office
 
 
+async def _figures(engine: AsyncEngine, scope: Scope, directory: Directory) -> MonthFigures:
+    async with engine.connect() as conn:
+        return await month_figures(conn, scope, directory)
+
+
 async def row_total(engine: AsyncEngine, scope: Scope) -> int:
     """How many call rows the export streams (for a progress bar)."""
     query = select(func.count()).select_from(calls_table).where(in_month(scope))
@@ -193,8 +224,39 @@ async def gather(
     on the export's own loop."""
     directory = Directory(settings.directory)
     scope = Scope(request.month, Judgement(settings.charter, request.recompute), request.department)
+    form = load_form(settings.checklist.form)  # a bad form file: FormError, before any query
+    # Counted meanwhile; awaited by ExportData.figures, cancelled by its close() (or here).
+    figures = asyncio.ensure_future(_figures(engine, scope, directory))
+    try:
+        return await _data(
+            request,
+            settings,
+            engine,
+            directory=directory,
+            scope=scope,
+            figures=figures,
+            form=form,
+            progress=progress,
+        )
+    except BaseException:
+        figures.cancel()
+        with contextlib.suppress(BaseException):
+            await figures
+        raise
+
+
+async def _data(
+    request: ExportRequest,
+    settings: Settings,
+    engine: AsyncEngine,
+    *,
+    directory: Directory,
+    scope: Scope,
+    figures: asyncio.Future[MonthFigures],
+    form: Form,
+    progress: Callable[[int], None],
+) -> ExportData:
     async with engine.connect() as conn:
-        figures = await month_figures(conn, scope, directory)
         versions = await conn.execute(
             select(calls_table.c.definitions_version)
             .where(in_month(scope))
@@ -210,10 +272,11 @@ async def gather(
         directory=directory,
         scope=scope,
         generated_at=datetime.now(SEOUL),
-        figures=figures,
+        pending_figures=figures,
         stored_versions=stored,
         definitions=definition_rows(
             settings, request.month, request.lang, stored, request.recompute
         ),
+        form=form,
         progress=progress,
     )

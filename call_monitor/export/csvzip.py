@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from call_monitor.export.build import SHEETS as SHEET_ORDER
 from call_monitor.export.build import ExportData
 from call_monitor.export.headers import HEADERS, SHEETS, Lang, word
 from call_monitor.export.sheets import Column, sheet_columns
@@ -24,9 +25,10 @@ def converter(column: Column, not_scored: str, *, streamed: bool) -> Convert | N
     an empty field and a number as a number). Times come as Seoul text from the database
     (``sheets.seoul_time``). The program's own words ("text" columns) never start like a
     formula; the tests check every cell of every sheet."""
-    if column.kind == "rate":
-        return lambda value: None if value is None else round(value, 6)
-    if column.kind == "not_scored":
+    if column.kind in ("rate", "scored_rate"):
+        unscored = not_scored if column.kind == "scored_rate" else None
+        return lambda value: unscored if value is None else round(value, 6)
+    if column.kind == "scored_number":
         return lambda value: not_scored if value is None else value
     if column.kind in ("name", "stranger") and not streamed:
         # (The streamed sheets' text comes neutralised from the database: SqlWords.text.)
@@ -41,14 +43,18 @@ def write_csv_zip(data: ExportData, path: Path) -> None:
     not_scored = neutralise(word(lang, "not_scored"))
     # Level 1: most of the size gain for a third of the time of the default level.
     with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as archive:
-        sheets: tuple[tuple[str, Iterable[list[Any]]], ...] = (
-            ("summary", data.summary()),
-            ("calls", data.calls("text")),
-            ("missed", data.missed("text")),
-            ("definitions", data.definition_rows()),
+        # The streamed sheets first: the figures are counted meanwhile (ExportData.figures).
+        # The files keep the sheets' order in their names.
+        sheets: tuple[tuple[str, Callable[[], Iterable[list[Any]]]], ...] = (
+            ("calls", lambda: data.calls("text")),
+            ("missed", lambda: data.missed("text")),
+            ("summary", data.summary),
+            ("checklist", data.checklist),
+            ("definitions", data.definition_rows),
         )
-        for number, (key, rows) in enumerate(sheets, start=1):
-            name = f"{number}_{key}_{SHEETS[lang][key]}.csv"
+        for key, rows_of in sheets:
+            rows = rows_of()
+            name = f"{SHEET_ORDER.index(key) + 1}_{key}_{SHEETS[lang][key]}.csv"
             with archive.open(name, "w") as raw:
                 text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
                 streamed = key in ("calls", "missed")

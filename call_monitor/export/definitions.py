@@ -4,10 +4,13 @@ their version, the working hours and the holidays of the month."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import get_args
 
+from call_monitor.calls.model import MissedReason
+from call_monitor.charter.callbacks import OBLIGING_REASONS
 from call_monitor.charter.working_hours import WorkingHours
 from call_monitor.config import WEEKDAYS, Settings
-from call_monitor.export.headers import Lang
+from call_monitor.export.headers import Lang, word
 from call_monitor.export.month import Month
 
 _ITEMS: Mapping[Lang, Mapping[str, str]] = {
@@ -36,8 +39,32 @@ _ITEMS: Mapping[Lang, Mapping[str, str]] = {
         "불완전 통화(모니터가 전체를 보지 못한 통화)는 모든 비율에서 제외.",
         "percentiles": "대기 중앙값·90%",
         "percentiles_text": "순위 방식(nearest rank): n건 중 ⌈n/2⌉번째, ⌈0.9n⌉번째 값",
+        "p7_scope": "P7 판정 대상",
+        "p7_scope_text": "직원이 고객과 실제로 통화한(연결된) 통화만. "
+        "벨이 울리는 중에 고객이 끊거나 음성사서함에서 끊은 통화, "
+        "먼저 끊은 쪽을 모르거나 교환기(재시작)가 끊은 통화는 판정하지 않음.",
+        "queue": "대기열 대기",
+        "queue_text": "모든 상담원이 통화 중이라 대기열에서 음악을 들으며 기다린 시간은 "
+        "벨 시간이 아님: 벨 시간은 첫 전화가 울릴 때부터. 대기 시간은 통화마다 따로 표시.",
+        "after_dial": "벨 멈춘 뒤 음성사서함·안내방송",
+        "after_dial_text": "아무도 받지 않아 음성사서함이나 안내방송으로 넘어간 통화는 "
+        "부재중(무응답)이며 회신 의무가 생김; 벨 시간은 마지막 전화가 멈춘 때까지.",
+        "transfer_kinds": "P4 돌려주기",
+        "transfer_kinds_text": "설명 후 돌려줌, 바로 돌려줌, 보류(파크) 후 동료가 받음, "
+        "외부 번호로 돌려줌(휴대전화·다른 기관) 모두 대기 시간으로 P4 판정. "
+        "파크는 동료가 통화를 찾아갈 때까지; 시간이 지나 되돌아오면 연결 안 됨(미충족).",
+        "obliging": "회신 의무가 생기는 부재 사유",
+        "callback_by": "P6 회신 인정",
+        "callback_by_text": "의무가 생긴 뒤 고객 번호로 건 발신 전화가 연결되면 회신: "
+        "담당자 본인 또는 담당자 부서의 동료(회신한 사람 표시). "
+        "다른 부서의 전화는 인정하지 않음.",
         "checklist": "점검표 (P2 사과, P3, P5 직통번호)",
-        "checklist_text": "평가 없음 (점검표 결과가 없음)",
+        "checklist_text": "감독자 점검표: 이 달에 시작한 통화 중 평가된 통화"
+        "(통화마다 최신 수정본), 응답한 직원과 그 부서에 집계. "
+        "평균 점수 = 수정본 점수(0–100)의 평균; '예' 비율 = 예 / "
+        "(예 + 아니오), 해당 없음 제외; P2 사과함 = 사과가 필요했던 통화(벨 3회 이상)의 "
+        "p2_apology 항목, P5 직통번호 = 타부서 연결 통화의 p5_direct_number 항목. "
+        "평가한 통화가 없는 칸은 '평가 없음'.",
         "none": "없음",
         "yes": "예",
         "no": "아니오",
@@ -67,13 +94,44 @@ _ITEMS: Mapping[Lang, Mapping[str, str]] = {
         "first/judged. Incomplete calls (not seen whole by the monitor) are in no rate.",
         "percentiles": "Median and 90th percentile wait",
         "percentiles_text": "nearest rank: the ceil(n/2)-th and ceil(0.9 n)-th of n values",
+        "p7_scope": "P7 judged on",
+        "p7_scope_text": "only calls where a staff member talked with the caller (a staff "
+        "phone bridged with the caller). A caller who hangs up while it rings or in "
+        "voicemail, a call whose hang-up side is unknown or that the PBX (a restart) ended, "
+        "is not judged.",
+        "queue": "Queue wait",
+        "queue_text": "waiting in a queue with music while every member is busy is not "
+        "ringing: the ring time starts when the first phone rings. The wait is shown per call.",
+        "after_dial": "Voicemail or announcement after the ringing",
+        "after_dial_text": "a call nobody answered that went on to voicemail or an "
+        "announcement is a missed call (no answer) and owes a callback; its ring time ends "
+        "when the last phone stopped ringing.",
+        "transfer_kinds": "P4 transfers",
+        "transfer_kinds_text": "attended, blind, parked and retrieved by a colleague, and to "
+        "an outside number (a mobile, another agency): all judged on the caller's wait. A "
+        "park lasts until a colleague retrieves the call; one that times out and comes back "
+        "was never connected (breached).",
+        "obliging": "Missed reasons that owe a callback",
+        "callback_by": "P6 callback fulfilled by",
+        "callback_by_text": "an answered outbound call to the caller's number after the "
+        "obligation began, by the owner or a colleague in the owner's department (who called "
+        "back is shown). A call from another department does not fulfil it.",
         "checklist": "Checklist (P2 apology, P3, P5 direct number)",
-        "checklist_text": "not scored (no checklist results)",
+        "checklist_text": "the supervisors' checklist: the calls of the month that were "
+        "scored (each call's latest revision), counted to the staff member who answered and "
+        "their department. Mean score = the mean of the revisions' scores (0-100); 'yes' "
+        "share = yes / (yes + no), not-applicable left out; P2 apology given = item "
+        "p2_apology of the calls that needed an apology (ring 3 or later), P5 direct number "
+        "= item p5_direct_number of the transfers to another department. A cell where no "
+        "call was scored says 'not scored'.",
         "none": "none",
         "yes": "yes",
         "no": "no",
     },
 }
+
+
+MISSED_REASONS: tuple[str, ...] = get_args(MissedReason)
 
 
 def definition_rows(
@@ -112,6 +170,12 @@ def definition_rows(
         ("extra_open", ", ".join(map(str, opened)) or text["none"]),
         ("rates", text["rates_text"]),
         ("percentiles", text["percentiles_text"]),
+        ("p7_scope", text["p7_scope_text"]),
+        ("queue", text["queue_text"]),
+        ("after_dial", text["after_dial_text"]),
+        ("transfer_kinds", text["transfer_kinds_text"]),
+        ("obliging", ", ".join(word(lang, r) for r in MISSED_REASONS if r in OBLIGING_REASONS)),
+        ("callback_by", text["callback_by_text"]),
         ("checklist", text["checklist_text"]),
     ]
     return [[text[key], value] for key, value in rows]

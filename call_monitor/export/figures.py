@@ -27,7 +27,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, get_args
 
-from sqlalchemy import Text, and_, case, column, func, or_, select, values
+from sqlalchemy import (
+    Text,
+    and_,
+    case,
+    cast,
+    column,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    union_all,
+    values,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
 
@@ -35,6 +48,7 @@ from call_monitor.calls.model import MissedReason
 from call_monitor.directory import Directory
 from call_monitor.export.judgement import RING_BUCKETS, Expression, Judgement, count_if
 from call_monitor.export.month import Month
+from call_monitor.store.checklists import answers_table, revisions_table
 from call_monitor.store.models import calls_table, transfers_table, verdicts_table
 from call_monitor.store.obligations import obligation_changes_table, obligations_table
 
@@ -56,6 +70,8 @@ TRANSFER_KEYS: tuple[str, ...] = (
     "p4_met",
     "transfers_attended",
     "transfers_blind",
+    "transfers_park",
+    "transfers_external",
     "transfers_never_connected",
     "p5_transfers",
     "p5_met",
@@ -120,22 +136,129 @@ def staff_names(directory: Directory) -> Any:
     return table.data(pairs or [("", "")]).cte("staff_names")
 
 
-def checklist_figures(keys: Iterable[Key]) -> dict[Key, dict[str, Any]]:
-    """The supervisors' checklist figures of each row: calls scored, mean score, the share
-    of "yes" per item, and the P2 apology and P5 direct-number shares that only a listener
-    can score.
+# The shipped form's items whose "yes" share the summary shows on its own (an office's own
+# form keeps these ids for them: ids are stable across versions, ``checklist/form.py``).
+APOLOGY_ITEM = "p2_apology"  # applies only to calls answered on ring >= 3 (P2)
+DIRECT_NUMBER_ITEM = "p5_direct_number"  # applies only to transfers to another department
 
-    The checklist tables are not on this branch (the supervisors' web issue builds them):
-    every row is 0 calls scored and "not scored" (``None``) until the lead wires this ONE
-    function to them; nothing else in the export reads the checklist."""
-    unscored = {
-        "scored_calls": 0,
-        "checklist_mean_score": None,
-        "checklist_yes_share": None,
-        "apology_given_share": None,
-        "p5_direct_number_share": None,
-    }
-    return {key: dict(unscored) for key in keys}
+
+@dataclass(slots=True)
+class _Scored:
+    """One row's checklist sums: calls scored (latest revisions), their scores, and per
+    item (in the form's order) how many answered yes or no, and how many yes."""
+
+    calls: int = 0
+    score_sum: float = 0.0
+    scores: int = 0
+    items: dict[str, list[int]] = field(default_factory=dict)  # item -> [position, answered, yes]
+
+    def add(self, other: _Scored) -> None:
+        self.calls += other.calls
+        self.score_sum += other.score_sum
+        self.scores += other.scores
+        for item, (position, answered, yes) in other.items.items():
+            mine = self.items.setdefault(item, [position, 0, 0])
+            mine[0] = min(mine[0], position)
+            mine[1] += answered
+            mine[2] += yes
+
+    def figures(self) -> dict[str, Any]:
+        """The row's checklist figures; ``None`` (not scored) where nothing was answered."""
+        ordered = sorted(self.items.items(), key=lambda pair: (pair[1][0], pair[0]))
+        items = {item: {"answered": answered, "yes": yes} for item, (_, answered, yes) in ordered}
+        answered = sum(item["answered"] for item in items.values())
+        return {
+            "scored_calls": self.calls,
+            "checklist_mean_score": round(self.score_sum / self.scores, 2) if self.scores else None,
+            "checklist_yes_share": share(answered, sum(i["yes"] for i in items.values())),
+            "checklist_items": items,
+            "apology_given_share": _item_share(items, APOLOGY_ITEM),
+            "p5_direct_number_share": _item_share(items, DIRECT_NUMBER_ITEM),
+        }
+
+
+def share(whole: int, part: int) -> float | None:
+    return part / whole if whole else None
+
+
+def _item_share(items: Mapping[str, Mapping[str, int]], item: str) -> float | None:
+    counts = items.get(item)
+    return None if counts is None else share(counts["answered"], counts["yes"])
+
+
+def _latest_revisions(scope: Scope) -> Any:
+    """The latest revision of each call of the month that was scored (the call's score)."""
+    r = revisions_table.c
+    return (
+        select(r.linkedid, func.max(r.revision).label("revision"))
+        .where(r.call_started_at >= scope.month.start, r.call_started_at < scope.month.end)
+        .group_by(r.linkedid)
+        .subquery()
+    )
+
+
+def _of_latest(table: Any, latest: Any) -> Expression:
+    return and_(table.c.linkedid == latest.c.linkedid, table.c.revision == latest.c.revision)
+
+
+async def checklist_figures(
+    conn: AsyncConnection, scope: Scope, directory: Directory, keys: Iterable[Key]
+) -> dict[Key, dict[str, Any]]:
+    """The supervisors' checklist figures of each row of ``keys`` (and the office's, key
+    ``(None, "")``): calls scored in the month (their latest revision), mean score, the
+    share of "yes" per item and over all items, and the P2 apology and P5 direct-number
+    shares (of the calls where the item applied: answered yes or no). Counted by the
+    database, grouped by the revision's department and staff member (who answered);
+    ``None`` (not scored) where nothing was scored."""
+    r, a = revisions_table.c, answers_table.c
+    latest = _latest_revisions(scope)
+    scored_query = (
+        select(r.department, r.staff, func.count(), func.sum(r.score), func.count(r.score))
+        .join(latest, _of_latest(revisions_table, latest))
+        .group_by(r.department, r.staff)
+    )
+    items_query = (
+        select(
+            r.department,
+            r.staff,
+            a.item_id,
+            func.min(a.position),
+            count_if(a.answer != "na"),
+            count_if(a.answer == "yes"),
+        )
+        .select_from(
+            answers_table.join(latest, _of_latest(answers_table, latest)).join(
+                revisions_table, _of_latest(revisions_table, answers_table)
+            )
+        )
+        .group_by(r.department, r.staff, a.item_id)
+    )
+    sums: dict[Key, _Scored] = defaultdict(_Scored)
+    for department, staff, calls, score_sum, scores in await conn.execute(scored_query):
+        part = _Scored(int(calls), float(score_sum or 0.0), int(scores))
+        _add_scored(sums, directory, department, staff, part)
+    for department, staff, item, position, answered, yes in await conn.execute(items_query):
+        part = _Scored(items={item: [int(position), int(answered), int(yes)]})
+        _add_scored(sums, directory, department, staff, part)
+    office = _Scored()
+    for (department, staff), part in list(sums.items()):
+        if staff is None and scope.department in (None, department):
+            office.add(part)
+    sums[(None, "")] = office
+    return {key: sums[key].figures() for key in keys}
+
+
+def _add_scored(
+    sums: dict[Key, _Scored],
+    directory: Directory,
+    department: str | None,
+    staff: str | None,
+    part: _Scored,
+) -> None:
+    """One group's sums into its department's row and, if a staff member's, theirs."""
+    sums[(department, None)].add(part)
+    if directory.is_staff(staff):
+        sums[(directory.department_of(staff), staff)].add(part)
 
 
 async def month_figures(conn: AsyncConnection, scope: Scope, directory: Directory) -> MonthFigures:
@@ -155,7 +278,7 @@ async def month_figures(conn: AsyncConnection, scope: Scope, directory: Director
         for department, staff, *counts in result:
             _add(rows, directory, department, staff, dict(zip(keys, counts, strict=True)))
     waits = await _waits(conn, scope, directory)
-    checklist = checklist_figures([*rows, (None, "")])
+    checklist = await checklist_figures(conn, scope, directory, [*rows, (None, "")])
     figures = MonthFigures(office=_office(rows, scope, waits, checklist))
     for key in sorted(rows, key=_order):
         if scope.department is not None and key[0] != scope.department:
@@ -287,6 +410,7 @@ def _transfer_facts(scope: Scope, directory: Directory) -> Select[Any]:
             department.label("department"),
             t.from_ext.label("staff"),
             t.kind,
+            t.external,
             t.wait_seconds,
             t.other_department,
             scope.judgement.p4_met().label("p4_met"),
@@ -314,6 +438,8 @@ async def _transfer_counts(
         count_if(f.p4_met.is_(True)),
         count_if(and_(judged, f.kind == "attended")),
         count_if(and_(judged, f.kind == "blind")),
+        count_if(and_(judged, f.kind == "park")),
+        count_if(and_(judged, f.external.is_(True))),
         count_if(and_(judged, f.wait_seconds.is_(None))),
         count_if(p5),
         count_if(and_(p5, f.p4_met.is_(True))),
@@ -383,47 +509,59 @@ async def _waits(
 ) -> dict[Key, tuple[float | None, float | None]]:
     """The median and 90th percentile of the customers' transfer waits, by department, by
     staff member and for the office (key ``(None, "")``; with a department chosen, that
-    department's), nearest rank, picked by the database."""
-    facts = _transfer_facts(scope, directory).subquery()
-    f = facts.c
+    department's), nearest rank, picked by the database: one statement, the waits ranked
+    once per level by window functions."""
     waits: dict[Key, tuple[float | None, float | None]] = {}
-    levels: list[tuple[Any, ...]] = [(f.department,), (f.department, f.staff), ()]
-    for group in levels:
-        for row in await _percentiles(conn, facts, group):
-            *names, median, p90 = row
-            if not group:
-                key: Key = (None, "")
-            elif len(group) == 1:
-                key = (names[0], None)
-            elif directory.is_staff(names[1]):
-                key = (directory.department_of(names[1]), names[1])
-            else:
-                continue
-            waits[key] = (median, p90)
+    for level, department, staff, median, p90 in await conn.execute(_percentiles(scope, directory)):
+        if level == "office":
+            key: Key = (None, "")
+        elif level == "department":
+            key = (department, None)
+        elif directory.is_staff(staff):
+            key = (directory.department_of(staff), staff)
+        else:
+            continue
+        waits[key] = (median, p90)
     if scope.department is not None:
         waits[(None, "")] = waits.get((scope.department, None), (None, None))
     return waits
 
 
-async def _percentiles(conn: AsyncConnection, facts: Any, group: tuple[Any, ...]) -> Sequence[Any]:
-    wait = facts.c.wait_seconds
-    partition = list(group) or None
-    ranked = (
-        select(
-            *group,
-            wait.label("wait"),
-            func.row_number().over(partition_by=partition, order_by=wait).label("rank"),
-            func.count().over(partition_by=partition).label("n"),
+def _percentiles(scope: Scope, directory: Directory) -> Any:
+    facts = _transfer_facts(scope, directory).subquery()
+    f = facts.c
+    wait = f.wait_seconds
+    levels: dict[str, list[Any]] = {
+        "office": [],
+        "department": [f.department],
+        "staff": [f.department, f.staff],
+    }
+    windows = []
+    for level, partition in levels.items():
+        by = partition or None
+        windows.append(
+            func.row_number().over(partition_by=by, order_by=wait).label(f"rank_{level}")
         )
-        .where(wait.is_not(None), facts.c.p4_met.is_not(None))
-        .subquery()
+        windows.append(func.count().over(partition_by=by).label(f"n_{level}"))
+    ranked = (
+        select(f.department, f.staff, wait.label("wait"), *windows)
+        .where(wait.is_not(None), f.p4_met.is_not(None))
+        .cte("ranked")
     )
     r = ranked.c
-    names = [r[g.name] for g in group]
-    # Nearest rank: ceil(n / 2) and ceil(9 n / 10), in integer arithmetic.
-    median = func.max(case((r.rank == (r.n + 1) // 2, r.wait)))
-    p90 = func.max(case((r.rank == (r.n * 9 + 9) // 10, r.wait)))
-    query = select(*names, median, p90)
-    if names:
-        query = query.group_by(*names)
-    return (await conn.execute(query)).all()
+    parts = []
+    for level, partition in levels.items():
+        rank, n = r[f"rank_{level}"], r[f"n_{level}"]
+        names = [r[column.name] for column in partition]
+        department = names[0] if names else cast(null(), Text)
+        staff = names[1] if len(names) > 1 else cast(null(), Text)
+        # Nearest rank: ceil(n / 2) and ceil(9 n / 10), in integer arithmetic.
+        part = select(
+            literal(level, Text).label("level"),
+            department.label("department"),
+            staff.label("staff"),
+            func.max(case((rank == (n + 1) // 2, r.wait))).label("median"),
+            func.max(case((rank == (n * 9 + 9) // 10, r.wait))).label("p90"),
+        )
+        parts.append(part.group_by(*names) if names else part)
+    return union_all(*parts)

@@ -59,6 +59,13 @@ _TEXT: Mapping[Lang, Mapping[str, str]] = {
 OFFICE_KEYS = tuple(
     key for key in COUNT_KEYS if not key.startswith(("missed_", "rings_", "transfers_"))
 )
+# The checklist's figures on the page (the spreadsheets add the share per item).
+CHECKLIST_KEYS = (
+    "checklist_mean_score",
+    "checklist_yes_share",
+    "apology_given_share",
+    "p5_direct_number_share",
+)
 TABLE_KEYS = ("inbound_calls", "answered", "missed", "incomplete", *CLAUSES)
 
 
@@ -105,7 +112,8 @@ def context(data: ExportData) -> dict[str, Any]:
         "title": _TEXT[lang]["title"].format(year=month.year, month=month.month),
         "headers": headers,
         "office": [(headers[key], figures.office[key]) for key in OFFICE_KEYS]
-        + [(headers[key], percent(rate(figures.office, key))) for key in CLAUSES],
+        + [(headers[key], percent(rate(figures.office, key))) for key in CLAUSES]
+        + [(headers[key], _scored(figures.office, key, lang)) for key in CHECKLIST_KEYS],
         "table_keys": TABLE_KEYS,
         "rows": [(name, [_cell(row, key) for key in TABLE_KEYS]) for name, row in departments],
         "charts": [
@@ -125,6 +133,14 @@ def context(data: ExportData) -> dict[str, Any]:
         "bar_width": BAR_WIDTH,
         "row_height": ROW_HEIGHT,
     }
+
+
+def _scored(row: Mapping[str, Any], key: str, lang: Lang) -> str:
+    """A checklist figure: a share in %, the mean score, or "not scored"."""
+    value = row[key]
+    if value is None:
+        return word(lang, "not_scored")
+    return f"{value:.2f}" if key == "checklist_mean_score" else percent(value)
 
 
 def _cell(row: Mapping[str, Any], key: str) -> str:

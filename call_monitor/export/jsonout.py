@@ -13,6 +13,7 @@ from call_monitor.export.figures import COUNT_KEYS, WAIT_KEYS
 EXTRA_KEYS = (
     "checklist_mean_score",
     "checklist_yes_share",
+    "checklist_items",
     "apology_given_share",
     "p5_direct_number_share",
     *WAIT_KEYS,

@@ -44,15 +44,18 @@ def export_month_sync(
     engine = create_engine(settings.store.url)
     try:
         data = loop.run_until_complete(gather(request, settings, engine, progress))
-        if started is not None:
-            started(loop.run_until_complete(row_total(engine, data.scope)))
-        partial = request.out.with_name(f".{request.out.name}.partial-{os.getpid()}")
         try:
-            WRITERS[request.format](data, partial)
-            partial.replace(request.out)
+            if started is not None:
+                started(loop.run_until_complete(row_total(engine, data.scope)))
+            partial = request.out.with_name(f".{request.out.name}.partial-{os.getpid()}")
+            try:
+                WRITERS[request.format](data, partial)
+                partial.replace(request.out)
+            finally:
+                partial.unlink(missing_ok=True)
+            return write_manifest(data, [request.out])
         finally:
-            partial.unlink(missing_ok=True)
-        return write_manifest(data, [request.out])
+            data.close()
     finally:
         loop.run_until_complete(engine.dispose())
         loop.close()

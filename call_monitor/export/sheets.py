@@ -30,10 +30,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from call_monitor.calls.model import Direction, HangupSide
+from call_monitor.calls.model import AfterDial, Direction, HangupSide
 from call_monitor.charter.obligations import ObligationState
+from call_monitor.checklist.form import Form
 from call_monitor.directory import Directory
-from call_monitor.export.figures import MISSED_REASONS, MonthFigures, Scope, in_month, staff_names
+from call_monitor.export.figures import (
+    MISSED_REASONS,
+    MonthFigures,
+    Scope,
+    in_month,
+    share,
+    staff_names,
+)
 from call_monitor.export.headers import WORDS, Lang, word
 from call_monitor.export.judgement import Expression, count_if
 from call_monitor.export.text import FORMULA_STARTS, mask_number
@@ -42,7 +50,10 @@ from call_monitor.store.obligations import obligation_changes_table, obligations
 
 # text: the program's own words; name: text from the directory or the store (department,
 # staff, ids); stranger: a caller's text.
-Kind = Literal["text", "name", "stranger", "int", "seconds", "rate", "datetime", "not_scored"]
+# scored_rate / scored_number: a checklist figure, "not scored" in words when none.
+Kind = Literal[
+    "text", "name", "stranger", "int", "seconds", "rate", "datetime", "scored_rate", "scored_number"
+]
 STREAM_BATCH = 2000  # rows fetched per round trip
 EXCEL_EPOCH_SERIAL = 25569  # the Excel date serial of 1970-01-01
 JULIAN_DAY_OF_EXCEL_EPOCH = 2415018.5  # the Julian day of Excel's day 0 (1899-12-30)
@@ -70,18 +81,20 @@ SUMMARY_COLUMNS = _columns(
     + " ".join(f"missed_{reason}:int" for reason in MISSED_REASONS)
     + " incomplete:int:12 p1_checked:int p1_met:int p1_rate:rate rings_1:int rings_2:int "
     "rings_3:int rings_4:int rings_5_plus:int apology_expected:int "
-    "apology_given_share:not_scored:12 transfers:int p4_met:int p4_rate:rate "
+    "apology_given_share:scored_rate:12 transfers:int p4_met:int p4_rate:rate "
     "p4_wait_median_seconds:seconds:12 p4_wait_p90_seconds:seconds:12 "
-    "transfers_attended:int transfers_blind:int transfers_never_connected:int "
-    "p5_transfers:int p5_met:int p5_rate:rate p5_direct_number_share:not_scored:12 "
+    "transfers_attended:int transfers_blind:int transfers_park:int "
+    "transfers_external:int transfers_never_connected:int "
+    "p5_transfers:int p5_met:int p5_rate:rate p5_direct_number_share:scored_rate:12 "
     "callbacks_owed:int callbacks_on_time:int callbacks_late:int callbacks_open:int "
     "callbacks_resolved_by_inbound:int callbacks_cancelled:int p6_rate:rate "
     "p7_checked:int p7_met:int p7_rate:rate scored_calls:int "
-    "checklist_mean_score:not_scored:12 checklist_yes_share:not_scored:12"
+    "checklist_mean_score:scored_number:12 checklist_yes_share:scored_rate:12"
 )
 CALL_COLUMNS = _columns(
     "started_at:datetime:20 linkedid:name:18 direction::8 department:name:16 staff:name:8 "
     "staff_name:name:12 number::15 caller_name:stranger:16 outcome::9 missed_reason::12 "
+    "after_dial::10 queue_wait_seconds:seconds:10 "
     "ring_seconds:seconds rings:int p1::8 p2::8 transfer_count:int wait_max_seconds:seconds "
     "p4::8 p5::8 hangup_first::10 p7::8 incomplete::8 judged::8 definitions_version:name:10"
 )
@@ -90,6 +103,10 @@ MISSED_COLUMNS = _columns(
     "caller_name:stranger:16 missed_reason::12 ring_seconds:seconds obligation:name:24 "
     "owner:name:12 due_at:datetime:20 state::18 closed_by:name:12 closed_at:datetime:20 "
     "on_time::8"
+)
+CHECKLIST_COLUMNS = _columns(
+    "level::8 department:name:16 staff:name:8 staff_name:name:12 checklist_item:name:18 "
+    "clause::6 question:name:40 item_answered:int:10 item_yes:int item_yes_share:rate"
 )
 DEFINITION_COLUMNS = _columns("item::40 value:name:80")
 
@@ -121,12 +138,49 @@ def summary_rows(figures: MonthFigures, lang: Lang) -> list[list[Any]]:
 
 def _summary_row(figures: Mapping[str, Any], level: str, lang: Lang) -> list[Any]:
     values: dict[str, Any] = {**figures, **{name: rate(figures, name) for name in RATES}}
-    values["level"] = word(lang, level)
-    if level == "office":
-        values["department"] = figures["department"] or ""
-    elif figures["department"] is None:
-        values["department"] = word(lang, "no_department")
+    values.update(_who(figures, level, lang))
     return [values.get(column.key) for column in SUMMARY_COLUMNS]
+
+
+def _who(figures: Mapping[str, Any], level: str, lang: Lang) -> dict[str, Any]:
+    """A summary-like row's first cells: level, department (in words when none), staff."""
+    department = figures["department"]
+    if department is None:
+        department = "" if level == "office" else word(lang, "no_department")
+    return {
+        "level": word(lang, level),
+        "department": department,
+        "staff": figures["staff"],
+        "staff_name": figures["staff_name"],
+    }
+
+
+def checklist_rows(figures: MonthFigures, form: Form, lang: Lang) -> list[list[Any]]:
+    """The share of "yes" per checklist item, in the summary's row order (departments, the
+    office, staff), one row per item answered in the row's scored calls. An item of an
+    older form version, not in the current form, shows its id without its question."""
+    questions = {item.id: (item.clause, getattr(item, lang)) for item in form.items}
+    levels = [
+        *((row, "department_level") for row in figures.departments),
+        (figures.office, "office"),
+        *((row, "staff_level") for row in figures.staff),
+    ]
+    rows = []
+    for figures_row, level in levels:
+        who = _who(figures_row, level, lang)
+        for item, counts in figures_row["checklist_items"].items():
+            clause, question = questions.get(item, ("", ""))
+            values = {
+                **who,
+                "checklist_item": item,
+                "clause": clause,
+                "question": question,
+                "item_answered": counts["answered"],
+                "item_yes": counts["yes"],
+                "item_yes_share": share(counts["answered"], counts["yes"]),
+            }
+            rows.append([values[column.key] for column in CHECKLIST_COLUMNS])
+    return rows
 
 
 # --------------------------------------------------------------------------- streamed rows
@@ -267,6 +321,8 @@ def calls_query(
         "caller_name": words.text(c.caller_name),
         "outcome": outcome,
         "missed_reason": words.of(c.missed_reason, MISSED_REASONS),
+        "after_dial": words.of(c.after_dial, get_args(AfterDial)),
+        "queue_wait_seconds": c.queue_wait_seconds,
         "ring_seconds": c.ring_seconds,
         "rings": judge.rings(dialect),
         "p1": words.verdict(judge.p1_met()),
@@ -364,5 +420,6 @@ def sheet_columns() -> Mapping[str, Sequence[Column]]:
         "summary": SUMMARY_COLUMNS,
         "calls": CALL_COLUMNS,
         "missed": MISSED_COLUMNS,
+        "checklist": CHECKLIST_COLUMNS,
         "definitions": DEFINITION_COLUMNS,
     }

@@ -19,7 +19,10 @@ def mask_number(raw: str | None) -> str:
     """A customer's number for a published file: the area or mobile prefix and the last
     four digits (``010-****-5678``, ``02-****-1234``); short numbers keep only the last
     two digits; no digits, nothing."""
-    digits = normalise_number(raw or "")
+    if raw and raw.isascii() and raw.isdigit() and raw[0] == "0" and raw[1:2] != "0":
+        digits = raw  # national digits already (the usual caller ID): nothing to normalise
+    else:
+        digits = normalise_number(raw or "")
     if not digits:
         return ""
     if len(digits) < 8:

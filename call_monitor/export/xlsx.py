@@ -41,11 +41,16 @@ def write_xlsx(data: ExportData, path: Path) -> None:
     )
     try:
         formats = _formats(workbook)
-        sheet = _sheet(workbook, data, "summary", data.summary(), formats)
-        _charts(workbook, sheet, lang, len(data.figures.departments) + 1)
-        _sheet(workbook, data, "calls", data.calls("serial"), formats)
-        _sheet(workbook, data, "missed", data.missed("serial"), formats)
-        _sheet(workbook, data, "definitions", data.definition_rows(), formats)
+        # The sheets in their order; the streamed ones filled first, while the figures are
+        # counted (ExportData.figures): a sheet of constant_memory is written row by row,
+        # each sheet on its own.
+        sheets = {key: _sheet(workbook, lang, key, formats) for key in SHEETS[lang]}
+        _fill(sheets["calls"], "calls", data.calls("serial"), formats, lang)
+        _fill(sheets["missed"], "missed", data.missed("serial"), formats, lang)
+        _fill(sheets["summary"], "summary", data.summary(), formats, lang)
+        _charts(workbook, sheets["summary"], lang, len(data.figures.departments) + 1)
+        _fill(sheets["checklist"], "checklist", data.checklist(), formats, lang)
+        _fill(sheets["definitions"], "definitions", data.definition_rows(), formats, lang)
     finally:
         workbook.close()
 
@@ -54,6 +59,8 @@ def _formats(workbook: xlsxwriter.Workbook) -> dict[str, Format]:
     return {
         "header": workbook.add_format({"bold": True, "text_wrap": True, "bg_color": "#DDEBF7"}),
         "rate": workbook.add_format({"num_format": "0.0%"}),
+        "scored_rate": workbook.add_format({"num_format": "0.0%"}),
+        "scored_number": workbook.add_format({"num_format": "0.00"}),
         "seconds": workbook.add_format({"num_format": "0.00"}),
         "datetime": workbook.add_format({"num_format": "yyyy-mm-dd hh:mm:ss.000"}),
     }
@@ -62,47 +69,55 @@ def _formats(workbook: xlsxwriter.Workbook) -> dict[str, Format]:
 def _writer(column: Column, formats: dict[str, Format], not_scored: str) -> Write:
     """How a column's values are written: by its type, never guessed from the value."""
     kind = column.kind
-    if kind in ("int", "seconds", "rate", "datetime"):
+    if kind in ("int", "seconds", "rate", "datetime", "scored_rate", "scored_number"):
         # A time comes as an Excel date serial (sheets.seoul_time): with a date format, it
-        # is a date cell.
+        # is a date cell. A checklist figure nobody scored is the words "not scored".
         number_format = formats.get(kind)
+        unscored = not_scored if kind.startswith("scored_") else None
 
         def number(sheet: Worksheet, row: int, col: int, value: Any) -> None:
             if value is not None:
                 sheet.write_number(row, col, value, number_format)
+            elif unscored is not None:
+                sheet.write_string(row, col, unscored)
 
         return number
 
     def text(sheet: Worksheet, row: int, col: int, value: Any) -> None:
-        shown = not_scored if value is None and kind == "not_scored" else value
-        if shown:
-            sheet.write_string(row, col, str(shown))
+        if value:
+            sheet.write_string(row, col, str(value))
 
     return text
 
 
 def _sheet(
-    workbook: xlsxwriter.Workbook,
-    data: ExportData,
-    key: str,
-    rows: Iterable[Sequence[Any]],
-    formats: dict[str, Format],
+    workbook: xlsxwriter.Workbook, lang: Lang, key: str, formats: dict[str, Format]
 ) -> Worksheet:
-    lang = data.lang
+    """The sheet ``key``, its columns sized, its header row written and frozen."""
     columns = sheet_columns()[key]
     sheet = workbook.add_worksheet(SHEETS[lang][key])
-    writers = [_writer(c, formats, word(lang, "not_scored")) for c in columns]
     for index, column in enumerate(columns):
         sheet.set_column(index, index, column.width)
     for index, column in enumerate(columns):
         sheet.write_string(0, index, HEADERS[lang][column.key], formats["header"])
     sheet.freeze_panes(1, 0)
+    return sheet
+
+
+def _fill(
+    sheet: Worksheet,
+    key: str,
+    rows: Iterable[Sequence[Any]],
+    formats: dict[str, Format],
+    lang: Lang,
+) -> None:
+    columns = sheet_columns()[key]
+    writers = [_writer(c, formats, word(lang, "not_scored")) for c in columns]
     number = 0
     for number, row in enumerate(rows, start=1):
         for index, (write, value) in enumerate(zip(writers, row, strict=True)):
             write(sheet, number, index, value)
     sheet.autofilter(0, 0, max(number, 1), len(columns) - 1)
-    return sheet
 
 
 def _charts(workbook: xlsxwriter.Workbook, sheet: Worksheet, lang: Lang, rows: int) -> None:

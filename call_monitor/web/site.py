@@ -18,10 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from call_monitor.config import WebSettings
+from call_monitor.config import Settings, WebSettings
 from call_monitor.directory import Directory
 from call_monitor.web.auth import Access, Accounts, Rules
 from call_monitor.web.callbacks import CallbackDesk, callbacks_router
+from call_monitor.web.export_page import ExportPage, export_router
 from call_monitor.web.live import Live
 from call_monitor.web.pages import LoginFirst, Pages, pages_router
 from call_monitor.web.security import Csrf, HostAndOrigin, LoginLimiter, SecurityHeaders
@@ -62,6 +63,8 @@ class Site:
     secret: str  # signs the session and CSRF cookies; never logged
     live: Live = field(default_factory=Live)
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
+    # The monitor's settings, for the monthly export's download (None: no /export page).
+    export_settings: Settings | None = None
 
     @property
     def access(self) -> Access:
@@ -87,6 +90,8 @@ def install(app: FastAPI, site: Site) -> None:
     )
     pages = Pages(site.engine, site.desk, access, site.live, site.limiter)
     app.include_router(pages_router(pages))
+    if site.export_settings is not None:
+        app.include_router(export_router(ExportPage(pages, site.export_settings)))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(LoginFirst, _to_login)
     app.add_middleware(

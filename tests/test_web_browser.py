@@ -140,5 +140,5 @@ async def test_staff_of_another_department_are_refused_a_call(
         assert answer is not None
         assert answer.status == 200
         await expect(page.locator("#timeline li").first).to_contain_text("통화 시작")
-        await expect(page.locator("#checklist-slot")).to_be_visible()
+        await expect(page.locator("#checklist")).to_be_visible()
         await context.close()

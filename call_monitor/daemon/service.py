@@ -150,7 +150,15 @@ class Daemon:
             secret = session_secret(web, self.settings.store.url)
         except OSError as exc:
             raise StartupError(f"web.session_secret: cannot make one: {_reason(exc)}") from exc
-        site = Site(self.engine, self.pipeline.directory, self.callbacks, web, secret, self.live)
+        site = Site(
+            self.engine,
+            self.pipeline.directory,
+            self.callbacks,
+            web,
+            secret,
+            self.live,
+            checklists=self.checklists,
+        )
         self.app = create_app(self.metrics, ready=self._not_ready, site=site)
 
     def stop(self) -> None:

@@ -357,7 +357,7 @@ class WebSettings(_Section):
     def _recording_fields(cls, template: str | None) -> str | None:
         problem = None if template is None else recording_template_problem(template)
         if problem is not None:
-            raise ValueError(f"web.recording_template: {problem}")
+            raise ValueError(problem)
         return template
 
     def hosts(self) -> set[str]:

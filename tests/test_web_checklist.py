@@ -21,6 +21,7 @@ from call_monitor.checklist.sampling import month_of
 from call_monitor.config import DepartmentEntry, StaffEntry, WebSettings, default_directory
 from call_monitor.store.accounts import audit_entries
 from call_monitor.timefmt import SEOUL
+from call_monitor.web.recording import Recordings
 from tests.test_web_site import ORIGIN, ROLES, session_for
 from tests.web_site import CHONGMU, HOSTILE_CALLER, MINWON, WebSite, csrf_of, web_site
 
@@ -416,3 +417,43 @@ async def test_the_recording_plays_with_ranges_for_those_who_see_the_call(
             assert (await client.get(path)).status_code == 403
         async with session_for(site, "staff-201") as client:
             assert (await client.get(path)).content == wav
+
+
+async def test_a_url_template_goes_to_the_browser_and_the_csp_allows_it(tmp_path: Path) -> None:
+    web = WebSettings(
+        recording_template="https://rec.office.example/m/{date:%Y%m%d}/{linkedid}.wav"
+    )
+    async with web_site(tmp_path / "url.sqlite3", web=web) as site:
+        judged = site.calls[1]
+        linkedid = judged.record.linkedid
+        url = f"https://rec.office.example/m/{started(judged):%Y%m%d}/{linkedid}.wav"
+        async with session_for(site, "sup-minwon") as client:
+            page = await client.get(f"/calls/{linkedid}")
+            # Not the app's to serve: the server behind the URL decides who may fetch it.
+            assert (await client.get(f"/calls/{linkedid}/recording")).status_code == 404
+        assert f'<audio controls preload="none" src="{url}">' in page.text
+        policy = page.headers["content-security-policy"]
+        assert "media-src 'self' https://rec.office.example" in policy
+        assert "script-src 'self'" in policy
+
+
+@pytest.mark.parametrize("linkedid", ["../etc/passwd", "a/b", ".hidden", "x\\y"])
+def test_a_recording_field_that_would_leave_its_directory_finds_nothing(
+    tmp_path: Path, linkedid: str
+) -> None:
+    # Each name reaches a real file: only the check of the field's value keeps it out.
+    for name in ("etc/passwd", "monitor/a/b", "monitor/.hidden", "monitor/x\\y", "monitor/ok"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("secret")
+    recordings = Recordings(str(tmp_path / "monitor" / "{linkedid}"))
+    call = {
+        "linkedid": linkedid,
+        "started_at": datetime(2026, 11, 28, tzinfo=SEOUL),
+        "answered_by": "201",
+        "department": MINWON,
+    }
+    assert recordings.find(call) is None
+    found = recordings.find(call | {"linkedid": "ok"})
+    assert found is not None
+    assert found.path == tmp_path / "monitor" / "ok"
+    assert recordings.find(call | {"linkedid": "a"}) is None  # a directory is no recording

@@ -253,14 +253,15 @@ def _people(
 
 
 def answered_calls(login: str, total: int, count: int = 500) -> list[str]:
-    """Answered calls a login may score: its department's (call i is department i % 60,
-    missed when i % 10 == 0), any department's for the admin."""
+    """About ``count`` answered calls, spread over the month, that a login may score: its
+    department's (call i is department i % 60, missed when i % 10 == 0), any for the admin."""
     department = None if login == "admin" else len(login) % len(DEPARTMENTS)
-    found = []
-    for i in range(0, total, max(1, total // (count * len(DEPARTMENTS)))):
-        if i % 10 and (department is None or i % len(DEPARTMENTS) == department):
-            found.append(f"{1790000000 + i}.{i % 997}")
-    return found[:count]
+    found = [
+        f"{1790000000 + i}.{i % 997}"
+        for i in range(total)
+        if i % 10 and (department is None or i % len(DEPARTMENTS) == department)
+    ]
+    return found[:: max(1, len(found) // count)]
 
 
 # --------------------------------------------------------------------------- the server

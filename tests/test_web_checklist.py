@@ -110,6 +110,15 @@ async def test_the_form_asks_what_applies_and_prefills_what_was_measured(site: W
     assert not re.search(r'name="answer-p3_explain" value="\w+" checked', late)
 
 
+async def test_the_form_in_english(site: WebSite) -> None:
+    async with session_for(site, "sup-minwon") as client:
+        page = (await client.get(f"/calls/{late_call(site)}", params={"lang": "en"})).text
+    assert "<legend>Greeting</legend>" in page
+    assert FORM.item("p2_apology").en in page
+    assert FORM.item("p2_apology").ko not in page
+    assert "measured by the PBX: No" in page
+
+
 async def test_a_submit_scores_counts_and_is_audited(site: WebSite) -> None:
     linkedid = late_call(site)
     answer = await score(site, linkedid)
@@ -171,31 +180,43 @@ async def test_a_correction_is_a_new_revision_with_a_reason(site: WebSite) -> No
 
 # Who may score a call of 민원여권과 answered by 201.
 SCORERS = {"admin", "sup-minwon"}
+# On that call, scored once by sup-minwon: what each login gets, in this order, for
+# acknowledge, dispute (after that acknowledgement), uphold (no dispute open), a correction.
+WRITES: dict[str, tuple[int, int, int, int]] = {
+    "admin": (403, 403, 404, 303),
+    "auditor": (403, 403, 403, 403),
+    "sup-minwon": (403, 403, 404, 303),
+    "sup-chongmu": (403, 403, 403, 403),  # another department's: not even the page
+    "staff-201": (303, 409, 403, 403),
+    "staff-203": (403, 403, 403, 403),
+}
 
 
 @pytest.mark.parametrize("login", ROLES)
 async def test_every_role_against_the_checklist_routes(site: WebSite, login: str) -> None:
     linkedid = late_call(site)
-    answer = await score(site, linkedid, login, reason="채점")
-    assert answer.status_code == (303 if login in SCORERS else 403), answer.text[:300]
-    page_status = 403 if login in ("staff-203", "sup-chongmu") else 200
+    assert (await score(site, linkedid)).status_code == 303
+    path = f"/calls/{linkedid}/checklist"
     async with session_for(site, login) as client:
         page = await client.get(f"/calls/{linkedid}")
-        assert page.status_code == page_status
+        assert page.status_code == (403 if login in ("staff-203", "sup-chongmu") else 200)
         assert ('id="checklist-form"' in page.text) == (login in SCORERS)
         sampling = await client.get("/checklists")
         assert sampling.status_code == (403 if login.startswith("staff") else 200)
-        if login not in SCORERS:
-            return
-        # Scored: staff-201 answers it, nobody else does; nobody but a scorer upholds.
-        for path, data in (
-            (f"/calls/{linkedid}/checklist/1/uphold", {"comment": "유지"}),
-            (f"/calls/{linkedid}/checklist/1/acknowledge", {}),
-            (f"/calls/{linkedid}/checklist/1/dispute", {"item_id": "p3_repeat", "comment": "x"}),
-        ):
-            refused = await post(client, path, data)
-            # A scorer acknowledging or disputing: 403; upholding a dispute never opened: 404.
-            assert refused.status_code == (404 if "uphold" in path else 403), path
+        got = (
+            (await post(client, f"{path}/1/acknowledge", {})).status_code,
+            (
+                await post(client, f"{path}/1/dispute", {"item_id": "p3_repeat", "comment": "x"})
+            ).status_code,
+            (await post(client, f"{path}/1/uphold", {"comment": "유지"})).status_code,
+        )
+    correction = await score(site, linkedid, login, reason="채점")
+    assert (*got, correction.status_code) == WRITES[login]
+    audited = {action for action, actor, _ in await actions(site) if actor == login}
+    expected = {"checklist_revision"} if login in SCORERS else set()
+    expected |= {"checklist_submit"} if login == "sup-minwon" else set()  # revision 1
+    expected |= {"checklist_acknowledge"} if login == "staff-201" else set()
+    assert audited == expected
 
 
 @pytest.mark.parametrize(

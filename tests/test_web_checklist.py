@@ -345,9 +345,15 @@ async def test_the_sampling_page_shows_progress_and_the_next_call(site: WebSite)
     assert f"0 / {service.monthly_target}" in row
     assert f'href="/calls/{pick.linkedid}#checklist"' in row
     assert (await score(site, pick.linkedid, reason="표본")).status_code == 303
+    async with session_for(site, "sup-minwon") as client:
+        other = await client.get("/checklists", params={"department": CHONGMU})
+        assert other.status_code == 403
     async with session_for(site, "auditor") as client:
-        page = (await client.get("/checklists", params={"month": month})).text
-        assert f'data-department="{CHONGMU}"' in page
+        chongmu = (await client.get("/checklists", params={"department": CHONGMU})).text
+        assert f'data-department="{CHONGMU}"' in chongmu
+        assert 'id="progress-203"' in chongmu
+        params = {"month": month, "department": MINWON}
+        page = (await client.get("/checklists", params=params)).text
         bad = await client.get("/checklists", params={"month": "2026-13"})
         assert bad.status_code == 422
     row = page.split('id="progress-201"')[1].split("</tr>")[0]

@@ -280,32 +280,33 @@ class ChecklistPages:
     # -- sampling --------------------------------------------------------------------------
 
     async def sampling(
-        self, request: Request, month: Annotated[str | None, Query(pattern=MONTH)] = None
+        self,
+        request: Request,
+        month: Annotated[str | None, Query(pattern=MONTH)] = None,
+        department: Annotated[str | None, Query(max_length=200)] = None,
     ) -> Response:
+        """One department's board at a time (its staff's progress and next calls: two
+        queries per person), the others a link away; the open disputes of all of them."""
         user = await self.pages.user(request)
         if user.role == "staff":
             return await self.pages.refuse(request, user, 403)
         seen = self.pages.rules.departments(user)
         departments = self.directory.departments if seen is None else list(seen)
+        if department is not None and department not in departments:
+            return await self.pages.refuse(request, user, 403)
+        shown = department or (departments[0] if departments else None)
         month = month or self.service.month()
-        boards = []
-        for department in departments:
-            staff = [
-                e
-                for e in self.directory.extensions
-                if self.directory.department_of(e) == department
-            ]
-            picks = [await self.service.next_to_score(extension, month) for extension in staff]
-            boards.append((department, picks))
-        disputes = await self.service.open_disputes(departments)
+        staff = [e for e in self.directory.extensions if self.directory.department_of(e) == shown]
+        picks = [await self.service.next_to_score(extension, month) for extension in staff]
         return await self.pages.render(
             request,
             "checklists.html",
             user,
             month=month,
-            boards=boards,
-            disputes=disputes,
-            may_score=lambda department: self.may_score(user, department),
+            departments=departments,
+            shown=shown,
+            picks=picks,
+            disputes=await self.service.open_disputes(departments),
         )
 
     # -- the recording ---------------------------------------------------------------------

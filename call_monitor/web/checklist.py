@@ -30,7 +30,7 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from call_monitor.checklist.facts import Answer, Asked, CallFacts, ask, facts_of
-from call_monitor.checklist.revisions import History, Revision
+from call_monitor.checklist.revisions import Dispute, History, Revision
 from call_monitor.checklist.scoring import MAX_COMMENT, ChecklistError, Given
 from call_monitor.directory import Directory
 from call_monitor.store.accounts import User
@@ -61,7 +61,7 @@ class Sheet:
     direct_numbers: tuple[tuple[str, str], ...]  # (department, number) of P5's transfers
     may_score: bool
     may_answer: bool  # the scored staff member, latest revision not yet answered
-    open_dispute: Any  # the latest revision's open dispute, if any
+    open_dispute: Dispute | None  # the latest revision's open dispute
 
     @property
     def latest(self) -> Revision | None:

@@ -8,7 +8,9 @@ served as the daemon serves it (uvicorn on a real socket, a real callback servic
 security middlewares), and ``--users`` simulated people (default 20, in another process, so
 that their HTTP work does not run on the server's loop) log in and browse for ``--seconds``:
 the calls list (page 1, then the next page by its keyset link) as a supervisor of one
-department and as an admin over everything, and a call's page. Meanwhile a probe on the
+department and as an admin over everything, a call's page, and a checklist submitted on a
+call of their department (the form's unmeasured items answered, through ChecklistService
+and the audit log as the pages do; a call scored before gets a correction). Meanwhile a probe on the
 server's loop wakes every 5 ms and notes how late it woke: what an AMI event arriving then
 would have waited.
 
@@ -45,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _machine import cpu_model, load_average
 
+from call_monitor.checklist.files import load_form
 from call_monitor.config import (
     DepartmentEntry,
     DirectorySettings,
@@ -57,6 +60,7 @@ from call_monitor.directory import Directory
 from call_monitor.metrics import CallMetrics
 from call_monitor.store import create_engine, upgrade
 from call_monitor.store.accounts import add_user, hash_password
+from call_monitor.store.checklist_service import ChecklistService
 from call_monitor.store.models import calls_table, verdicts_table
 from call_monitor.web.app import create_app, serve
 from call_monitor.web.site import Site
@@ -71,6 +75,8 @@ CHUNK = 5000
 PROBE_SECONDS = 0.005
 CSRF = re.compile(r'name="csrftoken" value="([^"]+)"')
 RANGE = "from=2026-11-01&to=2026-11-30"
+ITEM = re.compile(r'name="answer-(\w+)" value="yes"')
+CHECKED = re.compile(r'name="answer-(\w+)" value="(\w+)" checked')
 
 
 def directory_settings() -> DirectorySettings:
@@ -180,7 +186,7 @@ async def store(args: argparse.Namespace) -> AsyncIterator[tuple[str, dict[str, 
 
 
 async def _person(
-    base: str, login: str, linkedids: list[str], until: float
+    base: str, login: str, linkedids: list[str], to_score: list[str], until: float
 ) -> list[tuple[str, float]]:
     timings: list[tuple[str, float]] = []
     async with httpx.AsyncClient(base_url=base, timeout=30) as client:
@@ -209,16 +215,53 @@ async def _person(
             call = await client.get(f"/calls/{pick.choice(linkedids)}")
             timings.append(("call page", time.perf_counter() - t0))
             assert call.status_code in (200, 403)
+            timings.append(await _score(client, base, pick.choice(to_score)))
     return timings
 
 
-def _people(base: str, logins: list[str], linkedids: list[str], seconds: float, out: Any) -> None:
+async def _score(client: httpx.AsyncClient, base: str, linkedid: str) -> tuple[str, float]:
+    """The checklist form of a call as a supervisor sends it: what it starts with (the
+    PBX's measurements, or the latest revision's answers), every other item answered yes."""
+    page = (await client.get(f"/calls/{linkedid}")).text
+    token = CSRF.search(page)
+    assert token is not None
+    form = {f"answer-{item}": "yes" for item in ITEM.findall(page)}
+    form |= {f"answer-{item}": answer for item, answer in CHECKED.findall(page)}
+    form |= {"csrftoken": token.group(1), "reason": "benchmark"}
+    t0 = time.perf_counter()
+    answer = await client.post(f"/calls/{linkedid}/checklist", data=form, headers={"Origin": base})
+    elapsed = time.perf_counter() - t0
+    assert answer.status_code == 303, re.findall(r'class="error".*', answer.text)
+    return "checklist submit", elapsed
+
+
+def _people(
+    base: str,
+    logins: dict[str, list[str]],
+    linkedids: list[str],
+    seconds: float,
+    out: Any,
+) -> None:
     async def everyone() -> list[tuple[str, float]]:
         until = time.monotonic() + seconds
-        found = await asyncio.gather(*(_person(base, who, linkedids, until) for who in logins))
+        found = await asyncio.gather(
+            *(_person(base, who, linkedids, own, until) for who, own in logins.items())
+        )
         return [t for timings in found for t in timings]
 
     out.put(asyncio.run(everyone()))
+
+
+def answered_calls(login: str, total: int, count: int = 500) -> list[str]:
+    """About ``count`` answered calls, spread over the month, that a login may score: its
+    department's (call i is department i % 60, missed when i % 10 == 0), any for the admin."""
+    department = None if login == "admin" else len(login) % len(DEPARTMENTS)
+    found = [
+        f"{1790000000 + i}.{i % 997}"
+        for i in range(total)
+        if i % 10 and (department is None or i % len(DEPARTMENTS) == department)
+    ]
+    return found[:: max(1, len(found) // count)]
 
 
 # --------------------------------------------------------------------------- the server
@@ -249,8 +292,14 @@ async def bench(args: argparse.Namespace) -> None:
         directory = Directory(settings.directory)
         service = CallbackService(settings, engine, directory)
         await service.start()
-        site = Site(engine, directory, service, settings.web, "bench-secret-" + "x" * 40)
-        app = create_app(CallMetrics(directory), lambda: None, site=site)
+        form = load_form(None)
+        metrics = CallMetrics(directory, checklist_form=form)
+        checklists = ChecklistService(
+            engine, form, directory, on_submitted=metrics.observe_checklist
+        )
+        secret = "bench-secret-" + "x" * 40
+        site = Site(engine, directory, service, settings.web, secret, checklists=checklists)
+        app = create_app(metrics, lambda: None, site=site)
         password_hash = hash_password(PASSWORD)
         logins = ["admin"] + [f"sup{i}" for i in range(args.users - 1)]
         for login in logins:
@@ -265,6 +314,7 @@ async def bench(args: argparse.Namespace) -> None:
         linkedids = [
             f"{1790000000 + i}.{i % 997}" for i in range(0, args.calls, max(1, args.calls // 2000))
         ]
+        to_score = {login: answered_calls(login, args.calls) for login in logins}
         port = args.port
         started = asyncio.Event()
         server = asyncio.create_task(serve(app, "127.0.0.1", port, started=started))
@@ -274,7 +324,8 @@ async def bench(args: argparse.Namespace) -> None:
         context = multiprocessing.get_context("spawn")
         out = context.Queue()
         people = context.Process(
-            target=_people, args=(f"http://127.0.0.1:{port}", logins, linkedids, args.seconds, out)
+            target=_people,
+            args=(f"http://127.0.0.1:{port}", to_score, linkedids, args.seconds, out),
         )
         people.start()
         timings = await asyncio.to_thread(out.get)

@@ -15,11 +15,13 @@ from __future__ import annotations
 import difflib
 import operator
 import os
+import string
 import tomllib
 from collections.abc import Callable
 from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
+from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import (
@@ -30,6 +32,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
@@ -309,6 +312,23 @@ class ChecklistSettings(_Section):
     monthly_target: int = Field(default=4, ge=1, le=100)
 
 
+RECORDING_FIELDS = frozenset({"linkedid", "uniqueid", "date", "extension", "department"})
+
+
+def recording_template_problem(template: str) -> str | None:
+    """What is wrong with a recording template (one line), or ``None``."""
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as exc:
+        return f"not a format string: {exc}"
+    unknown = sorted(name or "{}" for name in names if name not in RECORDING_FIELDS)
+    if unknown:
+        return f"unknown field {unknown[0]!r}: use {', '.join(sorted(RECORDING_FIELDS))}"
+    if "://" in template and urlsplit(template).scheme not in ("http", "https"):
+        return "a URL template must be http or https"
+    return None
+
+
 class WebSettings(_Section):
     host: str = "127.0.0.1"
     port: Port = 8089
@@ -328,6 +348,17 @@ class WebSettings(_Section):
 
     # Memos and cancels one client (address) may post per minute; past it 429.
     writes_per_minute: int = Field(default=60, ge=1, le=100_000)
+    # Where a call's recording is (MixMonitor): a path the app serves, or a URL, with the
+    # fields of RECORDING_FIELDS (``{linkedid}``, ``{date:%Y/%m/%d}`` ...); unset: none.
+    recording_template: str | None = None
+
+    @field_validator("recording_template")
+    @classmethod
+    def _recording_fields(cls, template: str | None) -> str | None:
+        problem = None if template is None else recording_template_problem(template)
+        if problem is not None:
+            raise ValueError(problem)
+        return template
 
     def hosts(self) -> set[str]:
         """The Host names served, lower case, without ports."""

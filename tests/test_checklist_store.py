@@ -348,6 +348,26 @@ async def test_progress_counts_each_call_once_at_its_latest_revision(
     assert (park.staff, park.scored, park.eligible, park.average_score) == ("203", 0, 0, None)
 
 
+async def test_a_staff_members_scored_calls_are_their_latest_revisions(
+    engine: AsyncEngine,
+) -> None:
+    await store(engine, *month_calls())
+    checklist = service(engine)
+    await checklist.submit("1.0", ALL_YES, "kim")
+    await checklist.submit("1.1", ALL_YES | {"p1_greeting": Given("no")}, "kim")
+    await checklist.submit("1.1", ALL_YES, "kim", reason="misheard")
+    await checklist.submit("3.5", ALL_YES, "kim")  # 202's
+    await checklist.submit("3.1", ALL_YES, "kim")  # 201's, but April
+    scored = await checklist.scored("201", "2026-03")
+    assert [(r.linkedid, r.revision, r.passed) for r in scored] == [
+        ("1.1", 2, True),
+        ("1.0", 1, True),
+    ]  # newest call first (1.1 started after 1.0)
+    assert [r.linkedid for r in await checklist.scored("201", "2026-04")] == ["3.1"]
+    assert [r.linkedid for r in await checklist.scored("202", "2026-03")] == ["3.5"]
+    assert await checklist.scored("203", "2026-03") == []
+
+
 async def test_a_rewritten_call_keeps_its_checklist(engine: AsyncEngine) -> None:
     await store(engine, record("1.1"))
     checklist = service(engine)

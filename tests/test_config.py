@@ -16,6 +16,7 @@ from call_monitor.config import (
     Settings,
     StaffEntry,
     default_directory,
+    explain,
     load_settings,
 )
 from call_monitor.directory import Directory
@@ -463,3 +464,32 @@ def test_equal_bounds_are_taken() -> None:
     assert settings.ami.reconnect_max_seconds == 2
     assert settings.store.max_batch_size == 100
     assert settings.callbacks.reminder_before_working_seconds == 600
+
+
+@pytest.mark.parametrize(
+    ("template", "problem"),
+    [
+        ("/monitor/{caller}.wav", "unknown field 'caller'"),
+        ("/monitor/{}.wav", "unknown field '{}'"),
+        ("/monitor/{linkedid.wav", "not a format string"),
+        ("ftp://pbx/{linkedid}.wav", "http or https"),
+    ],
+)
+def test_a_bad_recording_template_is_named_in_one_line(
+    tmp_path: Path, template: str, problem: str
+) -> None:
+    path = tmp_path / "call-monitor.toml"
+    path.write_text(f'[web]\nrecording_template = "{template}"\n', encoding="utf-8")
+    with pytest.raises(ValidationError) as raised:
+        load_settings(path)
+    line = explain(raised.value)
+    assert line.startswith("web.recording_template: ")
+    assert problem in line
+    assert "\n" not in line
+
+
+def test_a_recording_template_with_the_known_fields_loads(tmp_path: Path) -> None:
+    template = "/monitor/{date:%Y/%m/%d}/{uniqueid}-{linkedid}-{extension}-{department}.wav"
+    path = tmp_path / "call-monitor.toml"
+    path.write_text(f'[web]\nrecording_template = "{template}"\n', encoding="utf-8")
+    assert load_settings(path).web.recording_template == template

@@ -4,7 +4,9 @@ uvicorn on a real socket, as the daemon serves it.
 
 A supervisor takes a memo for 201; 201's staff home, open in another browser, shows it without
 a reload (server-sent events) and raises a browser notification; staff of another department
-are refused 201's call. Screenshots go to ``artifacts/screenshots/`` (not committed).
+are refused 201's call. A supervisor scores the call 201 answered on ring 3 (the apology item,
+the measured items pre-filled), corrects it, and 201 sees the score and disputes an item.
+Screenshots go to ``artifacts/screenshots/`` (not committed).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
+from call_monitor.checklist.files import load_form
 from call_monitor.web.app import serve
 from tests.backends import unavailable
 from tests.test_web import free_port
@@ -28,6 +31,15 @@ HAVE_CHROMIUM = CHROMIUM.exists()
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 TIMEOUT_MS = 15_000
+# What the supervisor heard on the late call (the measured items keep the PBX's answers).
+BROWSER_ANSWERS = {
+    "p1_greeting": "yes",
+    "p2_apology": "yes",
+    "p3_repeat": "yes",
+    "p3_explain": "yes",
+    "p7_anything_else": "yes",
+    "p7_closing": "no",
+}
 # Notifications cannot be shown headless: this stand-in records what the page asks for, with
 # the permission granted, as a person who clicked "allow" would have it.
 NOTIFICATION_STUB = """
@@ -145,12 +157,85 @@ async def test_staff_of_another_department_are_refused_a_call(
         assert answer is not None
         assert answer.status == 200
         await expect(page.locator("#timeline li").first).to_contain_text("통화 시작")
-        await expect(page.locator("#checklist-slot")).to_be_visible()
+        await expect(page.locator("#checklist")).to_be_visible()
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=SCREENSHOTS / "call.png", full_page=True)
         await page.goto("/calls?from=2026-11-01&to=2026-12-31")
         await expect(page.locator("#calls tbody tr")).to_have_count(len(site.calls))
         await page.screenshot(path=SCREENSHOTS / "calls.png", full_page=True)
+        await context.close()
+
+
+async def test_a_supervisor_scores_a_late_call_and_its_staff_disputes(
+    tmp_path: Path, browser: Browser
+) -> None:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    async with served(tmp_path) as site:
+        judged = site.calls[1]  # c_answer_3rings_breach: 201 answered on ring 3
+        assert judged.verdict.rings == 3
+        call = f"/calls/{judged.record.linkedid}"
+        context, page = await logged_in(browser, site, "sup-minwon")
+        await page.goto(call)
+        form = page.locator("#checklist-form")
+        # The apology applies (ring 3); the PBX's measurements are filled in and marked.
+        await expect(form.locator("#item-p2_apology")).to_be_visible()
+        await expect(form.locator("#item-p1_rings .badge.measured")).to_have_text(
+            "교환기 측정: 아니오"
+        )
+        await expect(form.locator("input[name=answer-p1_rings][value=no]")).to_be_checked()
+        await expect(
+            form.locator("input[name=answer-p7_caller_hangs_up][value=yes]")
+        ).to_be_checked()
+        await expect(form.locator("#item-p4_briefing")).to_have_count(0)
+        for item, answer in BROWSER_ANSWERS.items():
+            await form.locator(f"input[name=answer-{item}][value={answer}]").check()
+        await form.locator("input[name=comment-p7_closing]").fill("끝인사 없이 종료")
+        await page.screenshot(path=SCREENSHOTS / "checklist-form.png", full_page=True)
+        await form.locator("button[type=submit]").click()
+        await expect(page.locator(".notice")).to_have_text("점검표를 저장했습니다.")
+        weights = {item.id: item.weight for item in load_form(None).items}
+        given = BROWSER_ANSWERS | {"p1_rings": "no", "p7_caller_hangs_up": "yes"}
+        counted = sum(weights[i] for i in given)
+        first = round(100 * sum(weights[i] for i, a in given.items() if a == "yes") / counted, 2)
+        await expect(page.locator("#score strong")).to_have_text(f"{first:g}")
+        await expect(page.locator("#revisions tbody tr")).to_have_count(1)
+
+        # A correction: a new revision with its reason, the history shows both.
+        form = page.locator("#checklist-form")
+        await form.locator("input[name=answer-p7_closing][value=yes]").check()
+        await form.locator("input[name=comment-p7_closing]").fill("")
+        await form.locator("input[name=reason]").fill("다시 들으니 끝인사를 했음")
+        await form.locator("button[type=submit]").click()
+        await expect(page.locator("#revisions tbody tr")).to_have_count(2)
+        await expect(page.locator("#revisions")).to_contain_text("다시 들으니 끝인사를 했음")
+        second = round(100 * (counted - weights["p1_rings"]) / counted, 2)
+        await expect(page.locator("#score strong")).to_have_text(f"{second:g}")
+        await page.screenshot(path=SCREENSHOTS / "checklist.png", full_page=True)
+        await context.close()
+
+        # The staff member sees the score at home, opens the call, disputes one item.
+        context, home = await logged_in(browser, site, "staff-201")
+        await expect(home.locator("#mean-score")).to_have_text(f"{second:g} (1)")
+        await home.screenshot(path=SCREENSHOTS / "staff-home-scores.png", full_page=True)
+        await home.locator(f'#my-scores a[href="{call}#checklist"]').click()
+        await expect(home.locator("#score strong")).to_have_text(f"{second:g}")
+        await expect(home.locator("#checklist-form")).to_have_count(0)
+        dispute = home.locator("#dispute-form")
+        await dispute.locator("select[name=item_id]").select_option("p1_rings")
+        await dispute.locator("textarea[name=comment]").fill("두 번째 벨에 받았습니다")
+        await dispute.locator("button[type=submit]").click()
+        await expect(home.locator(".notice")).to_have_text(
+            "이의를 제기했습니다. 부서 팀장에게 전달됩니다."
+        )
+        await expect(home.locator("#responses")).to_contain_text("두 번째 벨에 받았습니다")
+        await expect(home.locator("#dispute-form")).to_have_count(0)
+        await context.close()
+
+        # Staff of another department: refused the call's page.
+        context, other = await logged_in(browser, site, "staff-203")
+        answer = await other.goto(call)
+        assert answer is not None
+        assert answer.status == 403
         await context.close()
 
 

@@ -93,7 +93,10 @@ async def test_every_role_against_every_page(site: WebSite, login: str) -> None:
         assert (await client.get("/calls/no-such-call")).status_code == 404
 
 
-@pytest.mark.parametrize("page", ["/", "/me", "/callbacks", "/calls", "/admin", "/calls/x"])
+@pytest.mark.parametrize(
+    "page",
+    ["/", "/me", "/callbacks", "/calls", "/admin", "/calls/x", "/checklists", "/calls/x/recording"],
+)
 async def test_pages_without_a_session_send_to_the_login(site: WebSite, page: str) -> None:
     async with site.client() as client:
         answer = await client.get(page)
@@ -138,7 +141,7 @@ async def test_keyset_pages_cover_every_call_once(site: WebSite, monkeypatch: An
     assert sorted(seen) == sorted(j.record.linkedid for j in site.calls)
 
 
-async def test_a_call_page_shows_timeline_verdicts_and_the_checklist_slot(site: WebSite) -> None:
+async def test_a_call_page_shows_timeline_verdicts_and_the_checklist(site: WebSite) -> None:
     judged = site.calls[1]  # answered on ring 3: P1 breached
     async with session_for(site, "sup-minwon") as client:
         page = (await client.get(f"/calls/{judged.record.linkedid}")).text
@@ -146,7 +149,7 @@ async def test_a_call_page_shows_timeline_verdicts_and_the_checklist_slot(site: 
     assert "벨 울림" in page
     assert "응답" in page
     assert 'P1</td><td class="late">미충족' in page
-    assert 'id="checklist-slot"' in page
+    assert 'id="checklist-form"' in page
 
 
 # --------------------------------------------------------------------------- the API by role

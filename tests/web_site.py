@@ -8,9 +8,9 @@ import asyncio
 import contextlib
 import functools
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +18,21 @@ import httpx
 from fastapi import FastAPI
 
 from call_monitor.charter.judged import JudgedCall
-from call_monitor.config import Settings, StoreSettings, WebSettings
+from call_monitor.checklist.files import load_form
+from call_monitor.config import (
+    DirectorySettings,
+    Settings,
+    StoreSettings,
+    WebSettings,
+    default_directory,
+)
 from call_monitor.daemon.callbacks import CallbackService
 from call_monitor.daemon.pipeline import replay
 from call_monitor.directory import Directory
 from call_monitor.metrics import CallMetrics
 from call_monitor.store import StoreWriter, create_engine, upgrade
 from call_monitor.store.accounts import add_user, create_token, hash_password
+from call_monitor.store.checklist_service import ChecklistService
 from call_monitor.timefmt import SEOUL
 from call_monitor.web.app import create_app
 from call_monitor.web.site import Site
@@ -57,6 +65,7 @@ def password_hash() -> str:
 class WebSite:
     app: FastAPI
     site: Site
+    metrics: CallMetrics
     service: CallbackService
     base: str
     tokens: dict[str, str] = field(default_factory=dict)
@@ -89,27 +98,43 @@ def csrf_of(html: str) -> str:
     return found.group(1)
 
 
-def recorded_calls(settings: Settings) -> list[JudgedCall]:
+def recorded_calls(settings: Settings, scenarios: Sequence[str] = SCENARIOS) -> list[JudgedCall]:
     judged = [
         item
-        for item in replay([RECORDINGS / name for name in SCENARIOS], settings)
+        for item in replay([RECORDINGS / name for name in scenarios], settings)
         if isinstance(item, JudgedCall)
     ]
     judged[-1].record.caller_name = HOSTILE_CALLER
     return judged
 
 
+def recordings_clock(calls: Sequence[JudgedCall]) -> Callable[[], datetime]:
+    """A clock running from an hour after the last recorded call: "this month" of the
+    checklist (the staff home, the sampling page) is the recordings' month."""
+    offset = datetime.fromtimestamp(calls[-1].record.started_at, UTC) - datetime.now(UTC)
+    return lambda: datetime.now(UTC) + offset + timedelta(hours=1)
+
+
 @contextlib.asynccontextmanager
 async def web_site(
-    db: Path, base: str = "http://127.0.0.1", web: WebSettings | None = None
+    db: Path,
+    base: str = "http://127.0.0.1",
+    web: WebSettings | None = None,
+    *,
+    scenarios: Sequence[str] = SCENARIOS,
+    directory_settings: DirectorySettings | None = None,
 ) -> AsyncIterator[WebSite]:
     url = f"sqlite+aiosqlite:///{db}"
     await upgrade(url)
-    settings = Settings(store=StoreSettings(url=url), web=web or WebSettings())
+    settings = Settings(
+        store=StoreSettings(url=url),
+        web=web or WebSettings(),
+        directory=directory_settings or default_directory(),
+    )
     engine = create_engine(url)
     directory = Directory(settings.directory)
-    metrics = CallMetrics(directory)
-    calls = recorded_calls(settings)
+    metrics = CallMetrics(directory, checklist_form=load_form(None))
+    calls = recorded_calls(settings, scenarios)
     writer = StoreWriter(engine, settings.store)
     for judged in calls:
         writer.submit(judged.record, judged.verdict)
@@ -118,11 +143,26 @@ async def web_site(
         settings, engine, directory, clock=lambda: datetime.now(SEOUL), retry_initial_seconds=0.01
     )
     await service.start()
+    checklists = ChecklistService(
+        engine,
+        load_form(None),
+        directory,
+        clock=recordings_clock(calls),
+        on_submitted=metrics.observe_checklist,
+    )
     secret = "test-secret-" + "x" * 40
-    site = Site(engine, directory, service, settings.web, secret, export_settings=settings)
+    site = Site(
+        engine,
+        directory,
+        service,
+        settings.web,
+        secret,
+        checklists=checklists,
+        export_settings=settings,
+    )
     service.on_changes = site.live.changed
     app = create_app(metrics, lambda: None, site=site)
-    found = WebSite(app, site, service, base, calls=calls)
+    found = WebSite(app, site, metrics, service, base, calls=calls)
     for login, (role, extension, departments) in ACCOUNTS.items():
         await add_user(
             engine,

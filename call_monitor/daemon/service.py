@@ -158,6 +158,7 @@ class Daemon:
             secret,
             self.live,
             export_settings=self.settings,
+            checklists=self.checklists,
         )
         self.app = create_app(self.metrics, ready=self._not_ready, site=site)
 

@@ -133,6 +133,15 @@ class ChecklistService:
         """The disputes waiting for the supervisors of ``departments``, oldest first."""
         return await checklists.open_disputes(self.engine, departments)
 
+    async def scored(self, staff: str, month: str | None = None) -> list[Revision]:
+        """The latest revisions of the staff member's scored calls in ``month`` (this one by
+        default), newest call first: what the staff home lists."""
+        return await checklists.staff_revisions(self.engine, staff, month or self.month())
+
+    def month(self) -> str:
+        """This month (``YYYY-MM``, Asia/Seoul) by the service's clock."""
+        return month_of(self.clock())
+
     async def next_to_score(self, staff: str, month: str | None = None) -> Pick:
         """The staff member's next call to score (``checklist.sampling``) in ``month``
         (``YYYY-MM``, Asia/Seoul; this month by default), with their progress."""

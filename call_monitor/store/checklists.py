@@ -391,3 +391,24 @@ async def open_disputes(engine: AsyncEngine, departments: Sequence[str]) -> list
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).mappings().all()
     return [DISPUTES.record(DISPUTE, dict(row)) for row in rows]
+
+
+async def staff_revisions(engine: AsyncEngine, staff: str, month: str) -> list[Revision]:
+    """The latest revision of each call of ``staff`` scored in ``month``, newest call first
+    (without their answers: the staff home lists scores; the call page shows the items)."""
+    start, end = month_window(month)
+    r = revisions_table.c
+    latest = (
+        select(r.linkedid, func.max(r.revision).label("revision"))
+        .where(r.staff == staff, r.call_started_at >= start, r.call_started_at < end)
+        .group_by(r.linkedid)
+        .subquery()
+    )
+    query = (
+        select(revisions_table)
+        .join(latest, _same_revision(revisions_table, latest))
+        .order_by(r.call_started_at.desc())
+    )
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).mappings().all()
+    return list(_revisions(rows, []))

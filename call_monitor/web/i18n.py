@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from call_monitor.web import i18n_checklist as checklist_strings
+
 Lang = Literal["ko", "en"]
 LANGS: tuple[Lang, ...] = ("ko", "en")
 
@@ -79,7 +81,6 @@ KO: dict[str, str] = {
     "verdicts": "조항별 판정",
     "met": "충족",
     "not_met": "미충족",
-    "checklist_slot": "점검표 (준비 중)",
     "ev_started": "통화 시작",
     "ev_rang": "벨 울림",
     "ev_answered": "응답",
@@ -199,7 +200,6 @@ EN: dict[str, str] = {
     "verdicts": "Verdicts per clause",
     "met": "met",
     "not_met": "breached",
-    "checklist_slot": "Checklist (coming)",
     "ev_started": "call started",
     "ev_rang": "rang",
     "ev_answered": "answered",
@@ -248,6 +248,8 @@ EN: dict[str, str] = {
     "lang_switch": "한국어",
 }
 
+KO |= checklist_strings.KO
+EN |= checklist_strings.EN
 STRINGS: dict[Lang, dict[str, str]] = {"ko": KO, "en": EN}
 
 

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
@@ -57,6 +58,11 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 LANG_COOKIE = "lang"
 CLAUSES = ("P1", "P4", "P5", "P7")
 CLOSED_SHOWN = 50
+_About = TypeVar("_About")
+
+
+# An extra part of a page: (request, user, what the page is about) -> template values.
+Extras = Callable[[Request, User, _About], Awaitable[dict[str, Any]]]
 
 
 class LoginFirst(Exception):
@@ -156,6 +162,9 @@ class Pages:
         self.live = live
         self.limiter = limiter or LoginLimiter()
         self.templates = _environment()
+        # What other modules add to the call page and the staff home (the checklist's).
+        self.call_extras: Extras[dict[str, Any]] | None = None
+        self.me_extras: Extras[User] | None = None
 
     # -- rendering --------------------------------------------------------------------
 
@@ -257,7 +266,8 @@ class Pages:
             for clause, (met, n) in {c: month.get(c, (0, 0)) for c in ("P1", "P7")}.items()
         }
         owed = await self._owed(user)
-        return await self.render(request, "me.html", user, owed=owed, rates=rates)
+        extras = {} if self.me_extras is None else await self.me_extras(request, user, user)
+        return await self.render(request, "me.html", user, owed=owed, rates=rates, **extras)
 
     async def _owed(self, user: User) -> list[Obligation]:
         return await self.desk.query(staff=user.extension, state=sorted(OPEN_STATES), limit=200)
@@ -401,17 +411,39 @@ class Pages:
 
     async def call(self, request: Request, linkedid: str) -> Response:
         user = await self.user(request)
+        call = await self.visible_call(user, linkedid)
+        if not isinstance(call, dict):
+            return await self.refuse(request, user, call)
+        return await self.call_page(request, user, call)
+
+    async def visible_call(self, user: User, linkedid: str) -> dict[str, Any] | int:
+        """The stored call if ``user`` may see it, else the status that says why not."""
         call = await load_call(self.engine, linkedid)
         if call is None:
-            return await self.refuse(request, user, 404)
+            return 404
         extensions = {call["answered_by"], call["staff"]}
         extensions |= {leg["extension"] for leg in call["legs"]}
         extensions |= {check["staff"] for check in call["checks"]}
         if not self.rules.sees_call(user, call["department"], {e for e in extensions if e}):
-            return await self.refuse(request, user, 403)
+            return 403
+        return call
+
+    async def call_page(
+        self, request: Request, user: User, call: dict[str, Any], status: int = 200, **values: Any
+    ) -> HTMLResponse:
+        """The call page; ``call_extras`` adds the checklist's and the recording's parts."""
         number = (lambda n: n) if self.rules.sees_numbers(user) else mask
+        if self.call_extras is not None:
+            values = {**await self.call_extras(request, user, call), **values}
         return await self.render(
-            request, "call.html", user, call=call, timeline=_timeline(call), number=number
+            request,
+            "call.html",
+            user,
+            status,
+            call=call,
+            timeline=_timeline(call),
+            number=number,
+            **values,
         )
 
     # -- admin ----------------------------------------------------------------------------

@@ -213,10 +213,15 @@ _HEADERS = [
 
 
 class SecurityHeaders:
-    """The headers above on every answer but the open probes'."""
+    """The headers above on every answer but the open probes'; ``media_origin``: where
+    recordings may also come from (a URL ``web.recording_template``)."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, media_origin: str | None = None) -> None:
         self.app = app
+        self.headers = _HEADERS
+        if media_origin is not None:
+            policy = f"{CSP}; media-src 'self' {media_origin}".encode()
+            self.headers = [(b"content-security-policy", policy), *_HEADERS[1:]]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in OPEN_PATHS:
@@ -225,7 +230,7 @@ class SecurityHeaders:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), *_HEADERS]}
+                message = {**message, "headers": [*message.get("headers", []), *self.headers]}
             await send(message)
 
         await self.app(scope, receive, with_headers)

@@ -20,11 +20,14 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from call_monitor.config import Settings, WebSettings
 from call_monitor.directory import Directory
+from call_monitor.store.checklist_service import ChecklistService
 from call_monitor.web.auth import Access, Accounts, Rules
 from call_monitor.web.callbacks import CallbackDesk, callbacks_router
+from call_monitor.web.checklist import ChecklistPages, checklist_router
 from call_monitor.web.export_page import ExportPage, export_router
 from call_monitor.web.live import Live
 from call_monitor.web.pages import LoginFirst, Pages, pages_router
+from call_monitor.web.recording import Recordings
 from call_monitor.web.security import Csrf, HostAndOrigin, LoginLimiter, SecurityHeaders
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -65,6 +68,7 @@ class Site:
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
     # The monitor's settings, for the monthly export's download (None: no /export page).
     export_settings: Settings | None = None
+    checklists: ChecklistService | None = None  # None: no checklist on the pages
 
     @property
     def access(self) -> Access:
@@ -89,6 +93,11 @@ def install(app: FastAPI, site: Site) -> None:
         callbacks_router(site.desk, access, writes_per_minute=settings.writes_per_minute)
     )
     pages = Pages(site.engine, site.desk, access, site.live, site.limiter)
+    recordings = Recordings(settings.recording_template)
+    if site.checklists is not None:  # before the pages: their routes are the more specific
+        app.include_router(
+            checklist_router(ChecklistPages(pages, site.checklists, access, recordings))
+        )
     app.include_router(pages_router(pages))
     if site.export_settings is not None:
         app.include_router(export_router(ExportPage(pages, site.export_settings)))
@@ -103,7 +112,7 @@ def install(app: FastAPI, site: Site) -> None:
         https_only=settings.secure_cookies,
     )
     app.add_middleware(Csrf, secret=site.secret, secure=settings.secure_cookies)
-    app.add_middleware(SecurityHeaders)
+    app.add_middleware(SecurityHeaders, media_origin=recordings.media_origin)
     app.add_middleware(Throttle, limit=MAX_CONCURRENT_REQUESTS)
     app.add_middleware(
         HostAndOrigin,

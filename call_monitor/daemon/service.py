@@ -49,7 +49,7 @@ from call_monitor.directory import Directory
 from call_monitor.metrics import CallMetrics
 from call_monitor.store import spool
 from call_monitor.store.checklist_service import ChecklistService
-from call_monitor.store.engine import create_engine
+from call_monitor.store.engine import create_engine, create_reader
 from call_monitor.store.schema import is_new, upgrade
 from call_monitor.store.writer import StoreWriter
 from call_monitor.web.app import bind, create_app, serve
@@ -150,7 +150,16 @@ class Daemon:
             secret = session_secret(web, self.settings.store.url)
         except OSError as exc:
             raise StartupError(f"web.session_secret: cannot make one: {_reason(exc)}") from exc
-        site = Site(self.engine, self.pipeline.directory, self.callbacks, web, secret, self.live)
+        self.reader = create_reader(self.engine)  # the pages' reads
+        site = Site(
+            self.engine,
+            self.pipeline.directory,
+            self.callbacks,
+            web,
+            secret,
+            self.live,
+            reader=self.reader,
+        )
         self.app = create_app(self.metrics, ready=self._not_ready, site=site)
 
     def stop(self) -> None:
@@ -248,6 +257,7 @@ class Daemon:
             for writer in writers:
                 await _finish(writer)
             await self.engine.dispose()
+            await self.reader.dispose()
             gc.unfreeze()  # a process that goes on (a test, the demo) collects again
 
     @property

@@ -62,14 +62,20 @@ class Site:
     secret: str  # signs the session and CSRF cookies; never logged
     live: Live = field(default_factory=Live)
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
+    # The pages' reads (and audit rows): ``store.engine.create_reader``; None: ``engine``.
+    reader: AsyncEngine | None = None
+
+    @property
+    def reads(self) -> AsyncEngine:
+        return self.reader or self.engine
 
     @property
     def access(self) -> Access:
         settings = self.settings
         accounts = Accounts(
-            self.engine, settings.trusted_user_header, frozenset(settings.trusted_proxies)
+            self.reads, settings.trusted_user_header, frozenset(settings.trusted_proxies)
         )
-        return Access(accounts, Rules(self.directory), self.engine)
+        return Access(accounts, Rules(self.directory), self.reads)
 
 
 async def _to_login(request: Request, exc: Exception) -> RedirectResponse:
@@ -85,7 +91,7 @@ def install(app: FastAPI, site: Site) -> None:
     app.include_router(
         callbacks_router(site.desk, access, writes_per_minute=settings.writes_per_minute)
     )
-    pages = Pages(site.engine, site.desk, access, site.live, site.limiter)
+    pages = Pages(site.reads, site.desk, access, site.live, site.limiter)
     app.include_router(pages_router(pages))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.add_exception_handler(LoginFirst, _to_login)

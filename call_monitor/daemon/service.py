@@ -123,6 +123,7 @@ class Daemon:
         )
         self.metrics.watch_callbacks(self.callbacks.gauges)
         # What the checklist pages call; each submitted revision is counted in the metrics.
+        self.reader = create_reader(self.engine)  # the pages' reads
         self.checklists = ChecklistService(
             self.engine,
             self.checklist_form,
@@ -130,6 +131,7 @@ class Daemon:
             monthly_target=self.settings.checklist.monthly_target,
             clock=self.clock,
             on_submitted=self.metrics.observe_checklist,
+            reader=self.reader,
         )
         if self.publisher.enabled:  # no broker configured: no alert path to show
             self.metrics.watch_alerts(self.publisher.gauges)
@@ -150,7 +152,6 @@ class Daemon:
             secret = session_secret(web, self.settings.store.url)
         except OSError as exc:
             raise StartupError(f"web.session_secret: cannot make one: {_reason(exc)}") from exc
-        self.reader = create_reader(self.engine)  # the pages' reads
         site = Site(
             self.engine,
             self.pipeline.directory,

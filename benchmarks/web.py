@@ -486,6 +486,9 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="callmon-web-"))
     try:
         trees = [("working tree", ROOT)]
+        if args.after:
+            after = export_tree(args.after, workdir / "after")
+            trees = [(f"{args.after} ({describe(args.after)})", after)]
         if args.before:
             before = export_tree(args.before, workdir / "before")
             trees.insert(0, (f"{args.before} ({describe(args.before)})", before))
@@ -594,6 +597,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--modes", nargs="+", choices=MODES, default=list(MODES))
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--before", default="", help="a git revision to compare with")
+    parser.add_argument("--after", default="", help="a git revision instead of the work tree")
     parser.add_argument("--sqlite", action="store_true", help="SQLite instead of PostgreSQL")
     parser.add_argument("--pg-url", default=ADMIN_URL)
     return parser.parse_args(argv)

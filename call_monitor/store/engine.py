@@ -185,6 +185,9 @@ def create_reader(
     transaction (``BEGIN``, ``ROLLBACK``) and of SQLAlchemy's ping inside one (``BEGIN; ;
     ROLLBACK``): each round trip is a wake-up of the event loop the monitor shares
     (``benchmarks/web.py``). SQLite: ``engine`` itself (its one connection is the process's).
+    Each statement then sees the store as of its own start: the few statements of one page
+    (a call, then its legs) may straddle a write of that call, as two page loads would;
+    whatever must be consistent is written and checked in a transaction on ``engine``.
     ``connect_args``: the driver's, as ``engine`` was given them.
     """
     if engine.dialect.name == "sqlite":

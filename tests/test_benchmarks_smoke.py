@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from tests.backends import PG_URL, unavailable
-from tests.test_web import free_port
 
 BENCHMARK = Path(__file__).resolve().parent.parent / "benchmarks" / "ingest.py"
 
@@ -230,15 +229,26 @@ def test_the_soak_verdict_waits_for_owed_work_but_not_for_a_leak(
 
 def test_web_benchmark_runs_and_prints_its_table() -> None:
     script = BENCHMARK.parent / "web.py"
-    port = str(free_port())
-    done = _run_benchmark(
-        script, "--sqlite", "--calls", "3000", "--users", "3", "--seconds", "2", "--port", port
-    )
+    small = ["--calls", "3000", "--users", "3", "--seconds", "2", "--warmup", "0.5"]
+    done = _run_benchmark(script, "--sqlite", *small, "--rate", "500", "--think", "0.1", "0.3")
     out = done.stdout
-    assert "| request | count | p50 ms | p95 ms | max ms |" in out
-    for kind in ("calls list, supervisor, page 1", "calls list, admin, next page", "call page"):
-        assert f"| {kind} |" in out, out
-    assert "Event loop lateness meanwhile" in out
+    assert "| phase | tree | load | request | count | p50 ms | p95 ms | max ms | target |" in out
+    for mode in ("think", "flat out"):
+        for kind in (
+            "calls list, supervisor, page 1",
+            "calls list, admin, next page",
+            "call page",
+            "checklist submit",
+        ):
+            assert re.search(rf"\| {mode} \| working tree \| [^|]+ \| {kind} \| [1-9]", out), (
+                mode,
+                kind,
+                out,
+            )
+    for mode in ("idle", "think", "flat out"):
+        lag = re.search(rf"\| {mode} \| working tree \| [^|]+ \| ingest lag [^|]+ \| (\d+) \|", out)
+        assert lag is not None, out
+        assert int(lag.group(1)) > 0, out  # the daemon handled AMI events meanwhile
 
 
 def test_checklist_benchmark_runs_and_prints_its_table() -> None:

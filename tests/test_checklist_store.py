@@ -38,6 +38,8 @@ from call_monitor.store.checklists import (
     answers_table,
     sampling_candidates,
 )
+from call_monitor.store.engine import create_reader
+from tests.backends import Backend
 
 DIRECTORY = Directory(default_directory())
 FORM = load_form()
@@ -147,6 +149,26 @@ async def test_a_submission_is_stored_exactly_and_corrections_are_new_revisions(
         "PBX clock",
     )
     assert await checklist.latest(["1.1", "nope"]) == {"1.1": second}
+
+
+async def test_through_the_daemons_reader_what_is_written_is_read_back_at_once(
+    backend: Backend, engine: AsyncEngine
+) -> None:
+    """The reads on the autocommit reader (PostgreSQL), the writes in transactions on the
+    store's engine: a correction sees the revision just written, and so does the history."""
+    await store(engine, record("1.1"))
+    reader = create_reader(engine, connect_args=backend.connect_args)
+    try:
+        checklist = service(engine, reader=reader)
+        first = await checklist.submit("1.1", ALL_YES, "kim")
+        with pytest.raises(Refused, match="revision 1 exists"):
+            await checklist.submit("1.1", ALL_YES, "lee")
+        second = await checklist.submit("1.1", ALL_YES, "lee", reason="again")
+        assert (await checklist.history("1.1")).revisions == (first, second)
+        assert await checklist.latest(["1.1"]) == {"1.1": second}
+    finally:
+        if reader is not engine:
+            await reader.dispose()
 
 
 async def test_submissions_at_once_take_consecutive_revisions(engine: AsyncEngine) -> None:

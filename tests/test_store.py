@@ -39,6 +39,8 @@ from call_monitor.store import (
     upgrade,
 )
 from call_monitor.store import engine as engine_module
+from call_monitor.store.accounts import audit
+from call_monitor.store.engine import create_reader
 from call_monitor.store.models import (
     Base,
     call_legs_table,
@@ -1109,3 +1111,29 @@ async def test_a_sqlite_file_deleted_or_replaced_while_open_takes_no_writes(
         assert writer.stats.consecutive_failures == 1
     finally:
         await engine.dispose()
+
+
+async def test_the_pages_reader_reads_the_store_outside_any_transaction(
+    backend: Backend, engine: AsyncEngine
+) -> None:
+    """PostgreSQL: a pool of its own in autocommit (no BEGIN and ROLLBACK round trips around
+    each page's read), seeing what the store committed; SQLite: the store's one engine."""
+    reader = create_reader(engine, connect_args=backend.connect_args)
+    if backend.name == "sqlite":
+        assert reader is engine
+        return
+    try:
+        await audit(engine, "login_ok", actor="kim", target="kim", details={})
+        async with reader.connect() as conn:
+            seen = (await conn.execute(text("SELECT count(*) FROM audit_log"))).scalar_one()
+            raw = (await conn.get_raw_connection()).driver_connection
+            assert raw is not None
+            assert not raw.is_in_transaction()
+        assert seen == 1
+        async with engine.connect() as conn:  # the store's engine, for contrast
+            await conn.execute(text("SELECT 1"))
+            raw = (await conn.get_raw_connection()).driver_connection
+            assert raw is not None
+            assert raw.is_in_transaction()
+    finally:
+        await reader.dispose()

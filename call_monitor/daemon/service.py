@@ -49,7 +49,7 @@ from call_monitor.directory import Directory
 from call_monitor.metrics import CallMetrics
 from call_monitor.store import spool
 from call_monitor.store.checklist_service import ChecklistService
-from call_monitor.store.engine import create_engine
+from call_monitor.store.engine import create_engine, create_reader
 from call_monitor.store.schema import is_new, upgrade
 from call_monitor.store.writer import StoreWriter
 from call_monitor.web.app import bind, create_app, serve
@@ -123,6 +123,7 @@ class Daemon:
         )
         self.metrics.watch_callbacks(self.callbacks.gauges)
         # What the checklist pages call; each submitted revision is counted in the metrics.
+        self.reader = create_reader(self.engine)  # the pages' reads
         self.checklists = ChecklistService(
             self.engine,
             self.checklist_form,
@@ -130,6 +131,7 @@ class Daemon:
             monthly_target=self.settings.checklist.monthly_target,
             clock=self.clock,
             on_submitted=self.metrics.observe_checklist,
+            reader=self.reader,
         )
         if self.publisher.enabled:  # no broker configured: no alert path to show
             self.metrics.watch_alerts(self.publisher.gauges)
@@ -159,6 +161,7 @@ class Daemon:
             self.live,
             export_settings=self.settings,
             checklists=self.checklists,
+            reader=self.reader,
         )
         self.app = create_app(self.metrics, ready=self._not_ready, site=site)
 
@@ -257,6 +260,7 @@ class Daemon:
             for writer in writers:
                 await _finish(writer)
             await self.engine.dispose()
+            await self.reader.dispose()
             gc.unfreeze()  # a process that goes on (a test, the demo) collects again
 
     @property

@@ -105,8 +105,12 @@ class ChecklistService:
         monthly_target: int = 4,
         clock: Callable[[], datetime] = _utc_now,
         on_submitted: Callable[[Revision, bool], None] | None = None,
+        reader: AsyncEngine | None = None,
     ) -> None:
         self.engine = engine
+        # The reads (``store.engine.create_reader``: no transaction round trips); the writes
+        # stay on ``engine``, in their transactions.
+        self.reads = reader or engine
         self.form = form
         self.directory = directory
         self.monthly_target = monthly_target
@@ -122,16 +126,16 @@ class ChecklistService:
         return Prepared(facts, ask(self.form, facts), await self.history(linkedid))
 
     async def history(self, linkedid: str) -> History:
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             return await checklists.load_history(conn, linkedid)
 
     async def latest(self, linkedids: Sequence[str]) -> dict[str, Revision]:
         """The latest revision of each scored call among ``linkedids`` (a calls list)."""
-        return await checklists.latest_revisions(self.engine, linkedids)
+        return await checklists.latest_revisions(self.reads, linkedids)
 
     async def open_disputes(self, departments: Sequence[str]) -> list[Dispute]:
         """The disputes waiting for the supervisors of ``departments``, oldest first."""
-        return await checklists.open_disputes(self.engine, departments)
+        return await checklists.open_disputes(self.reads, departments)
 
     async def scored(self, staff: str, month: str | None = None) -> list[Revision]:
         """The latest revisions of the staff member's scored calls in ``month`` (this one by
@@ -146,15 +150,15 @@ class ChecklistService:
         """The staff member's next call to score (``checklist.sampling``) in ``month``
         (``YYYY-MM``, Asia/Seoul; this month by default), with their progress."""
         month = month or month_of(self.clock())
-        candidates = await checklists.sampling_candidates(self.engine, month, staff)
-        [progress] = await checklists.progress(self.engine, month, [staff], self.monthly_target)
+        candidates = await checklists.sampling_candidates(self.reads, month, staff)
+        [progress] = await checklists.progress(self.reads, month, [staff], self.monthly_target)
         return Pick(month, staff, pick(month, staff, candidates), len(candidates), progress)
 
     async def sampling_audit(self, staff: str, month: str) -> list[AuditedCall]:
         """Every eligible call of the staff member's month in sampling's order, with its key
         and whether it was scored: scored calls that are not the first ones of the order
         (among the calls there when each was picked) were not sampling's picks."""
-        eligible = await checklists.eligible_calls(self.engine, month, staff)
+        eligible = await checklists.eligible_calls(self.reads, month, staff)
         return [
             AuditedCall(linkedid, sample_key(month, staff, linkedid), eligible[linkedid])
             for linkedid in sampling_order(month, staff, eligible)
@@ -169,7 +173,7 @@ class ChecklistService:
             if self.directory.department_of(extension) == department
         ]
         month = month or month_of(self.clock())
-        return await checklists.progress(self.engine, month, staff, self.monthly_target)
+        return await checklists.progress(self.reads, month, staff, self.monthly_target)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -233,11 +237,11 @@ class ChecklistService:
         """Resolve the revision's dispute by a new revision (``reason``: why, the resolution's
         comment), both written in one transaction."""
         reason = _required(reason, "reason")
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             await self._open_dispute(conn, linkedid, revision)  # fail before scoring
         scoring = await self._scoring(linkedid, answers)
         written = await self._write(scoring, supervisor, reason, disputed=revision)
-        async with self.engine.connect() as conn:
+        async with self.reads.connect() as conn:
             history = await checklists.load_history(conn, linkedid)
         [dispute] = [d for d in history.disputes if d.revision == revision]
         return written, dispute
@@ -245,7 +249,7 @@ class ChecklistService:
     # -- the parts -----------------------------------------------------------------------
 
     async def _call(self, linkedid: str) -> dict[str, Any]:
-        call = await load_call(self.engine, linkedid)
+        call = await load_call(self.reads, linkedid)
         if call is None:
             raise NotFound(f"no call {linkedid!r}")
         return call

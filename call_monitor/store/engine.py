@@ -176,6 +176,25 @@ def _sqlite_on_invalidate(
         log.debug("rollback of an invalidated SQLite connection failed", exc_info=True)
 
 
+def create_reader(
+    engine: AsyncEngine, *, connect_args: Mapping[str, Any] | None = None
+) -> AsyncEngine:
+    """An engine for the web's short reads beside the store's ``engine`` (a page's call, a
+    session's user, an audit row). PostgreSQL: a pool of its own in autocommit, so a read is
+    its statement and the pool's one-statement ping, not the four more round trips of a
+    transaction (``BEGIN``, ``ROLLBACK``) and of SQLAlchemy's ping inside one (``BEGIN; ;
+    ROLLBACK``): each round trip is a wake-up of the event loop the monitor shares
+    (``benchmarks/web.py``). SQLite: ``engine`` itself (its one connection is the process's).
+    Each statement then sees the store as of its own start: the few statements of one page
+    (a call, then its legs) may straddle a write of that call, as two page loads would;
+    whatever must be consistent is written and checked in a transaction on ``engine``.
+    ``connect_args``: the driver's, as ``engine`` was given them.
+    """
+    if engine.dialect.name == "sqlite":
+        return engine
+    return create_engine(engine.url, connect_args=connect_args, isolation_level="AUTOCOMMIT")
+
+
 def create_engine(
     url: str | URL,
     *,

@@ -52,12 +52,14 @@ from call_monitor.web.callbacks import (
 )
 from call_monitor.web.i18n import LANGS, STRINGS, Lang, text
 from call_monitor.web.live import Live
+from call_monitor.web.recent import Recent
 from call_monitor.web.security import CSRF_FIELD, LoginLimiter, csrf_token
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 LANG_COOKIE = "lang"
 CLAUSES = ("P1", "P4", "P5", "P7")
 CLOSED_SHOWN = 50
+TOTALS_SECONDS = 60.0  # how old the calls page's totals may be (the rows are always live)
 _About = TypeVar("_About")
 
 
@@ -75,6 +77,7 @@ def _environment() -> Environment:
         autoescape=select_autoescape(default=True, default_for_string=True),
         trim_blocks=True,
         lstrip_blocks=True,
+        auto_reload=False,  # the package's templates change with a new release only
     )
     environment.filters["seoul"] = _seoul
     environment.filters["clock"] = _clock
@@ -165,6 +168,7 @@ class Pages:
         # What other modules add to the call page and the staff home (the checklist's).
         self.call_extras: Extras[dict[str, Any]] | None = None
         self.me_extras: Extras[User] | None = None
+        self.totals: Recent[CallFilter, dict[str, int]] = Recent(TOTALS_SECONDS)
 
     # -- rendering --------------------------------------------------------------------
 
@@ -391,7 +395,11 @@ class Pages:
         )
         rows = await list_calls(self.engine, wanted, before=_cursor(asked.before), limit=PAGE_SIZE)
         # The totals of the whole filter on the first page only: the next pages are the same.
-        totals = None if asked.before else await call_totals(self.engine, wanted)
+        totals = (
+            None
+            if asked.before
+            else await self.totals.get(wanted, lambda: call_totals(self.engine, wanted))
+        )
         following = None
         if len(rows) == PAGE_SIZE:
             tail = rows[-1]

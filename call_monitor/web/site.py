@@ -69,14 +69,20 @@ class Site:
     # The monitor's settings, for the monthly export's download (None: no /export page).
     export_settings: Settings | None = None
     checklists: ChecklistService | None = None  # None: no checklist on the pages
+    # The pages' reads (and audit rows): ``store.engine.create_reader``; None: ``engine``.
+    reader: AsyncEngine | None = None
+
+    @property
+    def reads(self) -> AsyncEngine:
+        return self.reader or self.engine
 
     @property
     def access(self) -> Access:
         settings = self.settings
         accounts = Accounts(
-            self.engine, settings.trusted_user_header, frozenset(settings.trusted_proxies)
+            self.reads, settings.trusted_user_header, frozenset(settings.trusted_proxies)
         )
-        return Access(accounts, Rules(self.directory), self.engine)
+        return Access(accounts, Rules(self.directory), self.reads)
 
 
 async def _to_login(request: Request, exc: Exception) -> RedirectResponse:
@@ -92,7 +98,7 @@ def install(app: FastAPI, site: Site) -> None:
     app.include_router(
         callbacks_router(site.desk, access, writes_per_minute=settings.writes_per_minute)
     )
-    pages = Pages(site.engine, site.desk, access, site.live, site.limiter)
+    pages = Pages(site.reads, site.desk, access, site.live, site.limiter)
     recordings = Recordings(settings.recording_template)
     if site.checklists is not None:  # before the pages: their routes are the more specific
         app.include_router(

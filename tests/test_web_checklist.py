@@ -484,3 +484,12 @@ def test_a_recording_field_that_would_leave_its_directory_finds_nothing(
     assert found is not None
     assert found.path == tmp_path / "monitor" / "ok"
     assert recordings.find(call | {"linkedid": "a"}) is None  # a directory is no recording
+
+
+async def test_the_admin_page_shows_the_checklist_form_in_force(site: WebSite) -> None:
+    async with session_for(site, "admin") as client:
+        page = (await client.get("/admin")).text
+    assert f"사용 중인 점검표 양식: {FORM.id} {FORM.version}" in page
+    rows = page.split('id="checklist-form-items"')[1].split("</table>")[0]
+    assert rows.count("<tr><td>") == len(FORM.items)
+    assert FORM.item("p2_apology").ko in rows

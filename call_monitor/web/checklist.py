@@ -79,6 +79,7 @@ class ChecklistPages:
         self.directory: Directory = service.directory
         pages.call_extras = self.call_part
         pages.me_extras = self.me_part
+        pages.admin_extras = self.admin_part
 
     # -- who may ---------------------------------------------------------------------------
 
@@ -147,6 +148,9 @@ class ChecklistPages:
         scores = [r.score for r in scored if r.score is not None]
         mean = round(sum(scores) / len(scores), 2) if scores else None
         return {"scored": scored, "mean_score": mean}
+
+    async def admin_part(self, request: Request, user: User, _: User) -> dict[str, Any]:
+        return {"checklist_form": self.service.form}
 
     # -- writes ----------------------------------------------------------------------------
 

@@ -59,6 +59,9 @@ KO: dict[str, str] = {
     "cl_none_left": "남은 통화 없음",
     "cl_open_disputes": "처리할 이의",
     "cl_no_disputes": "처리할 이의가 없습니다.",
+    "cl_form_in_force": "사용 중인 점검표 양식",
+    "cl_weight": "배점",
+    "cl_applies": "적용 조건",
 }
 
 EN: dict[str, str] = {
@@ -118,4 +121,7 @@ EN: dict[str, str] = {
     "cl_none_left": "none left",
     "cl_open_disputes": "Disputes to resolve",
     "cl_no_disputes": "No open dispute.",
+    "cl_form_in_force": "Checklist form in force",
+    "cl_weight": "Weight",
+    "cl_applies": "Applies",
 }

@@ -168,6 +168,7 @@ class Pages:
         # What other modules add to the call page and the staff home (the checklist's).
         self.call_extras: Extras[dict[str, Any]] | None = None
         self.me_extras: Extras[User] | None = None
+        self.admin_extras: Extras[User] | None = None
         self.totals: Recent[CallFilter, dict[str, int]] = Recent(TOTALS_SECONDS)
 
     # -- rendering --------------------------------------------------------------------
@@ -467,6 +468,7 @@ class Pages:
             users=await list_users(self.engine),
             directory=self.directory.settings,
             audit=await audit_entries(self.engine, 50),
+            **({} if self.admin_extras is None else await self.admin_extras(request, user, user)),
         )
 
 

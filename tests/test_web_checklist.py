@@ -493,3 +493,19 @@ async def test_the_admin_page_shows_the_checklist_form_in_force(site: WebSite) -
     rows = page.split('id="checklist-form-items"')[1].split("</table>")[0]
     assert rows.count("<tr><td>") == len(FORM.items)
     assert FORM.item("p2_apology").ko in rows
+
+
+async def test_the_calls_list_by_scored_or_not(site: WebSite) -> None:
+    linkedid = late_call(site)
+    assert (await score(site, linkedid)).status_code == 303
+    period = {"from": "2026-11-01", "to": "2026-12-31"}
+    async with session_for(site, "sup-minwon") as client:
+        scored = (await client.get("/calls", params=period | {"scored": "yes"})).text
+        unscored = (await client.get("/calls", params=period | {"scored": "no"})).text
+        bad = await client.get("/calls", params=period | {"scored": "maybe"})
+    assert "통화 1 ·" in scored
+    assert f'href="/calls/{linkedid}"' in scored
+    assert f"통화 {len(site.calls) - 1} ·" in unscored
+    assert f'href="/calls/{linkedid}"' not in unscored
+    assert '<option value="yes" selected>' in scored
+    assert bad.status_code == 422

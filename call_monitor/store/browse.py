@@ -17,6 +17,7 @@ from sqlalchemy import and_, case, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.sql.elements import ColumnElement
 
+from call_monitor.store.checklists import revisions_table
 from call_monitor.store.models import calls_table, verdicts_table
 
 PAGE_SIZE = 50
@@ -33,6 +34,7 @@ class CallFilter:
     staff: str | None = None
     breached: str | None = None  # a clause: calls with a check of it not met
     missed: bool | None = None
+    scored: bool | None = None  # with a supervisor's checklist (or without)
     departments: tuple[str, ...] | None = None
     extension: str | None = None
 
@@ -68,6 +70,9 @@ def _conditions(wanted: CallFilter) -> list[ColumnElement[bool]]:
         )
     if wanted.missed is not None:
         conditions.append(calls.missed.is_(wanted.missed))
+    if wanted.scored is not None:
+        scored = exists().where(revisions_table.c.linkedid == calls.linkedid)
+        conditions.append(scored if wanted.scored else ~scored)
     return conditions
 
 

@@ -61,6 +61,7 @@ KO: dict[str, str] = {
     "cl_no_disputes": "처리할 이의가 없습니다.",
     "cl_form_in_force": "사용 중인 점검표 양식",
     "cl_weight": "배점",
+    "cl_scored_filter": "점검 여부",
     "cl_applies": "적용 조건",
 }
 
@@ -123,5 +124,6 @@ EN: dict[str, str] = {
     "cl_no_disputes": "No open dispute.",
     "cl_form_in_force": "Checklist form in force",
     "cl_weight": "Weight",
+    "cl_scored_filter": "Scored",
     "cl_applies": "Applies",
 }

@@ -115,6 +115,7 @@ class CallsQuery(BaseModel):
     staff: str = Field(default="", max_length=MAX_PERSON)
     breached: str = Field(default="", pattern="^(P[1-7])?$")
     missed: str = Field(default="", pattern="^(yes|no)?$")
+    scored: str = Field(default="", pattern="^(yes|no)?$")
     before: str = Field(default="", max_length=300)  # the keyset of the page before
 
     def filter(
@@ -130,6 +131,7 @@ class CallsQuery(BaseModel):
             staff=self.staff or None,
             breached=self.breached or None,
             missed={"yes": True, "no": False}.get(self.missed),
+            scored={"yes": True, "no": False}.get(self.scored),
             departments=departments,
             extension=extension,
         )
@@ -143,6 +145,7 @@ class CallsQuery(BaseModel):
             "staff": self.staff,
             "breached": self.breached,
             "missed": self.missed,
+            "scored": self.scored,
         }
 
 

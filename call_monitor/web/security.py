@@ -155,7 +155,12 @@ def session_secret(settings: WebSettings, store_url: str) -> str:
 
 class LoginLimiter:
     """Failed logins per account and per client within a window; past the limit, refused
-    until the oldest failure leaves the window. In memory, bounded: a restart forgets."""
+    until the oldest failure leaves the window. In memory, bounded: a restart forgets.
+
+    Not the ``limits`` package that limits the API's writes (web/callbacks.py): it counts
+    every hit, while this counts failures only and forgets an account's on a success, and
+    its storage reads ``time.time`` itself, where this takes the clock the tests drive.
+    """
 
     def __init__(
         self,

@@ -9,36 +9,32 @@ sheet a chart per measured clause over the department rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import xlsxwriter
 from xlsxwriter.format import Format
-from xlsxwriter.worksheet import Worksheet
 
 from call_monitor.export.build import ExportData
 from call_monitor.export.headers import HEADERS, SHEETS, Lang, word
 from call_monitor.export.sheets import Column, sheet_columns
+from call_monitor.export.xlsxrows import Cell, StreamedSheet, number_cell, text_cell
 
 CHART_CLAUSES = ("p1_rate", "p4_rate", "p5_rate", "p6_rate", "p7_rate")
 CHART_ROWS = 16  # rows a chart takes on the sheet
-
-Write = Callable[[Worksheet, int, int, Any], None]
+WORKBOOK_OPTIONS = {
+    "constant_memory": True,  # each row on disk once written: memory does not grow
+    # Text stays text: a caller named "=1+1" or "http://..." is not a formula/link.
+    "strings_to_formulas": False,
+    "strings_to_urls": False,
+    "strings_to_numbers": False,
+}
 
 
 def write_xlsx(data: ExportData, path: Path) -> None:
     lang = data.lang
-    workbook = xlsxwriter.Workbook(
-        str(path),
-        {
-            "constant_memory": True,
-            # Text stays text: a caller named "=1+1" or "http://..." is not a formula/link.
-            "strings_to_formulas": False,
-            "strings_to_urls": False,
-            "strings_to_numbers": False,
-        },
-    )
+    workbook = xlsxwriter.Workbook(str(path), WORKBOOK_OPTIONS)
     try:
         formats = _formats(workbook)
         # The sheets in their order; the streamed ones filled first, while the figures are
@@ -66,36 +62,23 @@ def _formats(workbook: xlsxwriter.Workbook) -> dict[str, Format]:
     }
 
 
-def _writer(column: Column, formats: dict[str, Format], not_scored: str) -> Write:
+def _cell(col: int, column: Column, formats: dict[str, Format], not_scored: str) -> Cell:
     """How a column's values are written: by its type, never guessed from the value."""
     kind = column.kind
     if kind in ("int", "seconds", "rate", "datetime", "scored_rate", "scored_number"):
         # A time comes as an Excel date serial (sheets.seoul_time): with a date format, it
         # is a date cell. A checklist figure nobody scored is the words "not scored".
-        number_format = formats.get(kind)
         unscored = not_scored if kind.startswith("scored_") else None
-
-        def number(sheet: Worksheet, row: int, col: int, value: Any) -> None:
-            if value is not None:
-                sheet.write_number(row, col, value, number_format)
-            elif unscored is not None:
-                sheet.write_string(row, col, unscored)
-
-        return number
-
-    def text(sheet: Worksheet, row: int, col: int, value: Any) -> None:
-        if value:
-            sheet.write_string(row, col, str(value))
-
-    return text
+        return number_cell(col, formats.get(kind), unscored)
+    return text_cell(col)
 
 
 def _sheet(
     workbook: xlsxwriter.Workbook, lang: Lang, key: str, formats: dict[str, Format]
-) -> Worksheet:
+) -> StreamedSheet:
     """The sheet ``key``, its columns sized, its header row written and frozen."""
     columns = sheet_columns()[key]
-    sheet = workbook.add_worksheet(SHEETS[lang][key])
+    sheet: StreamedSheet = workbook.add_worksheet(SHEETS[lang][key], StreamedSheet)
     for index, column in enumerate(columns):
         sheet.set_column(index, index, column.width)
     for index, column in enumerate(columns):
@@ -105,22 +88,20 @@ def _sheet(
 
 
 def _fill(
-    sheet: Worksheet,
+    sheet: StreamedSheet,
     key: str,
     rows: Iterable[Sequence[Any]],
     formats: dict[str, Format],
     lang: Lang,
 ) -> None:
     columns = sheet_columns()[key]
-    writers = [_writer(c, formats, word(lang, "not_scored")) for c in columns]
-    number = 0
-    for number, row in enumerate(rows, start=1):
-        for index, (write, value) in enumerate(zip(writers, row, strict=True)):
-            write(sheet, number, index, value)
-    sheet.autofilter(0, 0, max(number, 1), len(columns) - 1)
+    not_scored = word(lang, "not_scored")
+    cells = [_cell(col, column, formats, not_scored) for col, column in enumerate(columns)]
+    after_last = sheet.write_rows(1, rows, cells)
+    sheet.autofilter(0, 0, max(after_last - 1, 1), len(columns) - 1)
 
 
-def _charts(workbook: xlsxwriter.Workbook, sheet: Worksheet, lang: Lang, rows: int) -> None:
+def _charts(workbook: xlsxwriter.Workbook, sheet: StreamedSheet, lang: Lang, rows: int) -> None:
     """A bar chart per clause: its rate for each department and the office (rows 2..)."""
     columns = [c.key for c in sheet_columns()["summary"]]
     name = SHEETS[lang]["summary"]

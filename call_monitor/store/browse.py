@@ -3,8 +3,8 @@ their totals, and a staff member's month on the charter. Everything is filtered,
 limited in SQL: a month of 300,000 calls is never loaded to be cut in Python.
 
 Keyset pagination: a page ends with the (``started_at``, ``linkedid``) of its last call; the
-next page is the calls strictly before it in that order (``ix_calls_started_at`` serves the
-range), so page 100 costs what page 1 does, unlike ``OFFSET``.
+next page is the calls strictly before it in that order (``ix_calls_started_at_linkedid``
+serves the range and the order), so page 100 costs what page 1 does, unlike ``OFFSET``.
 """
 
 from __future__ import annotations

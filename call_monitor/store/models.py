@@ -129,7 +129,8 @@ class Call(Base):
     p7_met: Mapped[bool | None] = mapped_column(Boolean)
 
     __table_args__ = (
-        Index("ix_calls_started_at", "started_at"),
+        # A month in order, oldest or newest first (the export, the web's calls list; 0008).
+        Index("ix_calls_started_at_linkedid", "started_at", "linkedid"),
         Index("ix_calls_department_started_at", "department", "started_at"),
         # A staff member's answered calls of a month: checklist sampling and progress (0006).
         Index("ix_calls_answered_by_started_at", "answered_by", "started_at"),

@@ -106,7 +106,10 @@ class ObligationChangeRow(Base):
     call_id: Mapped[str | None] = mapped_column(Text)  # the linkedid of the call, if any
     by: Mapped[str | None] = mapped_column(Text)  # who placed / answered / cancelled / wrote
 
-    __table_args__ = (Index("ix_obligation_changes_at", "at"),)
+    __table_args__ = (
+        Index("ix_obligation_changes_at", "at"),
+        Index("ix_obligation_changes_call_id", "call_id"),  # a call's obligations (0008)
+    )
 
 
 obligations_table: Table = Base.metadata.tables["obligations"]

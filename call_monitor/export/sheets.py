@@ -47,6 +47,7 @@ from call_monitor.export.judgement import Expression, count_if
 from call_monitor.export.text import FORMULA_STARTS, mask_number
 from call_monitor.store.models import calls_table, transfers_table
 from call_monitor.store.obligations import obligation_changes_table, obligations_table
+from call_monitor.store.sqlite_rows import sqlite_rows
 
 # text: the program's own words; name: text from the directory or the store (department,
 # staff, ids); stranger: a caller's text.
@@ -187,8 +188,17 @@ def checklist_rows(figures: MonthFigures, form: Form, lang: Lang) -> list[list[A
 
 
 async def stream(engine: AsyncEngine, query: Select[Any]) -> AsyncGenerator[Sequence[Any], None]:
-    """The rows of ``query`` in batches of ``STREAM_BATCH`` (a server-side cursor on
-    PostgreSQL): one connection, held while the caller reads."""
+    """The rows of ``query`` in batches of ``STREAM_BATCH``: on PostgreSQL a server-side
+    cursor on a connection held while the caller reads; on a SQLite file a reader process
+    (``store/sqlite_rows.py``: it reads while the writer writes)."""
+    path = engine.url.database
+    if engine.dialect.name == "sqlite" and path and path != ":memory:":
+        # The query's few values as literals (the month's bounds, a department's name,
+        # quoted by SQLAlchemy): the child takes SQL text alone.
+        sql = str(query.compile(dialect=engine.dialect, compile_kwargs={"literal_binds": True}))
+        async for batch in sqlite_rows(path, sql, STREAM_BATCH):
+            yield batch
+        return
     async with engine.connect() as conn:
         result = await conn.stream(query.execution_options(yield_per=STREAM_BATCH))
         async for partition in result.partitions():

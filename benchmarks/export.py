@@ -14,9 +14,9 @@ callback; one answered call in ten transferred to a random colleague, most in an
 with their legs, transfers, P1/P4/P7 verdict rows and obligations, written with ``executemany``
 (SQLite) or ``COPY`` (PostgreSQL) into a store Alembic migrated. Then each format is exported
 by a fresh child process (``export_month_sync``, as the command runs it), which reports its
-wall time, its own CPU time (user + system: PostgreSQL's work is the server's, not in it;
-on a loaded host the wall time grows, the CPU time much less) and its peak RSS
-(``VmHWM``). Every size in ``--calls`` is a separate month (a
+wall time, its CPU time (user + system, with its SQLite reader processes':
+PostgreSQL's work is the server's, not in it; on a loaded host the wall time grows, the CPU
+time much less), its peak RSS (``VmHWM``) and, on SQLite, the reader's. Every size in ``--calls`` is a separate month (a
 separate database): RSS that stays flat from the smaller to the larger shows the rows are
 streamed and the figures counted by the database. The PostgreSQL database is created on
 ``$CALLMON_TEST_PG_URL`` (default ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``) and
@@ -286,18 +286,36 @@ def child(args: argparse.Namespace) -> None:
         directory=directory(args.departments, args.staff_per_department),
     )
     out = Path(args.out)
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    cpu_before = usage.ru_utime + usage.ru_stime  # imports and settings not counted
+    cpu_before = _cpu()  # imports and settings not counted
     begun = time.perf_counter()
     export_month_sync(settings, ExportRequest(MONTH, args.format, out))
     seconds = time.perf_counter() - begun
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = usage.ru_utime + usage.ru_stime - cpu_before
+    # With the CPU of the SQLite reader processes (store/sqlite_rows.py), and their peak.
+    child_rss_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     print(
         json.dumps(
-            {"seconds": seconds, "cpu": cpu, "rss_kib": _vmhwm(), "bytes": out.stat().st_size}
+            {
+                "seconds": seconds,
+                "cpu": _cpu() - cpu_before,
+                "rss_kib": _vmhwm(),
+                "child_rss_kib": child_rss_kib,
+                "bytes": out.stat().st_size,
+            }
         )
     )
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and of its children that ended."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _child_rss(result: dict[str, Any]) -> str:
+    """The reader process's peak RSS (SQLite's streamed sheets), or a dash."""
+    kib = int(result.get("child_rss_kib", 0))
+    return f"{kib / 1024:.0f} MiB" if kib else "-"
 
 
 def _vmhwm() -> int:
@@ -391,8 +409,11 @@ def main() -> None:
     print(f"- machine: {cpu_model()}, {os.cpu_count()} cores, load {load_average()}")
     print(f"- Python {platform.python_version()}, {dt.datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(f"- month {MONTH}, {args.departments} departments × {args.staff_per_department} staff\n")
-    print("| backend | calls | format | seconds | CPU seconds | peak RSS (VmHWM) | file |")
-    print("|---|---:|---|---:|---:|---:|---:|")
+    print(
+        "| backend | calls | format | seconds | CPU seconds | peak RSS (VmHWM) "
+        "| reader's peak RSS | file |"
+    )
+    print("|---|---:|---|---:|---:|---:|---:|---:|")
     notes = []
     with tempfile.TemporaryDirectory(prefix="callmon-export-bench-") as tmp:
         workdir = Path(tmp)
@@ -404,12 +425,14 @@ def main() -> None:
                     for fmt in args.formats.split(","):
                         r = measure(url, fmt, workdir, args)
                         if "error" in r:
-                            print(f"| {backend} | {calls:,} | {fmt} | failed: {r['error']} | | | |")
+                            print(
+                                f"| {backend} | {calls:,} | {fmt} | failed: {r['error']} | | | | |"
+                            )
                             continue
                         print(
                             f"| {backend} | {calls:,} | {fmt} | {r['seconds']:.2f} | "
-                            f"{r['cpu']:.2f} | "
-                            f"{r['rss_kib'] / 1024:.0f} MiB | {r['bytes'] / 1024:,.0f} KiB |",
+                            f"{r['cpu']:.2f} | {r['rss_kib'] / 1024:.0f} MiB | "
+                            f"{_child_rss(r)} | {r['bytes'] / 1024:,.0f} KiB |",
                             flush=True,
                         )
                 finally:

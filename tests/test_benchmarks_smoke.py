@@ -271,13 +271,18 @@ def test_export_benchmark_runs_every_format(backend: str) -> None:
         before = asyncio.run(_bench_databases())
     done = _run_benchmark(EXPORT_BENCHMARK, "--calls", "300", "--backends", backend)
     out = done.stdout
-    assert "| backend | calls | format | seconds | CPU seconds | peak RSS (VmHWM) | file |" in out
+    assert (
+        "| backend | calls | format | seconds | CPU seconds | peak RSS (VmHWM) "
+        "| reader's peak RSS | file |" in out
+    )
     for fmt in ("xlsx", "csv", "json", "html"):
         (row,) = [
             line for line in out.splitlines() if line.startswith(f"| {backend} | 300 | {fmt} |")
         ]
         seconds = row.split("|")[4].strip()
         assert float(seconds) > 0, row  # a time, not "failed: ..."
+        reader = row.split("|")[7].strip()  # SQLite's streamed sheets: a reader process
+        assert (reader != "-") == (backend == "sqlite" and fmt in ("xlsx", "csv")), row
     if backend == "postgresql":
         assert asyncio.run(_bench_databases()) == before  # dropped
 

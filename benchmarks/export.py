@@ -16,9 +16,10 @@ with their legs, transfers, P1/P4/P7 verdict rows and obligations, written with 
 by a fresh child process (``export_month_sync``, as the command runs it), which reports its
 wall time, its CPU time (user + system, with its SQLite reader processes':
 PostgreSQL's work is the server's, not in it; on a loaded host the wall time grows, the CPU
-time much less), its peak RSS (``VmHWM``) and, on SQLite, the reader's. Every size in ``--calls`` is a separate month (a
-separate database): RSS that stays flat from the smaller to the larger shows the rows are
-streamed and the figures counted by the database. The PostgreSQL database is created on
+time much less), its peak RSS (``VmHWM``) and, on SQLite, the reader's. Every size in
+``--calls`` is a separate month (a separate database): RSS that stays flat from the smaller
+to the larger shows the rows are streamed and the figures counted by the database. The
+PostgreSQL database is created on
 ``$CALLMON_TEST_PG_URL`` (default ``postgresql+asyncpg://postgres@127.0.0.1:5432/test``) and
 dropped afterwards.
 """
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import os
@@ -37,6 +39,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -287,11 +290,14 @@ def child(args: argparse.Namespace) -> None:
     )
     out = Path(args.out)
     cpu_before = _cpu()  # imports and settings not counted
+    readers = _ReaderPeak()
+    readers.start()
     begun = time.perf_counter()
     export_month_sync(settings, ExportRequest(MONTH, args.format, out))
     seconds = time.perf_counter() - begun
-    # With the CPU of the SQLite reader processes (store/sqlite_rows.py), and their peak.
-    child_rss_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    readers.done.set()
+    readers.join()
+    child_rss_kib = readers.peak_kib
     print(
         json.dumps(
             {
@@ -318,11 +324,31 @@ def _child_rss(result: dict[str, Any]) -> str:
     return f"{kib / 1024:.0f} MiB" if kib else "-"
 
 
-def _vmhwm() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
+def _vmhwm(pid: int | str = "self") -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
             return int(line.split()[1])
     return 0
+
+
+class _ReaderPeak(threading.Thread):
+    """The largest peak RSS of this process's SQLite readers (``store/sqlite_child.py``),
+    sampled every 20 ms: ``getrusage``'s children figure counts the parent's pages the
+    child had between fork and exec."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.done = threading.Event()
+        self.peak_kib = 0
+
+    def run(self) -> None:
+        tasks = Path(f"/proc/{os.getpid()}/task")
+        while not self.done.wait(0.02):
+            for task in tasks.iterdir():
+                with contextlib.suppress(OSError):
+                    for pid in (task / "children").read_text().split():
+                        if b"sqlite_child.py" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                            self.peak_kib = max(self.peak_kib, _vmhwm(pid))
 
 
 def measure(url: str, fmt: str, workdir: Path, args: argparse.Namespace) -> dict[str, Any]:

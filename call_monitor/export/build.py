@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -94,6 +94,10 @@ class ExportData:
     form: Form  # the checklist form in force: its items' questions
     progress: Callable[[int], None] = no_progress
     row_counts: dict[str, int] = field(default_factory=dict)
+    # The streams asked for: their first batch's task and their rows (closed by close()).
+    open_streams: list[tuple[asyncio.Task[Sequence[Any] | None], AsyncGenerator[Any, None]]] = (
+        field(default_factory=list)
+    )
 
     @property
     def figures(self) -> MonthFigures:
@@ -102,11 +106,18 @@ class ExportData:
         return self.pending_figures.result()
 
     def close(self) -> None:
-        """Stop the figures' counting if the export ended before it needed them."""
-        if not self.pending_figures.done():
-            self.pending_figures.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                self.loop.run_until_complete(self.pending_figures)
+        """Stop the figures' counting and the streams if the export ended before it needed
+        them all; give back their connections (a SQLite reader: its process)."""
+        pending: list[asyncio.Future[Any]] = [self.pending_figures]
+        pending += [first for first, _ in self.open_streams]
+        for task in pending:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    self.loop.run_until_complete(task)
+        for _, batches in self.open_streams:
+            self.loop.run_until_complete(batches.aclose())
+        self.open_streams.clear()
 
     @property
     def lang(self) -> Lang:
@@ -151,7 +162,8 @@ class ExportData:
 
     def calls(self, times: TimeForm) -> Iterator[list[Any]]:
         """The calls sheet's rows, times as ``times`` (see :func:`seoul_time`); with
-        ``text`` (CSV) the names come neutralised."""
+        ``text`` (CSV) the names come neutralised. The database starts on them now: ask for
+        them first, write another sheet meanwhile (``missed``), then these."""
         return self._rows("calls", self._query(times, calls_query), CALL_COLUMNS)
 
     def missed(self, times: TimeForm) -> Iterator[list[Any]]:
@@ -160,27 +172,32 @@ class ExportData:
     def _rows(
         self, sheet: str, query: Select[Any], columns: Sequence[Column]
     ) -> Iterator[list[Any]]:
+        batches = stream(self.engine, query)
+        # Started now (the loop runs it whenever it runs for anything): PostgreSQL makes a
+        # month's first rows in 1-2 s, SQLite's reader starts its process.
+        first = self.loop.create_task(_next(batches))
+        self.open_streams.append((first, batches))
+        return self._finished(sheet, first, batches, columns)
+
+    def _finished(
+        self,
+        sheet: str,
+        first: asyncio.Task[Sequence[Any] | None],
+        batches: AsyncIterator[Sequence[Any]],
+        columns: Sequence[Column],
+    ) -> Iterator[list[Any]]:
+        """The rows as the sheet shows them (the number masked), counted."""
         row = finish([c.key for c in columns].index("number"))
         count = 0
-        for batch in self._batches(query):
+        batch = self.loop.run_until_complete(first)
+        while batch is not None:
             for cells in batch:
                 yield row(cells)
             count += len(batch)
             if sheet == "calls":
                 self.progress(len(batch))
+            batch = self.loop.run_until_complete(_next(batches))
         self.row_counts[sheet] = count
-
-    def _batches(self, query: Select[Any]) -> Iterator[Sequence[Any]]:
-        """The rows of ``query`` a batch at a time, each fetched by the export's own loop."""
-        batches = stream(self.engine, query)
-        try:
-            while True:
-                try:
-                    yield self.loop.run_until_complete(anext(batches))
-                except StopAsyncIteration:
-                    return
-        finally:
-            self.loop.run_until_complete(batches.aclose())
 
     def history(self) -> list[tuple[str, dict[str, Any]]]:
         """The office figures of this month and of up to ``HISTORY_MONTHS - 1`` before it
@@ -198,6 +215,11 @@ class ExportData:
     async def _office(self, scope: Scope) -> dict[str, Any]:
         async with self.engine.connect() as conn:
             return (await month_figures(conn, scope, self.directory)).office
+
+
+async def _next(batches: AsyncIterator[Sequence[Any]]) -> Sequence[Any] | None:
+    """The next batch; ``None`` after the last."""
+    return await anext(batches, None)
 
 
 async def _figures(engine: AsyncEngine, scope: Scope, directory: Directory) -> MonthFigures:

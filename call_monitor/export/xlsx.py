@@ -41,8 +41,9 @@ def write_xlsx(data: ExportData, path: Path) -> None:
         # counted (ExportData.figures): a sheet of constant_memory is written row by row,
         # each sheet on its own.
         sheets = {key: _sheet(workbook, lang, key, formats) for key in SHEETS[lang]}
-        _fill(sheets["calls"], "calls", data.calls("serial"), formats, lang)
+        calls = data.calls("serial")  # asked for first: made while the missed are written
         _fill(sheets["missed"], "missed", data.missed("serial"), formats, lang)
+        _fill(sheets["calls"], "calls", calls, formats, lang)
         _fill(sheets["summary"], "summary", data.summary(), formats, lang)
         _charts(workbook, sheets["summary"], lang, len(data.figures.departments) + 1)
         _fill(sheets["checklist"], "checklist", data.checklist(), formats, lang)

@@ -25,12 +25,13 @@ from call_monitor.cli import export as export_cli
 from call_monitor.cli import main as cli_main
 from call_monitor.config import Settings, StoreSettings
 from call_monitor.directory import Directory
-from call_monitor.export.build import ExportRequest
+from call_monitor.export.build import ExportRequest, gather
 from call_monitor.export.figures import COUNT_KEYS, WAIT_KEYS
 from call_monitor.export.headers import HEADERS, SHEETS
 from call_monitor.export.month import Month
 from call_monitor.export.run import export_month
 from call_monitor.export.sheets import sheet_columns
+from call_monitor.store.engine import create_engine
 from tests.backends import postgres_database
 from tests.export_month import HOSTILE_NAMES, MONTH, build_month, by_hand, callbacks_by_hand
 from tests.loop_ticks import ticking
@@ -214,8 +215,11 @@ def test_csv_has_a_bom_korean_headers_masked_numbers_and_no_formulas(
         assert not text.startswith(("=", "+", "-", "@", "\t", "\r")), text
     row = next(r for r in calls[1:] if r[columns.index("linkedid")] == "syn-b")
     assert row[columns.index("started_at")] == "2026-11-01 00:00:00.100"
-    assert row[columns.index("ring_seconds")] == "6.0"
+    # A number as the database writes it: "6.0" from SQLite, "6" from PostgreSQL.
+    assert float(row[columns.index("ring_seconds")]) == 6.0
     assert row[columns.index("rings")] == "3"
+    other = next(r for r in calls[1:] if r[columns.index("linkedid")] == "syn-c")
+    assert other[columns.index("ring_seconds")] == "5.99"
 
 
 def test_manifest_hashes_match_and_verify_fails_on_a_changed_byte(
@@ -400,3 +404,40 @@ def test_progress_bar_on_a_terminal_only(
     )
     assert "export" in capsys.readouterr().err  # the bar, drawn on stderr
     assert seen == [("terminal", False), ("terminal", True)]
+
+
+def test_the_csv_lines_the_database_makes_are_the_sheets_rows(month: Built) -> None:
+    """Every streamed sheet's CSV (its lines made in SQL: sheets.csv_lines) parses back to
+    the rows the other formats take (cells made in SQL, the number masked in Python)."""
+    url, _ = month
+    settings = Settings(store=StoreSettings(url=url))
+    request = ExportRequest(Month.parse(MONTH), "csv", Path("unused.zip"))
+    loop = asyncio.new_event_loop()
+    engine = create_engine(url)
+    try:
+        data = loop.run_until_complete(gather(request, settings, engine))
+        try:
+            for key, lines, rows in (
+                ("calls", data.calls_csv(), data.calls("text")),
+                ("missed", data.missed_csv(), data.missed("text")),
+            ):
+                parsed = list(csv.reader(io.StringIO("".join(lines), newline="")))
+                expected = list(rows)
+                assert len(parsed) == len(expected) > 0, key
+                kinds = [c.kind for c in sheet_columns()[key]]
+                for got, want in zip(parsed, expected, strict=True):
+                    assert _as_csv_reads(got, kinds) == _as_csv_reads(want, kinds), key
+        finally:
+            data.close()
+    finally:
+        loop.run_until_complete(engine.dispose())
+        loop.close()
+
+
+def _as_csv_reads(row: list[Any], kinds: list[str]) -> list[Any]:
+    """A row as compared: numbers as floats (the database writes "6" or "6.0"), empty for
+    none, text as text."""
+    return [
+        (float(v) if v not in ("", None) else None) if kind in ("int", "seconds") else (v or "")
+        for v, kind in zip(row, kinds, strict=True)
+    ]

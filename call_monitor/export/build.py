@@ -13,7 +13,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, S
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -35,6 +35,8 @@ from call_monitor.export.sheets import (
     TimeForm,
     calls_query,
     checklist_rows,
+    csv_line,
+    csv_lines,
     finish,
     missed_query,
     seoul_time,
@@ -47,6 +49,7 @@ from call_monitor.timefmt import SEOUL
 Format = Literal["xlsx", "csv", "json", "html"]
 FORMATS: tuple[Format, ...] = ("xlsx", "csv", "json", "html")
 SHEETS = ("summary", "calls", "missed", "checklist", "definitions")
+Row = TypeVar("Row")
 HISTORY_MONTHS = 6  # months the HTML report looks back for its month-over-month charts
 
 
@@ -145,6 +148,10 @@ class ExportData:
         self.row_counts["definitions"] = len(self.definitions)
         return self.definitions
 
+    @property
+    def _dialect(self) -> str:
+        return self.engine.dialect.name
+
     def _time(self, form: TimeForm) -> Callable[[Any], Any]:
         dialect = self.engine.dialect.name
         return lambda column: seoul_time(column, dialect, form)
@@ -162,37 +169,47 @@ class ExportData:
 
     def calls(self, times: TimeForm) -> Iterator[list[Any]]:
         """The calls sheet's rows, times as ``times`` (see :func:`seoul_time`); with
-        ``text`` (CSV) the names come neutralised. The database starts on them now: ask for
-        them first, write another sheet meanwhile (``missed``), then these."""
-        return self._rows("calls", self._query(times, calls_query), CALL_COLUMNS)
+        ``text`` the names come neutralised. The database starts on them now: ask for them
+        first, write another sheet meanwhile (``missed``), then these."""
+        query = self._query(times, calls_query)
+        return self._rows("calls", query, _finish_row(CALL_COLUMNS))
 
     def missed(self, times: TimeForm) -> Iterator[list[Any]]:
-        return self._rows("missed", self._query(times, missed_query), MISSED_COLUMNS)
+        query = self._query(times, missed_query)
+        return self._rows("missed", query, _finish_row(MISSED_COLUMNS))
+
+    def calls_csv(self) -> Iterator[str]:
+        """The calls sheet as CSV lines (``sheets.csv_lines``), started now as ``calls``."""
+        query = csv_lines(self._query("text", calls_query), CALL_COLUMNS, self._dialect)
+        return self._rows("calls", query, csv_line)
+
+    def missed_csv(self) -> Iterator[str]:
+        query = csv_lines(self._query("text", missed_query), MISSED_COLUMNS, self._dialect)
+        return self._rows("missed", query, csv_line)
 
     def _rows(
-        self, sheet: str, query: Select[Any], columns: Sequence[Column]
-    ) -> Iterator[list[Any]]:
+        self, sheet: str, query: Select[Any], finished: Callable[[Sequence[Any]], Row]
+    ) -> Iterator[Row]:
         batches = stream(self.engine, query)
         # Started now (the loop runs it whenever it runs for anything): PostgreSQL makes a
         # month's first rows in 1-2 s, SQLite's reader starts its process.
         first = self.loop.create_task(_next(batches))
         self.open_streams.append((first, batches))
-        return self._finished(sheet, first, batches, columns)
+        return self._finished(sheet, first, batches, finished)
 
     def _finished(
         self,
         sheet: str,
         first: asyncio.Task[Sequence[Any] | None],
         batches: AsyncIterator[Sequence[Any]],
-        columns: Sequence[Column],
-    ) -> Iterator[list[Any]]:
-        """The rows as the sheet shows them (the number masked), counted."""
-        row = finish([c.key for c in columns].index("number"))
+        finished: Callable[[Sequence[Any]], Row],
+    ) -> Iterator[Row]:
+        """The rows as the sheet shows them (``finished``: the number masked), counted."""
         count = 0
         batch = self.loop.run_until_complete(first)
         while batch is not None:
             for cells in batch:
-                yield row(cells)
+                yield finished(cells)
             count += len(batch)
             if sheet == "calls":
                 self.progress(len(batch))
@@ -215,6 +232,10 @@ class ExportData:
     async def _office(self, scope: Scope) -> dict[str, Any]:
         async with self.engine.connect() as conn:
             return (await month_figures(conn, scope, self.directory)).office
+
+
+def _finish_row(columns: Sequence[Column]) -> Callable[[Sequence[Any]], list[Any]]:
+    return finish([column.key for column in columns].index("number"))
 
 
 async def _next(batches: AsyncIterator[Sequence[Any]]) -> Sequence[Any] | None:

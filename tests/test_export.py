@@ -380,6 +380,18 @@ async def test_export_from_async_code_leaves_the_event_loop_free(
     assert len(gaps) > 5  # the loop went on ticking while the export ran
 
 
+def test_a_department_name_with_quotes_is_a_name_not_sql(
+    sqlite_month: Built, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # On SQLite the reader process takes SQL text, the department a quoted literal in it.
+    hostile = "총무과' OR '1'='1"
+    for fmt, suffix in (("csv", "zip"), ("xlsx", "xlsx")):
+        out = export(tmp_path / f"x.{suffix}", fmt, capsys, "--department", hostile)
+        manifest = json.loads(out.with_name(out.name + ".manifest.json").read_text("utf-8"))
+        assert manifest["rows"]["calls"] == 0, fmt
+        assert manifest["rows"]["missed"] == 0, fmt
+
+
 def test_progress_bar_on_a_terminal_only(
     sqlite_month: Built,
     tmp_path: Path,

@@ -34,8 +34,9 @@ BATCHES_AHEAD = 4  # batches read but not yet taken, at most
 PUMP_NAME = "sqlite-rows-pump"
 
 
-class ReadFailed(RuntimeError):
-    """The child could not read the store (its message says why)."""
+class ReadFailed(OSError):
+    """The child could not read the store (its message says why). An ``OSError``, as any
+    other failure to read the file: ``call-monitor export`` reports it in one line."""
 
 
 async def sqlite_rows(path: str, sql: str, batch_rows: int) -> AsyncIterator[list[tuple[Any, ...]]]:

@@ -15,6 +15,7 @@ import sys
 import zipfile
 from collections.abc import Iterator
 from datetime import datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,11 @@ from call_monitor.cli import export as export_cli
 from call_monitor.cli import main as cli_main
 from call_monitor.config import Settings, StoreSettings
 from call_monitor.directory import Directory
+from call_monitor.export import build as export_build
 from call_monitor.export.build import ExportRequest, gather
-from call_monitor.export.figures import COUNT_KEYS, WAIT_KEYS
+from call_monitor.export.figures import COUNT_KEYS, WAIT_KEYS, Scope
 from call_monitor.export.headers import HEADERS, SHEETS
+from call_monitor.export.judgement import Judgement
 from call_monitor.export.month import Month
 from call_monitor.export.run import export_month
 from call_monitor.export.sheets import sheet_columns
@@ -453,3 +456,29 @@ def _as_csv_reads(row: list[Any], kinds: list[str]) -> list[Any]:
         (float(v) if v not in ("", None) else None) if kind in ("int", "seconds") else (v or "")
         for v, kind in zip(row, kinds, strict=True)
     ]
+
+
+def test_the_calls_read_in_parts_are_the_calls_read_whole(
+    sqlite_month: Built, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: Any
+) -> None:
+    """The calls sheet read in stretches of the month (build.CALL_PARTS) has every call
+    once, in start order, as read in one query."""
+    sheets_of = {}
+    for parts in (1, 4, 30):  # whole, the default, by the day
+        monkeypatch.setattr(export_build, "CALL_PARTS", parts)
+        files = read_zip(export(tmp_path / f"p{parts}.zip", "csv", capsys))
+        sheets_of[parts] = next(raw for name, raw in files.items() if "_calls_" in name)
+    assert sheets_of[1] == sheets_of[4] == sheets_of[30]
+    rows = list(csv.reader(io.StringIO(sheets_of[4].decode("utf-8-sig"), newline="")))[1:]
+    assert len(rows) > 10
+    starts = [row[0] for row in rows]
+    assert starts == sorted(starts)
+
+
+def test_the_parts_of_a_month_cover_it_once() -> None:
+    scope = Scope(Month.parse(MONTH), Judgement(Settings().charter, recompute=False))
+    parts = [part.span() for part in scope.parts(4)]
+    assert parts[0][0] == scope.month.start
+    assert parts[-1][1] == scope.month.end
+    assert all(a[1] == b[0] for a, b in pairwise(parts))  # [start, end): each instant once
+    assert len({end - start for start, end in parts}) == 1

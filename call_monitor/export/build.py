@@ -50,7 +50,10 @@ Format = Literal["xlsx", "csv", "json", "html"]
 FORMATS: tuple[Format, ...] = ("xlsx", "csv", "json", "html")
 SHEETS = ("summary", "calls", "missed", "checklist", "definitions")
 Row = TypeVar("Row")
+Stream = tuple["asyncio.Task[Sequence[Any] | None]", AsyncGenerator[Sequence[Any], None]]
 HISTORY_MONTHS = 6  # months the HTML report looks back for its month-over-month charts
+CALL_PARTS = 4  # the calls sheet is read in this many stretches of the month
+PARTS_IN_FLIGHT = 2  # stretches the database works on at once
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +101,7 @@ class ExportData:
     progress: Callable[[int], None] = no_progress
     row_counts: dict[str, int] = field(default_factory=dict)
     # The streams asked for: their first batch's task and their rows (closed by close()).
-    open_streams: list[tuple[asyncio.Task[Sequence[Any] | None], AsyncGenerator[Any, None]]] = (
-        field(default_factory=list)
-    )
+    open_streams: list[Stream] = field(default_factory=list)
 
     @property
     def figures(self) -> MonthFigures:
@@ -156,64 +157,82 @@ class ExportData:
         dialect = self.engine.dialect.name
         return lambda column: seoul_time(column, dialect, form)
 
-    def _query(self, times: TimeForm, builder: Callable[..., Select[Any]]) -> Select[Any]:
+    def _query(
+        self, times: TimeForm, builder: Callable[..., Select[Any]], scope: Scope | None = None
+    ) -> Select[Any]:
         dialect = self.engine.dialect.name
         words = SqlWords(self.lang, neutralise=times == "text")  # text: CSV
+        scope = scope or self.scope
 
         def time(column: Any) -> Any:
             return seoul_time(column, dialect, times)
 
         if builder is calls_query:
-            return calls_query(self.scope, self.directory, words, time, dialect)
-        return missed_query(self.scope, self.directory, words, time)
+            return calls_query(scope, self.directory, words, time, dialect)
+        return missed_query(scope, self.directory, words, time)
+
+    def _call_parts(self, times: TimeForm) -> list[Select[Any]]:
+        """The calls query of each part of the month (see :meth:`_rows`)."""
+        return [self._query(times, calls_query, part) for part in self.scope.parts(CALL_PARTS)]
 
     def calls(self, times: TimeForm) -> Iterator[list[Any]]:
         """The calls sheet's rows, times as ``times`` (see :func:`seoul_time`); with
         ``text`` the names come neutralised. The database starts on them now: ask for them
         first, write another sheet meanwhile (``missed``), then these."""
-        query = self._query(times, calls_query)
-        return self._rows("calls", query, _finish_row(CALL_COLUMNS))
+        return self._rows("calls", self._call_parts(times), _finish_row(CALL_COLUMNS))
 
     def missed(self, times: TimeForm) -> Iterator[list[Any]]:
         query = self._query(times, missed_query)
-        return self._rows("missed", query, _finish_row(MISSED_COLUMNS))
+        return self._rows("missed", [query], _finish_row(MISSED_COLUMNS))
 
     def calls_csv(self) -> Iterator[str]:
         """The calls sheet as CSV lines (``sheets.csv_lines``), started now as ``calls``."""
-        query = csv_lines(self._query("text", calls_query), CALL_COLUMNS, self._dialect)
-        return self._rows("calls", query, csv_line)
+        queries = [csv_lines(q, CALL_COLUMNS, self._dialect) for q in self._call_parts("text")]
+        return self._rows("calls", queries, csv_line)
 
     def missed_csv(self) -> Iterator[str]:
         query = csv_lines(self._query("text", missed_query), MISSED_COLUMNS, self._dialect)
-        return self._rows("missed", query, csv_line)
+        return self._rows("missed", [query], csv_line)
 
     def _rows(
-        self, sheet: str, query: Select[Any], finished: Callable[[Sequence[Any]], Row]
+        self, sheet: str, queries: Sequence[Select[Any]], finished: Callable[[Sequence[Any]], Row]
     ) -> Iterator[Row]:
+        """The rows of ``queries``, one after the other. Each is started before its rows
+        are wanted, and two at a time: the database makes a part's rows (PostgreSQL: all
+        of them before the first, 1-2 s for a month) while the writer writes the part
+        before, or another sheet. The first ones start now (the loop runs them whenever it
+        runs for anything; SQLite's reader starts its process)."""
+        started = [self._start(query) for query in queries[:PARTS_IN_FLIGHT]]
+        return self._finished(sheet, started, queries[PARTS_IN_FLIGHT:], finished)
+
+    def _start(self, query: Select[Any]) -> Stream:
         batches = stream(self.engine, query)
-        # Started now (the loop runs it whenever it runs for anything): PostgreSQL makes a
-        # month's first rows in 1-2 s, SQLite's reader starts its process.
         first = self.loop.create_task(_next(batches))
         self.open_streams.append((first, batches))
-        return self._finished(sheet, first, batches, finished)
+        return first, batches
 
     def _finished(
         self,
         sheet: str,
-        first: asyncio.Task[Sequence[Any] | None],
-        batches: AsyncIterator[Sequence[Any]],
+        started: list[Stream],
+        waiting: Sequence[Select[Any]],
         finished: Callable[[Sequence[Any]], Row],
     ) -> Iterator[Row]:
         """The rows as the sheet shows them (``finished``: the number masked), counted."""
         count = 0
-        batch = self.loop.run_until_complete(first)
-        while batch is not None:
-            for cells in batch:
-                yield finished(cells)
-            count += len(batch)
-            if sheet == "calls":
-                self.progress(len(batch))
-            batch = self.loop.run_until_complete(_next(batches))
+        queued = iter(waiting)
+        while started:
+            first, batches = started.pop(0)
+            if (query := next(queued, None)) is not None:
+                started.append(self._start(query))
+            batch = self.loop.run_until_complete(first)
+            while batch is not None:
+                for cells in batch:
+                    yield finished(cells)
+                count += len(batch)
+                if sheet == "calls":
+                    self.progress(len(batch))
+                batch = self.loop.run_until_complete(_next(batches))
         self.row_counts[sheet] = count
 
     def history(self) -> list[tuple[str, dict[str, Any]]]:

@@ -24,7 +24,9 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from itertools import pairwise
 from typing import Any, get_args
 
 from sqlalchemy import (
@@ -107,6 +109,17 @@ class Scope:
     month: Month
     judgement: Judgement
     department: str | None = None
+    # A stretch of the month, [start, end): the calls sheet is read in parts (build.py).
+    part: tuple[datetime, datetime] | None = None
+
+    def span(self) -> tuple[datetime, datetime]:
+        return self.part or (self.month.start, self.month.end)
+
+    def parts(self, count: int) -> list[Scope]:
+        """The month in ``count`` consecutive stretches of equal length."""
+        start, end = self.month.start, self.month.end
+        bounds = [start + (end - start) * i / count for i in range(count)] + [end]
+        return [replace(self, part=span) for span in pairwise(bounds)]
 
 
 @dataclass(slots=True)
@@ -118,7 +131,8 @@ class MonthFigures:
 
 def in_month(scope: Scope) -> Expression:
     started = calls_table.c.started_at
-    return and_(started >= scope.month.start, started < scope.month.end)
+    start, end = scope.span()
+    return and_(started >= start, started < end)
 
 
 def directory_cte(directory: Directory) -> Any:

@@ -24,6 +24,7 @@ from call_monitor.checklist.files import load_form
 from call_monitor.web.app import serve
 from tests.backends import unavailable
 from tests.test_web import free_port
+from tests.test_web_checklist import HEARD  # the answers a listener gives to the unmeasured items
 from tests.web_site import HOSTILE_CALLER, PASSWORD, WebSite, log_in, web_site
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -31,15 +32,6 @@ HAVE_CHROMIUM = CHROMIUM.exists()
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "artifacts" / "screenshots"
 TIMEOUT_MS = 15_000
-# What the supervisor heard on the late call (the measured items keep the PBX's answers).
-BROWSER_ANSWERS = {
-    "p1_greeting": "yes",
-    "p2_apology": "yes",
-    "p3_repeat": "yes",
-    "p3_explain": "yes",
-    "p7_anything_else": "yes",
-    "p7_closing": "no",
-}
 # Notifications cannot be shown headless: this stand-in records what the page asks for, with
 # the permission granted, as a person who clicked "allow" would have it.
 NOTIFICATION_STUB = """
@@ -187,14 +179,14 @@ async def test_a_supervisor_scores_a_late_call_and_its_staff_disputes(
             form.locator("input[name=answer-p7_caller_hangs_up][value=yes]")
         ).to_be_checked()
         await expect(form.locator("#item-p4_briefing")).to_have_count(0)
-        for item, answer in BROWSER_ANSWERS.items():
+        for item, answer in HEARD.items():
             await form.locator(f"input[name=answer-{item}][value={answer}]").check()
         await form.locator("input[name=comment-p7_closing]").fill("끝인사 없이 종료")
         await page.screenshot(path=SCREENSHOTS / "checklist-form.png", full_page=True)
         await form.locator("button[type=submit]").click()
         await expect(page.locator(".notice")).to_have_text("점검표를 저장했습니다.")
         weights = {item.id: item.weight for item in load_form(None).items}
-        given = BROWSER_ANSWERS | {"p1_rings": "no", "p7_caller_hangs_up": "yes"}
+        given = HEARD | {"p1_rings": "no", "p7_caller_hangs_up": "yes"}
         counted = sum(weights[i] for i in given)
         first = round(100 * sum(weights[i] for i, a in given.items() if a == "yes") / counted, 2)
         await expect(page.locator("#score strong")).to_have_text(f"{first:g}")

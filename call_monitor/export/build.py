@@ -153,27 +153,24 @@ class ExportData:
     def _dialect(self) -> str:
         return self.engine.dialect.name
 
-    def _time(self, form: TimeForm) -> Callable[[Any], Any]:
-        dialect = self.engine.dialect.name
-        return lambda column: seoul_time(column, dialect, form)
-
-    def _query(
-        self, times: TimeForm, builder: Callable[..., Select[Any]], scope: Scope | None = None
-    ) -> Select[Any]:
-        dialect = self.engine.dialect.name
-        words = SqlWords(self.lang, neutralise=times == "text")  # text: CSV
-        scope = scope or self.scope
-
-        def time(column: Any) -> Any:
-            return seoul_time(column, dialect, times)
-
-        if builder is calls_query:
-            return calls_query(scope, self.directory, words, time, dialect)
-        return missed_query(scope, self.directory, words, time)
+    def _cells(self, times: TimeForm) -> tuple[SqlWords, Callable[[Any], Any]]:
+        """How the streamed sheets' cells are made: the words (neutralised for CSV, whose
+        times are text) and the times (see :func:`seoul_time`)."""
+        dialect = self._dialect
+        words = SqlWords(self.lang, neutralise=times == "text")
+        return words, lambda column: seoul_time(column, dialect, times)
 
     def _call_parts(self, times: TimeForm) -> list[Select[Any]]:
         """The calls query of each part of the month (see :meth:`_rows`)."""
-        return [self._query(times, calls_query, part) for part in self.scope.parts(CALL_PARTS)]
+        words, time = self._cells(times)
+        return [
+            calls_query(part, self.directory, words, time, self._dialect)
+            for part in self.scope.parts(CALL_PARTS)
+        ]
+
+    def _missed_query(self, times: TimeForm) -> Select[Any]:
+        words, time = self._cells(times)
+        return missed_query(self.scope, self.directory, words, time)
 
     def calls(self, times: TimeForm) -> Iterator[list[Any]]:
         """The calls sheet's rows, times as ``times`` (see :func:`seoul_time`); with
@@ -182,7 +179,7 @@ class ExportData:
         return self._rows("calls", self._call_parts(times), _finish_row(CALL_COLUMNS))
 
     def missed(self, times: TimeForm) -> Iterator[list[Any]]:
-        query = self._query(times, missed_query)
+        query = self._missed_query(times)
         return self._rows("missed", [query], _finish_row(MISSED_COLUMNS))
 
     def calls_csv(self) -> Iterator[str]:
@@ -191,7 +188,7 @@ class ExportData:
         return self._rows("calls", queries, csv_line)
 
     def missed_csv(self) -> Iterator[str]:
-        query = csv_lines(self._query("text", missed_query), MISSED_COLUMNS, self._dialect)
+        query = csv_lines(self._missed_query("text"), MISSED_COLUMNS, self._dialect)
         return self._rows("missed", [query], csv_line)
 
     def _rows(

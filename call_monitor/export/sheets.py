@@ -425,13 +425,13 @@ def csv_lines(query: Select[Any], columns: Sequence[Column], dialect: str) -> Se
     ``benchmarks/README.md``)."""
     cells = list(query.selected_columns)
     split = [column.key for column in columns].index("number")
-    head = _csv_joined(cells[:split], columns[:split], dialect, ",")
-    tail = _csv_joined(cells[split + 1 :], columns[split + 1 :], dialect, "", ",")
+    head = _csv_joined(cells[:split], columns[:split], dialect, "", ",")
+    tail = _csv_joined(cells[split + 1 :], columns[split + 1 :], dialect, ",", "")
     return query.with_only_columns(head.label("head"), cells[split], tail.label("tail"))
 
 
 def _csv_joined(
-    cells: Sequence[Any], columns: Sequence[Column], dialect: str, end: str, start: str = ""
+    cells: Sequence[Any], columns: Sequence[Column], dialect: str, start: str, end: str
 ) -> Expression:
     """The fields of ``cells`` joined by commas, between ``start`` and ``end``."""
     if dialect == "sqlite":
